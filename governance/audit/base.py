@@ -1,0 +1,87 @@
+"""The audit interface: an audit needs a model handle and a DataBundle, never the trainer."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from governance.data.bundle import DataBundle
+    from governance.results import AuditSection
+    from governance.spec import Spec
+
+__all__ = ["Audit", "AuditContext", "ModelHandle", "Predictions"]
+
+
+class ModelHandle(Protocol):
+    """A trained model together with the preprocessing it was trained with.
+
+    Implemented by ``governance.train.handle``; audits use only this surface.
+    """
+
+    #: "tabular" | "image" | "text"
+    kind: str
+    #: The class labels in output order (strings, as they appear in the data).
+    classes: tuple[str, ...]
+    device: str
+
+    @property
+    def module(self) -> Any:  # torch.nn.Module
+        ...
+
+    def encode(self, frame: pd.DataFrame) -> Any:  # torch.Tensor of model inputs
+        ...
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:  # (n, n_classes)
+        ...
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Model outputs on one split, computed once and shared by every audit.
+
+    ``y_true`` and ``y_pred`` are class labels as strings; ``y_score`` is the probability of the
+    positive class for binary tasks (None when only hard decisions exist); ``proba`` the full
+    (n, n_classes) matrix when a model produced it.
+    """
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    y_score: np.ndarray | None = None
+    proba: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Everything an audit may read."""
+
+    spec: Spec
+    data: DataBundle
+    model: ModelHandle | None
+    eval_predictions: Predictions
+    train_predictions: Predictions | None = None
+    #: The privacy ledger (training.json) when the model was trained by governance.
+    ledger: Mapping[str, Any] | None = None
+    device: str = "cpu"
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Audit(ABC):
+    """One audit. Subclasses set ``name`` and implement :meth:`run`.
+
+    An exception raised by ``run`` becomes an ERROR section; the other audits still run.
+    Raise :class:`governance.errors.InputError` for bad options so the CLI can exit 2.
+    """
+
+    name: ClassVar[str]
+    #: False for audits that work from predictions alone (performance, fairness, data quality).
+    requires_model: ClassVar[bool] = True
+
+    @abstractmethod
+    def run(self, context: AuditContext) -> AuditSection: ...

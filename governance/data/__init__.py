@@ -1,0 +1,1 @@
+"""Data loading (csv/parquet/jsonl/shipped datasets) and data-quality checks."""

@@ -1,0 +1,37 @@
+"""DataBundle: the loaded, validated data every stage after the spec works on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DataBundle"]
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """Train and eval frames plus what the spec says their columns mean.
+
+    ``label`` values and ``sensitive`` group values are strings, as they appear in the data.
+    ``features`` are the model inputs (never the sensitive attributes unless the spec lists them).
+    """
+
+    task: str
+    label: str
+    classes: tuple[str, ...]
+    features: tuple[str, ...]
+    sensitive: tuple[str, ...]
+    train: pd.DataFrame | None
+    eval: pd.DataFrame
+    text: str | None = None
+    #: Sensitive attribute → declared proxy features.
+    proxies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Split name → file it came from (for SHA-256 in results.subject).
+    paths: Mapping[str, Path] = field(default_factory=dict)
+    source: str | None = None
+    license: str | None = None

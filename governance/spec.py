@@ -1,0 +1,214 @@
+"""The audit spec (CONTRACT §3): what to train, on which data, and which audits to run.
+
+Paths in a spec are relative to the spec file; :func:`load_spec` resolves them so that every
+later stage sees absolute paths. Validation errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from governance.errors import InputError
+
+__all__ = [
+    "DataSpec",
+    "ModelSpec",
+    "PrivacySpec",
+    "Spec",
+    "Task",
+    "TrainSpec",
+    "load_spec",
+]
+
+
+class Task(str, Enum):
+    BINARY = "binary_classification"
+    MULTICLASS = "multiclass_classification"
+    TEXT = "text_classification"
+    IMAGE = "image_classification"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    train: Path | None = None
+    eval: Path | None = None
+    label: str
+    sensitive: tuple[str, ...] = ()
+    features: tuple[str, ...] | None = None
+    #: Numeric features declared as such: a non-numeric value in one of them is bad input.
+    numeric: tuple[str, ...] | None = None
+    text: str | None = None
+    #: Declared proxies of sensitive attributes, counted in attribution.sensitive_share.
+    proxies: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    #: A built-in dataset instead of files, e.g. ``sklearn:digits``.
+    builtin: str | None = None
+    source: str | None = None
+    license: str | None = None
+
+    @model_validator(mode="after")
+    def _sensitive_not_label(self) -> DataSpec:
+        if self.label in self.sensitive:
+            raise ValueError(f"sensitive attribute {self.label!r} is also the label")
+        if self.train is None and self.eval is None and self.builtin is None:
+            raise ValueError("give data.train and/or data.eval files, or data.builtin")
+        return self
+
+
+class ModelSpec(_Strict):
+    architecture: Literal["mlp", "cnn", "hf"] | None = None
+    path: Path | None = None
+    factory: str | None = None
+    weights: Path | None = None
+    predictions: Path | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSpec:
+        chosen = [k for k in ("architecture", "factory", "predictions") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of architecture, factory or predictions")
+        if self.architecture == "hf" and self.path is None:
+            raise ValueError("architecture hf needs path: a local Hugging Face model folder")
+        if self.factory is not None and ":" not in self.factory:
+            raise ValueError("factory must look like 'package.module:function'")
+        return self
+
+
+class PrivacySpec(_Strict):
+    target_epsilon: float
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    accountant: Literal["prv", "rdp", "gdp"] = "prv"
+    grad_sample_mode: Literal["auto", "ghost", "hooks", "functorch", "ew"] = "auto"
+
+    @field_validator("target_epsilon")
+    @classmethod
+    def _positive_epsilon(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError(f"target_epsilon must be > 0, got {v}")
+        return v
+
+    @field_validator("delta")
+    @classmethod
+    def _delta_range(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError(f"delta must be in (0, 1), got {v}")
+        return v
+
+    @field_validator("max_grad_norm")
+    @classmethod
+    def _positive_norm(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError(f"max_grad_norm must be > 0, got {v}")
+        return v
+
+
+class TrainSpec(_Strict):
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=0.05, gt=0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    #: Physical batch bound for BatchMemoryManager (large logical batches in DP training).
+    max_physical_batch_size: int | None = Field(default=None, ge=1)
+    privacy: PrivacySpec | None = None
+
+
+class Spec(_Strict):
+    name: str
+    task: Task
+    seed: int = 0
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec | None = None
+    audits: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Free text for the report's Annex IV "intended purpose".
+    intended_purpose: str | None = None
+    #: Where the spec was read from (set by load_spec; not part of the YAML).
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("audits", mode="before")
+    @classmethod
+    def _none_options_are_empty(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ({} if opts is None else opts) for k, opts in v.items()}
+        return v
+
+    @property
+    def trains(self) -> bool:
+        return self.model.predictions is None and self.model.weights is None and self.train is not None
+
+
+def load_spec(path: str | PathLike[str]) -> Spec:
+    """Load and validate an audit spec, resolving its paths relative to the spec file.
+
+    Raises
+    ------
+    InputError
+        Naming the file and the field for any schema problem.
+    """
+    import yaml
+
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(source, None, "file not found; expected an audit spec (YAML)") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise InputError(source, None, f"cannot read file ({exc.__class__.__name__})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        raise InputError(source, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise InputError(source, None, "expected a mapping with name, task, data, model")
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(source, *_first_error(exc)) from None
+    from governance.audit.registry import audit_names
+
+    unknown = sorted(set(spec.audits) - set(audit_names()))
+    if unknown:
+        raise InputError(
+            source, f"audits.{unknown[0]}", f"unknown audit; expected one of {sorted(audit_names())}"
+        )
+    return _resolve_paths(spec, source)
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or None
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        msg = "required field is missing"
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    return loc or "(top level)", msg
+
+
+def _resolve_paths(spec: Spec, source: Path) -> Spec:
+    base = source.resolve().parent
+
+    def resolve(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else (base / p))
+
+    data = spec.data.model_copy(update={"train": resolve(spec.data.train), "eval": resolve(spec.data.eval)})
+    model = spec.model.model_copy(
+        update={
+            "path": resolve(spec.model.path),
+            "weights": resolve(spec.model.weights),
+            "predictions": resolve(spec.model.predictions),
+        }
+    )
+    return spec.model_copy(update={"data": data, "model": model, "source": source})

@@ -1,0 +1,1 @@
+"""Training: the trainer wrapper, DP via Opacus, built-in architectures."""
