@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ ERR_SCHEMA_VERSION = "schema_version {found!r} is not supported; this governance
 ERR_NOT_OBJECT = "expected a JSON object"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How much a finding or a failed rule matters."""
 
     BLOCKING = "blocking"
@@ -64,7 +64,7 @@ class Severity(str, Enum):
     INFO = "info"
 
 
-class SectionStatus(str, Enum):
+class SectionStatus(StrEnum):
     """How an audit ended."""
 
     OK = "ok"

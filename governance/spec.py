@@ -6,7 +6,7 @@ later stage sees absolute paths. Validation errors name the file and the field.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     BINARY = "binary_classification"
     MULTICLASS = "multiclass_classification"
     TEXT = "text_classification"

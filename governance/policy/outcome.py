@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from governance.results import Severity
@@ -12,7 +12,7 @@ from governance.results import Severity
 __all__ = ["CheckReport", "FailOn", "Outcome", "Status", "WaiverNote"]
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
     WARN = "WARN"
@@ -21,7 +21,7 @@ class Status(str, Enum):
     ERROR = "ERROR"
 
 
-class FailOn(str, Enum):
+class FailOn(StrEnum):
     """Which outcomes turn the gate red (``--fail-on``)."""
 
     FAIL = "fail"
