@@ -1,0 +1,60 @@
+"""Markdown: a table fit for a CI step summary or a pull-request comment."""
+
+from __future__ import annotations
+
+from governance.policy.outcome import CheckReport, Status
+from governance.report.check_formats._common import expectation, value_text
+
+_ICON = {
+    Status.PASS: "✅ PASS",
+    Status.FAIL: "❌ FAIL",
+    Status.WARN: "⚠️ WARN",
+    Status.WAIVED: "📝 WAIVED",
+    Status.SKIPPED: "⏭️ SKIPPED",
+    Status.ERROR: "💥 ERROR",
+}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render(report: CheckReport) -> str:
+    verdict = "✅ passed" if report.passed else "❌ failed"
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n) or "no rules"
+    out = [
+        f"## Policy `{_cell(report.policy_name)}` {_cell(report.policy_version)}: {verdict}",
+        "",
+        f"{counts} · fail on: {report.fail_on.value} · results: `{_cell(report.results_source)}`",
+        "",
+        "| Status | Severity | Rule | Metric | Value | Expected | Refs |",
+        "| --- | --- | --- | --- | ---: | --- | --- |",
+    ]
+    for o in report.outcomes:
+        out.append(
+            f"| {_ICON[o.status]} | {o.severity.value} | {_cell(o.title)} (`{_cell(o.rule_id)}`) | `{_cell(o.metric)}` "
+            f"| {value_text(o)} | {_cell(expectation(o))} | {_cell('; '.join(o.refs))} |"
+        )
+    waived = report.waived
+    if waived:
+        out += [
+            "",
+            "### Waivers",
+            "",
+            "| Rule | Metric | Approver | Expires | State | Reason |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for o in waived:
+            w = o.waiver
+            assert w is not None
+            state = "expired" if w.expired else "valid"
+            out.append(
+                f"| `{_cell(o.rule_id)}` | `{_cell(o.metric)}` | {_cell(w.approver)} | {w.expires} | {state} | {_cell(w.reason)} |"
+            )
+    problems = [o for o in report.outcomes if o.status not in {Status.PASS, Status.WAIVED}]
+    if problems:
+        out += ["", "### Details", ""]
+        out += [f"- `{_cell(o.rule_id)}` ({_cell(o.metric)}): {_cell(o.message)}" for o in problems]
+    for unused in report.unused_waivers:
+        out.append(f"\n> Waiver for unknown rule {_cell(unused)} waives nothing.")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,60 @@
+"""Shared fixtures: hand-written results files and policy packs in tmp folders."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BASE_RESULTS: dict[str, Any] = {
+    "schema_version": 1,
+    "run": {
+        "tool_version": "0.1.0",
+        "spec_name": "hand-written",
+        "seed": 0,
+        "started_at": "2026-11-23T10:00:00+00:00",
+        "finished_at": "2026-11-23T10:01:00+00:00",
+        "device": "cpu",
+    },
+    "subject": {},
+    "metrics": {
+        "performance.accuracy": 0.74,
+        "performance.balanced_accuracy": 0.66,
+        "fairness.sex.demographic_parity_ratio": 0.85,
+        "fairness.age_group.demographic_parity_ratio": 0.70,
+        "fairness.sex*age_group.demographic_parity_ratio": 0.62,
+        "data_quality.duplicate_rate": 0.0,
+    },
+    "sections": {},
+    "findings": [],
+}
+
+
+@pytest.fixture
+def write_results(tmp_path: Path) -> Callable[..., Path]:
+    """Write a results.json with BASE_RESULTS' metrics updated by ``metrics`` (None deletes)."""
+
+    def _write(metrics: dict[str, Any] | None = None, name: str = "results.json", **top: Any) -> Path:
+        doc = json.loads(json.dumps(BASE_RESULTS))
+        for key, value in (metrics or {}).items():
+            doc["metrics"][key] = value
+        doc.update(top)
+        path = tmp_path / name
+        path.write_text(json.dumps(doc))
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[[str, str], Path]:
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return _write
