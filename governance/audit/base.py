@@ -24,11 +24,17 @@ class ModelHandle(Protocol):
     Implemented by ``governance.train.handle``; audits use only this surface.
     """
 
-    #: "tabular" | "image" | "text"
-    kind: str
-    #: The class labels in output order (strings, as they appear in the data).
-    classes: tuple[str, ...]
-    device: str
+    # Read-only properties, so that frozen dataclasses implement the protocol.
+    @property
+    def kind(self) -> str:  # "tabular" | "image" | "text"
+        ...
+
+    @property
+    def classes(self) -> tuple[str, ...]:  # class labels in output order, as strings
+        ...
+
+    @property
+    def device(self) -> str: ...
 
     @property
     def module(self) -> Any:  # torch.nn.Module
@@ -54,6 +60,12 @@ class Predictions:
     y_pred: np.ndarray
     y_score: np.ndarray | None = None
     proba: np.ndarray | None = None
+    #: Optional integer encoding, ``y_true == np.asarray(classes)[y_true_codes]`` (same for y_pred).
+    #: Loaders that read dictionary-encoded data set it so that audits over millions of rows never
+    #: hash strings again; audits must not rely on it being present.
+    classes: tuple[str, ...] | None = None
+    y_true_codes: np.ndarray | None = None
+    y_pred_codes: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,359 @@
+"""The fairness audit: fairlearn's group metrics, derived from per-group confusion counts.
+
+For every sensitive attribute and every pair of them (intersectional groups) it reports, per group,
+the count, selection rate, TPR, FPR, FNR, precision and accuracy, and the CONTRACT §4 disparities
+(``fairness.<attr>.demographic_parity_difference`` …) plus ``fairness.worst.<metric>``, each with a
+seeded bootstrap confidence interval. The numbers equal ``fairlearn.metrics`` on the same inputs
+(tests/audit/test_fairness_oracle.py); they are computed from counts because that is ~1000× faster
+(see ``_confusion.py``) and makes the bootstrap exact and cheap (see ``_bootstrap.py``).
+
+Multiclass tasks are audited one-vs-rest: each class in turn is the "selected" outcome; the headline
+metric of an attribute is the worst over classes and the per-class values are in the tables.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from governance.audit._bootstrap import percentile_interval, resample_counts
+from governance.audit._confusion import GroupTable, JointCounts, reduce_joint
+from governance.audit._disparity import DISPARITIES, GROUP_RATES, disparities, group_rates, worst
+from governance.audit._encode import class_codes, group_codes
+from governance.audit.base import Audit, AuditContext
+from governance.errors import InputError
+from governance.results import AuditSection, Finding, Severity, metric_id
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["FairnessAudit", "FairnessOptions", "audit_counts"]
+
+ERR_ONE_GROUP = "has a single group ({group!r}) in the eval data; fairness needs at least two groups"
+ERR_NO_SENSITIVE = "lists no sensitive attributes; the fairness audit needs data.sensitive"
+ERR_POSITIVE = "positive_label {label!r} is not one of the classes {classes}"
+
+#: NYC Local Law 144 rules, 6 RCNY §5-301(d): categories under 2% of the data may be left out of
+#: impact ratios. We never leave them out; we flag them.
+DEFAULT_MIN_GROUP_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class FairnessOptions:
+    """The ``audits.fairness`` options of a spec.
+
+    Attributes
+    ----------
+    positive_label
+        The favourable class for binary tasks (default: the last class, e.g. ``"1"``).
+    min_group_share
+        Groups with fewer than this share of the rows are flagged as small (default 0.02).
+    bootstrap
+        Number of bootstrap replicates for confidence intervals (0 disables them).
+    confidence
+        Confidence level of the intervals.
+    intersections
+        Also audit every pair of sensitive attributes.
+    seed
+        Bootstrap seed (default: the spec's seed).
+    """
+
+    positive_label: str | None = None
+    min_group_share: float = DEFAULT_MIN_GROUP_SHARE
+    bootstrap: int = 1000
+    confidence: float = 0.95
+    intersections: bool = True
+    seed: int | None = None
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "positive_label",
+        "min_group_share",
+        "bootstrap",
+        "confidence",
+        "intersections",
+        "seed",
+    )
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], *, source: str | None) -> FairnessOptions:
+        """Validate the options mapping; every problem is an :class:`InputError` naming the field."""
+        where = "audits.fairness"
+        unknown = sorted(set(raw) - set(cls.FIELDS))
+        if unknown:
+            raise InputError(
+                source, f"{where}.{unknown[0]}", f"unknown option; expected one of {list(cls.FIELDS)}"
+            )
+        share = raw.get("min_group_share", DEFAULT_MIN_GROUP_SHARE)
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+            raise InputError(
+                source, f"{where}.min_group_share", f"expected a number in [0, 1), got {share!r}"
+            )
+        boot = raw.get("bootstrap", 1000)
+        if isinstance(boot, bool) or not isinstance(boot, int) or boot < 0:
+            raise InputError(source, f"{where}.bootstrap", f"expected a whole number >= 0, got {boot!r}")
+        conf = raw.get("confidence", 0.95)
+        if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0 < conf < 1:
+            raise InputError(source, f"{where}.confidence", f"expected a number in (0, 1), got {conf!r}")
+        inter = raw.get("intersections", True)
+        if not isinstance(inter, bool):
+            raise InputError(source, f"{where}.intersections", f"expected true or false, got {inter!r}")
+        seed = raw.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise InputError(source, f"{where}.seed", f"expected a whole number, got {seed!r}")
+        pos = raw.get("positive_label")
+        return cls(
+            positive_label=None if pos is None else str(pos),
+            min_group_share=float(share),
+            bootstrap=int(boot),
+            confidence=float(conf),
+            intersections=inter,
+            seed=seed,
+        )
+
+
+class FairnessAudit(Audit):
+    """Group fairness of the eval predictions over the spec's sensitive attributes."""
+
+    name = "fairness"
+    requires_model = False
+
+    def run(self, context: AuditContext) -> AuditSection:
+        source = None if context.spec.source is None else str(context.spec.source)
+        options = FairnessOptions.parse(context.options, source=source)
+        bundle = context.data
+        if not bundle.sensitive:
+            raise InputError(source, "data.sensitive", ERR_NO_SENSITIVE)
+        classes, y_true, y_pred = class_codes(context.eval_predictions, bundle.classes)
+        attr_codes, categories = [], []
+        for attr in bundle.sensitive:
+            codes, names = group_codes(bundle.eval[attr])
+            if len(names) < 2:
+                raise InputError(source, f"data.sensitive.{attr}", ERR_ONE_GROUP.format(group=names[0]))
+            attr_codes.append(codes)
+            categories.append(names)
+        joint = JointCounts.from_codes(
+            attr_codes, categories, y_true, y_pred, classes, attributes=bundle.sensitive
+        )
+        seed = context.seed if options.seed is None else options.seed
+        return audit_counts(joint, options, seed=seed, source=source)
+
+
+def _positive_index(classes: tuple[str, ...], options: FairnessOptions, source: str | None) -> int | None:
+    """Index of the favourable class for binary tasks; None for multiclass (one-vs-rest)."""
+    if options.positive_label is not None:
+        if options.positive_label not in classes:
+            raise InputError(
+                source,
+                "audits.fairness.positive_label",
+                ERR_POSITIVE.format(label=options.positive_label, classes=list(classes)),
+            )
+        return classes.index(options.positive_label)
+    if len(classes) <= 2:
+        return len(classes) - 1
+    return None
+
+
+def _metrics_of(
+    counts: NDArray[np.integer], pos: int | None, n_classes: int
+) -> dict[str, NDArray[np.float64]]:
+    """Disparities of a (batched) table: binary at ``pos``, else worst over one-vs-rest classes."""
+    if pos is not None:
+        return disparities(counts, pos)
+    per_class = [disparities(counts, c) for c in range(n_classes)]
+    return {m: worst(m, np.stack([d[m] for d in per_class]), axis=0) for m in DISPARITIES}
+
+
+def audit_counts(
+    joint: JointCounts, options: FairnessOptions, *, seed: int, source: str | None = None
+) -> AuditSection:
+    """The fairness section from joint confusion counts (possibly merged from shards).
+
+    Parameters
+    ----------
+    joint
+        Confusion counts over the joint groups of every sensitive attribute.
+    options
+        Parsed ``audits.fairness`` options.
+    seed
+        Bootstrap seed.
+    source
+        The spec file, for error messages.
+    """
+    classes = joint.classes
+    k = len(classes)
+    pos = _positive_index(classes, options, source)
+    names: list[tuple[str, ...]] = [(a,) for a in joint.attributes]
+    if options.intersections:
+        names.extend(itertools.combinations(joint.attributes, 2))
+    tables = [joint.table(n) for n in names]
+    total = joint.total
+
+    replicates = None
+    if options.bootstrap > 0:
+        replicates = resample_counts(joint.counts, options.bootstrap, seed)
+
+    metrics: dict[str, float | None] = {}
+    group_rows: list[dict[str, Any]] = []
+    disparity_rows: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    point_by_table: dict[str, dict[str, float]] = {}
+    boot_by_table: dict[str, dict[str, NDArray[np.float64]]] = {}
+
+    for table, attrs in zip(tables, names):
+        point = {m: float(v) for m, v in _metrics_of(table.counts, pos, k).items()}
+        point_by_table[table.name] = point
+        if replicates is not None:
+            axes = [joint.attributes.index(a) for a in attrs]
+            boot_counts = reduce_joint(replicates, len(joint.attributes), axes)
+            boot_by_table[table.name] = _metrics_of(boot_counts, pos, k)
+        qualifier = "*".join(_clean(a) for a in attrs)
+        for m in DISPARITIES:
+            mid = metric_id("fairness", qualifier, m)
+            metrics[mid] = _finite(point[m])
+            lo, hi = _interval(boot_by_table.get(table.name, {}).get(m), options.confidence)
+            disparity_rows.append(
+                {
+                    "attribute": table.name,
+                    "metric": m,
+                    "value": _finite(point[m]),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
+        group_rows.extend(_group_rows(table, pos, total, options.min_group_share))
+        findings.extend(_group_findings(table, total, options.min_group_share))
+
+    for m in DISPARITIES:
+        values = np.array([point_by_table[t.name][m] for t in tables])
+        worst_value = float(worst(m, values))
+        metrics[metric_id("fairness", "worst", m)] = _finite(worst_value)
+        finite = np.where(np.isfinite(values))[0]
+        at = None
+        if finite.size:
+            pick = np.nanargmin(values) if m == "demographic_parity_ratio" else np.nanargmax(values)
+            at = tables[int(pick)].name
+        lo = hi = None
+        if boot_by_table:
+            stacked = np.stack([boot_by_table[t.name][m] for t in tables])
+            lo, hi = _interval(worst(m, stacked, axis=0), options.confidence)
+        disparity_rows.append(
+            {
+                "attribute": "worst",
+                "metric": m,
+                "value": _finite(worst_value),
+                "ci_low": lo,
+                "ci_high": hi,
+                "from": at,
+            }
+        )
+
+    details = {
+        "rows": total,
+        "classes": list(classes),
+        "positive_label": None if pos is None else classes[pos],
+        "mode": "binary" if pos is not None else "one_vs_rest",
+        "attributes": list(joint.attributes),
+        "intersections": [t.name for t in tables if len(t.attributes) > 1],
+        "min_group_share": options.min_group_share,
+        "bootstrap": {
+            "replicates": options.bootstrap,
+            "confidence": options.confidence,
+            "seed": seed,
+            "method": "multinomial resampling of joint confusion counts (exact row bootstrap)",
+        },
+        "conventions": "fairlearn 0.15: a rate with an empty denominator is 0; empty groups are skipped",
+    }
+    return AuditSection(
+        name="fairness",
+        metrics=metrics,
+        tables={"groups": group_rows, "disparities": disparity_rows},
+        details=details,
+        findings=tuple(findings),
+    )
+
+
+def _clean(attr: str) -> str:
+    return metric_id("fairness", attr, "x").split(".")[1]
+
+
+def _finite(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+def _interval(values: NDArray[np.float64] | None, confidence: float) -> tuple[float | None, float | None]:
+    if values is None:
+        return None, None
+    return percentile_interval(np.asarray(values, dtype=np.float64), confidence)
+
+
+def _group_rows(table: GroupTable, pos: int | None, total: int, min_share: float) -> list[dict[str, Any]]:
+    sizes = table.sizes
+    classes = table.classes
+    per_class = {c: group_rates(table.counts, i) for i, c in enumerate(classes)}
+    headline = per_class[classes[pos]] if pos is not None else None
+    rows: list[dict[str, Any]] = []
+    for g, values in enumerate(table.groups):
+        n = int(sizes[g])
+        if n == 0 and len(table.attributes) == 1:
+            continue
+        row: dict[str, Any] = {
+            "attribute": table.name,
+            "group": "*".join(values),
+            "values": dict(zip(table.attributes, values)),
+            "count": n,
+            "share": n / total if total else None,
+            "small": 0 < n < min_share * total,
+            "empty": n == 0,
+        }
+        if headline is not None:
+            for rate in GROUP_RATES:
+                row[rate] = _finite(float(headline[rate][g]))
+        else:
+            row["accuracy"] = _finite(float(per_class[classes[0]]["accuracy"][g]))
+            row["selection_rate"] = {c: _finite(float(per_class[c]["selection_rate"][g])) for c in classes}
+            for rate in GROUP_RATES[1:-1]:
+                row[rate] = {c: _finite(float(per_class[c][rate][g])) for c in classes}
+        actual = table.counts[g].sum(axis=1)
+        row["positives"] = {c: int(actual[i]) for i, c in enumerate(classes)}
+        rows.append(row)
+    return rows
+
+
+def _group_findings(table: GroupTable, total: int, min_share: float) -> list[Finding]:
+    sizes = table.sizes
+    small = [(g, int(n)) for g, n in zip(table.groups, sizes) if 0 < n < min_share * total]
+    out = []
+    if small:
+        listed = ", ".join(f"{'*'.join(g)} (n={n})" for g, n in small)
+        out.append(
+            Finding(
+                id=f"fairness.small_groups.{table.name}",
+                severity=Severity.MINOR,
+                message=(
+                    f"{table.name}: {len(small)} group(s) under {min_share:.0%} of {total} rows, kept and "
+                    f"flagged (NYC LL144 §5-301(d) would allow excluding them): {listed}"
+                ),
+                audit="fairness",
+            )
+        )
+    one_class = [
+        g for g, n, c in zip(table.groups, sizes, table.counts) if n > 0 and (c.sum(axis=1) > 0).sum() < 2
+    ]
+    if one_class:
+        listed = ", ".join("*".join(g) for g in one_class)
+        out.append(
+            Finding(
+                id=f"fairness.one_class_groups.{table.name}",
+                severity=Severity.INFO,
+                message=(
+                    f"{table.name}: group(s) with a single true class ({listed}); their TPR or FPR is "
+                    "undefined and counted as 0, as fairlearn does"
+                ),
+                audit="fairness",
+            )
+        )
+    return out

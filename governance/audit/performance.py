@@ -1,0 +1,210 @@
+"""The performance audit: accuracy, balanced accuracy, precision, recall, F1, ROC AUC, confusion matrix.
+
+All but ROC AUC come from the confusion matrix (one ``np.bincount``), with scikit-learn's
+conventions, which stay the oracle in tests/audit/test_performance.py:
+
+- binary tasks score the positive class (``positive_label``, default the last class); multiclass
+  tasks macro-average over the classes that occur in ``y_true`` or ``y_pred`` (scikit-learn's
+  ``labels=None``);
+- a ratio with an empty denominator is 0 (``zero_division`` default);
+- balanced accuracy averages recall over the classes present in ``y_true``.
+
+ROC AUC is the Mann–Whitney statistic with ties counted half, computed from one sort; it is
+``None`` when ``y_true`` has a single class (undefined), as scikit-learn raises there.
+The audit runs on the eval split and, when there are train predictions, on train too; a train
+accuracy above eval accuracy by more than ``max_gap`` is a finding (overfitting, and a
+membership-inference risk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from governance.audit._encode import class_codes
+from governance.audit.base import Audit, AuditContext, Predictions
+from governance.errors import InputError
+from governance.results import AuditSection, Finding, Severity
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["PerformanceAudit", "confusion_matrix", "roc_auc", "scores_from_confusion"]
+
+OPTIONS = ("positive_label", "max_gap")
+DEFAULT_MAX_GAP = 0.1
+
+
+def confusion_matrix(
+    true_codes: NDArray[np.integer], pred_codes: NDArray[np.integer], k: int
+) -> NDArray[np.int64]:
+    """``(k, k)`` counts indexed ``[true, pred]``."""
+    flat = np.bincount(true_codes.astype(np.int64) * k + pred_codes, minlength=k * k)
+    return flat.reshape(k, k).astype(np.int64)
+
+
+def _div(num: NDArray[np.float64], den: NDArray[np.float64]) -> NDArray[np.float64]:
+    out = np.zeros(np.broadcast(num, den).shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def scores_from_confusion(cm: NDArray[np.integer], pos: int | None) -> dict[str, float]:
+    """Accuracy, balanced accuracy, precision, recall, F1 from a confusion matrix.
+
+    ``pos`` is the positive class index (binary); ``None`` means macro averages (multiclass).
+    """
+    c = cm.astype(np.float64)
+    n = c.sum()
+    tp = np.diag(c)
+    actual = c.sum(axis=1)
+    predicted = c.sum(axis=0)
+    precision = _div(tp, predicted)
+    recall = _div(tp, actual)
+    f1 = _div(2 * tp, actual + predicted)
+    present_true = actual > 0
+    balanced = float(np.mean(recall[present_true])) if present_true.any() else float("nan")
+    if pos is not None:
+        chosen = {"precision": precision[pos], "recall": recall[pos], "f1": f1[pos]}
+    else:
+        present = present_true | (predicted > 0)
+        chosen = {
+            "precision": precision[present].mean(),
+            "recall": recall[present].mean(),
+            "f1": f1[present].mean(),
+        }
+    return {
+        "accuracy": float(tp.sum() / n) if n else float("nan"),
+        "balanced_accuracy": balanced,
+        **{k: float(v) for k, v in chosen.items()},
+    }
+
+
+def roc_auc(y_positive: NDArray[np.bool_], scores: NDArray[np.floating]) -> float | None:
+    """Area under the ROC curve of ``scores`` for the positive rows; None when one class only.
+
+    Mann–Whitney: the share of (positive, negative) pairs ranked correctly, ties counting half.
+    """
+    n_pos = int(y_positive.sum())
+    n_neg = y_positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    _, inverse = np.unique(scores, return_inverse=True)
+    pos_at = np.bincount(inverse, weights=y_positive.astype(np.float64))
+    neg_at = np.bincount(inverse) - pos_at
+    neg_below = np.cumsum(neg_at) - neg_at
+    return float(np.sum(pos_at * (neg_below + 0.5 * neg_at)) / (n_pos * n_neg))
+
+
+def _auc(pred: Predictions, true_codes: NDArray[np.int64], k: int) -> float | None:
+    if pred.proba is not None and k > 2:
+        per_class = [roc_auc(true_codes == c, pred.proba[:, c]) for c in range(k)]
+        defined = [a for a in per_class if a is not None]
+        return float(np.mean(defined)) if defined else None
+    if pred.y_score is not None and k == 2:
+        # y_score is the probability of the last class (the model's positive output).
+        return roc_auc(true_codes == 1, np.asarray(pred.y_score, dtype=np.float64))
+    return None
+
+
+class PerformanceAudit(Audit):
+    """Predictive performance on eval (and train, for the generalisation gap)."""
+
+    name = "performance"
+    requires_model = False
+
+    def run(self, context: AuditContext) -> AuditSection:
+        source = None if context.spec.source is None else str(context.spec.source)
+        pos_label, max_gap = _parse(context.options, source)
+        classes = tuple(context.data.classes) or tuple(context.eval_predictions.classes or ())
+        metrics: dict[str, float | None] = {}
+        tables: dict[str, list[dict[str, Any]]] = {}
+        splits = [("eval", context.eval_predictions), ("train", context.train_predictions)]
+        per_split: dict[str, dict[str, float | None]] = {}
+        pos: int | None = None
+        for split, pred in splits:
+            if pred is None:
+                continue
+            names, true_codes, pred_codes = class_codes(pred, classes)
+            k = len(names)
+            pos = _positive(names, pos_label, source)
+            cm = confusion_matrix(true_codes, pred_codes, k)
+            values: dict[str, float | None] = {
+                m: _finite(v) for m, v in scores_from_confusion(cm, pos).items()
+            }
+            values["roc_auc"] = _auc(pred, true_codes, k)
+            values["rows"] = float(len(true_codes))
+            per_split[split] = values
+            prefix = "performance" if split == "eval" else "performance.train"
+            for m, v in values.items():
+                if m == "roc_auc" and v is None and pred.y_score is None and pred.proba is None:
+                    continue  # no scores: AUC is absent, not undefined
+                metrics[f"{prefix}.{m}"] = v
+            tables[f"confusion_matrix_{split}"] = [
+                {"true": names[i], "pred": names[j], "count": int(cm[i, j])}
+                for i in range(k)
+                for j in range(k)
+            ]
+        findings: list[Finding] = []
+        if "train" in per_split:
+            for m in ("accuracy", "balanced_accuracy", "f1"):
+                tr, ev = per_split["train"][m], per_split["eval"][m]
+                if tr is not None and ev is not None:
+                    metrics[f"performance.train_eval_gap.{m}"] = tr - ev
+            gap = metrics.get("performance.train_eval_gap.accuracy")
+            if gap is not None and gap > max_gap:
+                findings.append(
+                    Finding(
+                        id="performance.train_eval_gap",
+                        severity=Severity.MINOR,
+                        message=(
+                            f"train accuracy exceeds eval accuracy by {gap:.3f} (> {max_gap}): the model may "
+                            "overfit, which also raises membership-inference risk"
+                        ),
+                        audit="performance",
+                    )
+                )
+        tables["splits"] = [{"split": s, **v} for s, v in per_split.items()]
+        return AuditSection(
+            name="performance",
+            metrics=metrics,
+            tables=tables,
+            details={
+                "classes": list(classes),
+                "positive_label": None if pos is None else classes[pos],
+                "average": "binary" if pos is not None else "macro",
+                "max_gap": max_gap,
+            },
+            findings=tuple(findings),
+        )
+
+
+def _finite(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+def _positive(classes: tuple[str, ...], label: str | None, source: str | None) -> int | None:
+    if label is not None:
+        if label not in classes:
+            raise InputError(
+                source,
+                "audits.performance.positive_label",
+                f"{label!r} is not one of the classes {list(classes)}",
+            )
+        return classes.index(label)
+    return len(classes) - 1 if len(classes) <= 2 else None
+
+
+def _parse(raw: Mapping[str, Any], source: str | None) -> tuple[str | None, float]:
+    unknown = sorted(set(raw) - set(OPTIONS))
+    if unknown:
+        raise InputError(
+            source, f"audits.performance.{unknown[0]}", f"unknown option; expected one of {list(OPTIONS)}"
+        )
+    gap = raw.get("max_gap", DEFAULT_MAX_GAP)
+    if isinstance(gap, bool) or not isinstance(gap, int | float) or not 0 <= gap <= 1:
+        raise InputError(source, "audits.performance.max_gap", f"expected a number in [0, 1], got {gap!r}")
+    label = raw.get("positive_label")
+    return (None if label is None else str(label)), float(gap)

@@ -1,0 +1,463 @@
+"""The audit run: data → (training) → predictions once → every audit → results, report, manifest.
+
+:func:`run_audit` is what ``governance audit`` and ``governance demo`` call. It computes the model's
+predictions on eval and train once, hands each audit an :class:`AuditContext` with its options from
+the spec, and turns an exception inside one audit into an ERROR section while the others still run
+(a bad option, :class:`InputError`, stops the run instead: it is the user's to fix, exit 2).
+Every output is written atomically; ``manifest.json``, written last, holds the SHA-256 of every
+input and output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from governance import __version__
+from governance._io import atomic_write_json, sha256_file
+from governance.audit.base import AuditContext, ModelHandle, Predictions
+from governance.audit.registry import audit_names, create_audit
+from governance.errors import InputError
+from governance.results import AuditSection, Results, RunInfo, SectionStatus, save_results
+
+if TYPE_CHECKING:
+    from governance.data.bundle import DataBundle
+    from governance.policy.outcome import CheckReport
+    from governance.spec import Spec
+
+__all__ = ["LIBRARIES", "RunOutcome", "predict", "run_audit"]
+
+#: Distributions whose versions go into results.run.libraries (read from metadata, never imported).
+LIBRARIES: tuple[str, ...] = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "fairlearn",
+    "torch",
+    "opacus",
+    "captum",
+    "adversarial-robustness-toolbox",
+    "transformers",
+)
+
+ERR_NO_MODEL = (
+    "the spec neither trains (no train section) nor gives predictions; pass --model DIR with a model "
+    "written by `governance train`"
+)
+ERR_OUTPUT_SIZE = "model outputs {got} classes {model_classes} but the eval labels include {missing}"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one audit run produced.
+
+    Attributes
+    ----------
+    results
+        The results written to ``results.json``.
+    check_report
+        The policy verdict when a policy was given, else None.
+    paths
+        Output name → file: ``results``, ``manifest``, report formats (``html``…), ``model`` (the
+        model folder audited, when there was a model).
+    """
+
+    results: Results
+    check_report: CheckReport | None
+    paths: Mapping[str, Path] = field(default_factory=dict)
+
+    @property
+    def errored(self) -> tuple[str, ...]:
+        """Names of the audits whose section is ERROR."""
+        return tuple(n for n, s in self.results.sections.items() if s.status is SectionStatus.ERROR)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all audits ran (and the policy passed), 1 an audit errored or the policy failed."""
+        if self.errored or (self.check_report is not None and not self.check_report.passed):
+            return 1
+        return 0
+
+
+@dataclass(frozen=True)
+class _Subject:
+    bundle: DataBundle
+    eval_predictions: Predictions
+    train_predictions: Predictions | None
+    handle: ModelHandle | None
+    model_dir: Path | None
+    ledger: Mapping[str, Any] | None
+
+
+def run_audit(
+    spec: Spec,
+    out_dir: str | PathLike[str],
+    *,
+    model_dir: str | PathLike[str] | None = None,
+    policy: Any = None,
+    waivers: Any = None,
+    device: str = "auto",
+    force: bool = False,
+    progress: bool = True,
+) -> RunOutcome:
+    """Run the audits a spec lists and write ``results.json``, reports and ``manifest.json``.
+
+    Parameters
+    ----------
+    spec
+        A loaded spec (:func:`governance.spec.load_spec`).
+    out_dir
+        Output folder; created if missing.
+    model_dir
+        A model folder written by ``governance train``; when None the spec's model is trained into
+        ``out_dir/model`` (or, in predictions-only mode, no model is used).
+    policy, waivers
+        Passed to :func:`governance.policy.engine.check` when ``policy`` is given.
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"``… for training and inference.
+    force
+        Retrain even if ``out_dir/model`` already holds a model.
+    progress
+        Show progress bars (only when stderr is a terminal).
+
+    Raises
+    ------
+    InputError
+        Bad input anywhere (spec, data, predictions, model, audit options): nothing is written.
+    """
+    out = Path(out_dir)
+    started = _now()
+    hashes = _HashCache()
+    with _progress(progress) as bar:
+        with bar.step("loading data"):
+            subject = _prepare(spec, out, model_dir=model_dir, device=device, force=force, progress=progress)
+        sections = []
+        for name in audit_names():
+            if name not in spec.audits:
+                continue
+            with bar.step(f"audit {name}"):
+                sections.append(_run_one(name, spec, subject, device=device))
+    run = RunInfo(
+        tool_version=__version__,
+        spec_name=spec.name,
+        seed=spec.seed,
+        started_at=started,
+        finished_at=_now(),
+        device=subject.handle.device if subject.handle is not None else "cpu",
+        task=spec.task.value,
+        libraries=library_versions(),
+        extra={"spec": None if spec.source is None else str(spec.source), "mode": _mode(subject)},
+    )
+    results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes))
+    paths: dict[str, Path] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    paths["results"] = out / "results.json"
+    save_results(results, paths["results"])
+    check_report = None
+    if policy is not None:
+        from governance.policy.engine import check
+
+        check_report = check(results, policy, waivers)
+    paths.update(_write_reports(results, out, check_report))
+    if subject.model_dir is not None:
+        paths["model"] = subject.model_dir
+    paths["manifest"] = out / "manifest.json"
+    _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=policy, waivers=waivers)
+    return RunOutcome(results=results, check_report=check_report, paths=paths)
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def _prepare(
+    spec: Spec, out: Path, *, model_dir: str | PathLike[str] | None, device: str, force: bool, progress: bool
+) -> _Subject:
+    if spec.model.predictions is not None and model_dir is None:
+        from governance.audit.predictions import load_prediction_inputs
+
+        bundle, eval_pred = load_prediction_inputs(spec)
+        return _Subject(bundle, eval_pred, None, None, None, None)
+
+    from governance.data.loading import load_bundle
+
+    bundle = load_bundle(spec)
+    if model_dir is None:
+        if not spec.trains:
+            raise InputError(spec.source, "model", ERR_NO_MODEL)
+        from governance.train.api import train
+
+        outcome = train(spec, out / "model", bundle=bundle, force=force, device=device, progress=progress)
+        model_dir = outcome.model_dir
+    from governance.train.artifacts import read_ledger
+    from governance.train.handle import load_handle
+
+    mdir = Path(model_dir)
+    handle = load_handle(mdir, device)
+    ledger = read_ledger(mdir)
+    eval_pred = predict(handle, bundle.eval, bundle.label, source=mdir)
+    train_pred = None if bundle.train is None else predict(handle, bundle.train, bundle.label, source=mdir)
+    return _Subject(bundle, eval_pred, train_pred, handle, mdir, ledger)
+
+
+def predict(handle: ModelHandle, frame: Any, label: str, *, source: Path | None = None) -> Predictions:
+    """The model's predictions on one split, encoded against the model's classes.
+
+    ``y_score`` is the probability of the last class for binary models.
+
+    Raises
+    ------
+    InputError
+        If the model's output size does not match its classes, or a label is not a model class.
+    """
+    import pandas as pd
+
+    classes = tuple(str(c) for c in handle.classes)
+    proba = np.asarray(handle.predict_proba(frame), dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[1] != len(classes):
+        raise InputError(
+            source,
+            "classes",
+            f"model outputs {proba.shape[-1]} columns but declares {len(classes)} classes {list(classes)}",
+        )
+    true_codes = np.asarray(
+        pd.Categorical(frame[label].astype(str), categories=list(classes)).codes, dtype=np.int64
+    )
+    if (true_codes < 0).any():
+        missing = sorted(set(frame[label].astype(str)) - set(classes))
+        raise InputError(
+            source,
+            "classes",
+            ERR_OUTPUT_SIZE.format(got=len(classes), model_classes=list(classes), missing=missing),
+        )
+    pred_codes = proba.argmax(axis=1).astype(np.int64)
+    names = np.asarray(classes, dtype=object)
+    return Predictions(
+        y_true=names[true_codes],
+        y_pred=names[pred_codes],
+        y_score=proba[:, 1] if len(classes) == 2 else None,
+        proba=proba,
+        classes=classes,
+        y_true_codes=true_codes,
+        y_pred_codes=pred_codes,
+    )
+
+
+# -- audits ---------------------------------------------------------------------------------------
+
+
+def _run_one(name: str, spec: Spec, subject: _Subject, *, device: str) -> AuditSection:
+    """Run one audit; an exception (other than bad input) becomes its ERROR section."""
+    start = time.perf_counter()
+    try:
+        audit = create_audit(name)
+        if audit.requires_model and subject.handle is None:
+            return AuditSection(
+                name=name,
+                status=SectionStatus.SKIPPED,
+                reason="needs a model; this run audits saved predictions only",
+                seconds=0.0,
+            )
+        context = AuditContext(
+            spec=spec,
+            data=subject.bundle,
+            model=subject.handle,
+            eval_predictions=subject.eval_predictions,
+            train_predictions=subject.train_predictions,
+            ledger=subject.ledger,
+            device=subject.handle.device if subject.handle is not None else "cpu",
+            seed=spec.seed,
+            options=dict(spec.audits.get(name) or {}),
+        )
+        section = audit.run(context)
+    except InputError:
+        raise
+    except Exception as exc:  # one broken audit must not take the others down
+        return AuditSection(
+            name=name,
+            status=SectionStatus.ERROR,
+            error=f"{exc.__class__.__name__}: {exc}",
+            seconds=time.perf_counter() - start,
+        )
+    return _with_seconds(section, time.perf_counter() - start)
+
+
+def _with_seconds(section: AuditSection, seconds: float) -> AuditSection:
+    from dataclasses import replace
+
+    return replace(section, seconds=round(seconds, 4))
+
+
+# -- provenance -----------------------------------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape the numbers, read from package metadata."""
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for dist in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+class _HashCache:
+    """SHA-256 of each file once, shared by results.subject and the manifest."""
+
+    def __init__(self) -> None:
+        self._done: dict[Path, str] = {}
+
+    def __call__(self, path: Path) -> str:
+        key = Path(path).resolve()
+        if key not in self._done:
+            self._done[key] = sha256_file(key)
+        return self._done[key]
+
+
+def _model_files(model_dir: Path) -> list[Path]:
+    return sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def _subject_info(spec: Spec, subject: _Subject, hashes: _HashCache) -> dict[str, Any]:
+    data = {
+        split: {"path": str(path), "sha256": hashes(Path(path))}
+        for split, path in subject.bundle.paths.items()
+        if path is not None and Path(path).is_file()
+    }
+    info: dict[str, Any] = {
+        "data": data,
+        "data_source": spec.data.source if spec.data.source is not None else subject.bundle.source,
+        "data_license": spec.data.license if spec.data.license is not None else subject.bundle.license,
+        "label": subject.bundle.label,
+        "classes": list(subject.bundle.classes),
+        "sensitive": list(subject.bundle.sensitive),
+        "rows": {"eval": len(subject.eval_predictions.y_true)}
+        | ({} if subject.train_predictions is None else {"train": len(subject.train_predictions.y_true)}),
+    }
+    if spec.model.predictions is not None and subject.model_dir is None:
+        path = Path(spec.model.predictions)
+        info["predictions"] = {"path": str(path), "sha256": hashes(path)}
+    if subject.model_dir is not None:
+        info["model"] = {
+            "path": str(subject.model_dir),
+            "files": {
+                str(p.relative_to(subject.model_dir)): hashes(p) for p in _model_files(subject.model_dir)
+            },
+        }
+    return info
+
+
+def _mode(subject: _Subject) -> str:
+    return "model" if subject.handle is not None else "predictions"
+
+
+def _write_reports(results: Results, out: Path, check_report: CheckReport | None) -> dict[str, Path]:
+    """report.html through the report stage.
+
+    INTEGRATION POINT (issue 4 ↔ reports): ``governance.report.render.write_reports`` is written by
+    the reports engineer. Until it exists the run writes results.json and manifest.json only and
+    says so on stderr; once it lands nothing here changes.
+    """
+    try:
+        from governance.report.render import write_reports
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("governance.report.render", "governance.report"):
+            raise
+        print(
+            "governance audit: note: report.html not written (report renderer not installed)", file=sys.stderr
+        )
+        return {}
+    written = write_reports(results, out, check_report=check_report, formats=("html",))
+    return {str(fmt): Path(p) for fmt, p in written.items()}
+
+
+def _write_manifest(
+    path: Path,
+    spec: Spec,
+    subject: _Subject,
+    outputs: Mapping[str, Path],
+    hashes: _HashCache,
+    *,
+    policy: Any,
+    waivers: Any,
+) -> None:
+    inputs: dict[str, Path] = {}
+    if spec.source is not None:
+        inputs["spec"] = Path(spec.source)
+    for split, p in subject.bundle.paths.items():
+        if p is not None and Path(p).is_file():
+            inputs[f"data.{split}"] = Path(p)
+    if spec.model.predictions is not None and subject.model_dir is None:
+        inputs["predictions"] = Path(spec.model.predictions)
+    if subject.model_dir is not None:
+        for p in _model_files(subject.model_dir):
+            inputs[f"model/{p.relative_to(subject.model_dir)}"] = p
+    for key, value in (("policy", policy), ("waivers", waivers)):
+        if isinstance(value, str | PathLike) and Path(value).is_file():
+            inputs[key] = Path(value)
+    entries = {
+        "inputs": {k: {"path": str(p), "sha256": hashes(p)} for k, p in inputs.items()},
+        "outputs": {
+            k: {"path": str(p), "sha256": sha256_file(p)}
+            for k, p in outputs.items()
+            if k not in ("manifest", "model") and Path(p).is_file()
+        },
+        "tool_version": __version__,
+        "written_at": _now(),
+    }
+    atomic_write_json(path, entries)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# -- progress -------------------------------------------------------------------------------------
+
+
+class _NoProgress:
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        yield
+
+
+class _RichProgress:
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        task = self._progress.add_task(label, total=None)
+        try:
+            yield
+        finally:
+            self._progress.update(task, total=1, completed=1)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[_NoProgress | _RichProgress]:
+    """A spinner per stage on a terminal; nothing (and no rich import) otherwise."""
+    if not (enabled and sys.stderr.isatty()):
+        yield _NoProgress()
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        yield _RichProgress(bar)
