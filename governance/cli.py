@@ -23,7 +23,7 @@ EXIT_BAD_INPUT = 2
 
 # Each command lives in governance.commands.<name> with add_parser(subparsers) and run(args) -> int.
 # Those modules import only argparse-level things at the top, so `--help` stays fast.
-COMMANDS: tuple[str, ...] = ("check", "policy")
+COMMANDS: tuple[str, ...] = ("train", "check", "report", "policy")
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -61,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"governance {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # `governance check ... | head`: the reader left; that is not an error of ours.
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print(f"governance {args.command}: interrupted", file=sys.stderr)
         return 130
