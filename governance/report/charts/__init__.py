@@ -1,0 +1,127 @@
+"""Report charts: a registry from audit name to chart builders, drawn to inline SVG.
+
+Each builder is ``build(results) -> list[ChartSpec]`` and raises :class:`NoData` when the
+results lack what it draws; the chart is then listed as omitted with that reason, so a report
+is always complete about what it could not show. Builders are registered by import path, so
+listing them does not import matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from governance.report.charts._data import NoData
+from governance.report.charts.base import Chart, ChartSpec
+
+if TYPE_CHECKING:
+    from governance.results import Results
+
+__all__ = ["Chart", "ChartSpec", "NoData", "build_charts", "chart_builders", "register_chart"]
+
+ERR_DUPLICATE = "chart {name!r} is already registered"
+
+Builder = Callable[["Results"], list[ChartSpec]]
+
+# name -> (audit the chart belongs to, builder or its "module:function" path); report order.
+_REGISTRY: dict[str, tuple[str, str | Builder]] = {
+    "group_representation": ("data_quality", "governance.report.charts.data:group_representation"),
+    "confusion_matrix": ("performance", "governance.report.charts.performance:confusion_matrix"),
+    "group_rates": ("fairness", "governance.report.charts.fairness:group_rates"),
+    "top_attributions": ("attribution", "governance.report.charts.attribution:top_attributions"),
+    "group_attributions": ("attribution", "governance.report.charts.attribution:group_attributions"),
+    "robust_accuracy": ("robustness", "governance.report.charts.robustness:robust_accuracy"),
+    "epsilon_per_epoch": ("privacy", "governance.report.charts.privacy:epsilon_per_epoch"),
+    "membership_roc": ("privacy", "governance.report.charts.privacy:membership_roc"),
+}
+
+#: Titles used when a builder could not even describe its chart (no data at all).
+_FALLBACK_TITLES: dict[str, str] = {
+    "group_representation": "Group representation in the data",
+    "confusion_matrix": "Confusion matrix",
+    "group_rates": "Selection rate, TPR and FPR per group",
+    "top_attributions": "Top feature attributions",
+    "group_attributions": "Top feature attributions per group",
+    "robust_accuracy": "Robust accuracy against ε",
+    "epsilon_per_epoch": "Privacy budget ε spent per epoch",
+    "membership_roc": "Membership-inference ROC",
+}
+
+
+def register_chart(name: str, audit: str, builder: str | Builder, *, title: str | None = None) -> None:
+    """Add a chart to the reports of ``audit``; ``builder`` is a callable or its ``module:function`` path."""
+    if name in _REGISTRY:
+        raise ValueError(ERR_DUPLICATE.format(name=name))
+    _REGISTRY[name] = (audit, builder)
+    if title:
+        _FALLBACK_TITLES[name] = title
+
+
+def chart_builders() -> dict[str, str]:
+    """Chart name → the audit whose section shows it."""
+    return {name: audit for name, (audit, _) in _REGISTRY.items()}
+
+
+def _resolve(target: str | Builder) -> Builder:
+    if isinstance(target, str):
+        module_name, _, attr = target.partition(":")
+        resolved: Builder = getattr(importlib.import_module(module_name), attr)
+        return resolved
+    return target
+
+
+def build_charts(results: Results, *, draw: bool = True) -> dict[str, list[Chart]]:
+    """Every registered chart for ``results``, grouped by audit name.
+
+    Parameters
+    ----------
+    results
+        The audit results the charts are drawn from.
+    draw
+        Render SVG (HTML, PDF). Text formats pass False: they show the words, not the picture,
+        and need not import matplotlib.
+    """
+    out: dict[str, list[Chart]] = {}
+    for name, (audit, target) in _REGISTRY.items():
+        out.setdefault(audit, []).extend(_build_one(name, audit, target, results, draw=draw))
+    return out
+
+
+def _build_one(name: str, audit: str, target: str | Builder, results: Results, *, draw: bool) -> list[Chart]:
+    title = _FALLBACK_TITLES.get(name, name)
+    try:
+        specs = _resolve(target)(results)
+    except NoData as exc:
+        return [Chart(id=name, audit=audit, title=title, note=f"Not shown: {exc}.")]
+    charts = []
+    for spec in specs:
+        svg = None
+        if draw:
+            try:
+                svg = _draw(spec)
+            except Exception as exc:  # a broken chart must not cost the reviewer the whole report
+                charts.append(
+                    Chart(
+                        id=spec.id,
+                        audit=audit,
+                        title=spec.title,
+                        caption=spec.caption,
+                        alt=spec.alt,
+                        note=f"Could not be drawn ({exc.__class__.__name__}: {exc}).",
+                    )
+                )
+                continue
+        charts.append(
+            Chart(id=spec.id, audit=audit, title=spec.title, caption=spec.caption, alt=spec.alt, svg=svg)
+        )
+    return charts
+
+
+def _draw(spec: ChartSpec) -> str:
+    from governance.report.charts._svg import chart_style, figure_to_svg, new_figure
+
+    with chart_style(spec.id):
+        fig = new_figure(*spec.size)
+        spec.plot(fig)
+        return figure_to_svg(fig, chart_id=spec.id, title=spec.title, desc=spec.alt)

@@ -1,0 +1,136 @@
+"""Top feature attributions, overall and per group."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from governance.report._text import fmt_number
+from governance.report.charts._data import NoData, num, ok_section, rows, text
+from governance.report.charts.base import ChartSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from governance.results import AuditSection, Results
+
+__all__ = ["group_attributions", "top_attributions"]
+
+TOP_K = 10
+MAX_GROUPS = 6
+_VALUE_KEYS = ("mean_abs_attribution", "importance", "attribution", "value")
+
+
+def _overall(section: AuditSection) -> list[tuple[str, float]]:
+    table = rows(section, "global", "overall", "features", "top_features", need=("feature",))
+    pairs = [(text(r["feature"]), num(r, *_VALUE_KEYS)) for r in table if r.get("group") is None]
+    ranked = sorted(((f, v) for f, v in pairs if v is not None), key=lambda fv: -abs(fv[1]))
+    if not ranked:
+        raise NoData("sections.attribution.tables.global has no mean_abs_attribution per feature")
+    return ranked
+
+
+def _method(section: AuditSection) -> str:
+    method = section.details.get("method") if isinstance(section.details, Mapping) else None
+    return str(method).replace("_", " ") if method else "the attribution method"
+
+
+def _sensitive(results: Results) -> set[str]:
+    data = results.run.extra.get("data")
+    names = data.get("sensitive") if isinstance(data, Mapping) else None
+    return {str(n) for n in names} if isinstance(names, list) else set()
+
+
+def top_attributions(results: Results) -> list[ChartSpec]:
+    section = ok_section(results, "attribution")
+    top = _overall(section)[:TOP_K]
+    sensitive = _sensitive(results)
+    alt = (
+        f"Horizontal bars of the {len(top)} features with the largest mean absolute attribution: "
+        + ", ".join(f"{f} {fmt_number(v, 3)}" for f, v in top)
+        + "."
+    )
+    caption = (
+        f"Mean absolute attribution per feature over the eval rows ({_method(section)}), the {len(top)} "
+        "largest. A large share on a sensitive attribute or a proxy of one suggests the model uses it."
+    )
+    if sensitive & {f for f, _ in top}:
+        caption += " Sensitive attributes are drawn in vermillion."
+
+    def plot(fig: Figure) -> None:
+        ax = fig.subplots()
+        names = [f for f, _ in top]
+        colors = ["#D55E00" if f in sensitive else "#0072B2" for f in names]
+        ax.barh(range(len(top)), [abs(v) for _, v in top], color=colors, height=0.65)
+        ax.set_yticks(range(len(top)), [f if len(f) <= 26 else f[:25] + "…" for f in names])
+        ax.invert_yaxis()
+        ax.set_xlabel("mean |attribution|")
+        ax.grid(axis="y", visible=False)
+
+    return [
+        ChartSpec(
+            id="top_attributions",
+            title="Top feature attributions (all eval rows)",
+            caption=caption,
+            alt=alt,
+            plot=plot,
+            size=(7.0, 0.7 + 0.24 * len(top)),
+        )
+    ]
+
+
+def group_attributions(results: Results) -> list[ChartSpec]:
+    section = ok_section(results, "attribution")
+    top = [f for f, _ in _overall(section)[: min(TOP_K, 8)]]
+    table = rows(section, "by_group", "groups", "per_group", need=("feature", "group"))
+    by_attr: dict[str, dict[str, dict[str, float]]] = {}
+    for r in table:
+        value = num(r, *_VALUE_KEYS)
+        if value is not None and text(r["feature"]) in top:
+            groups = by_attr.setdefault(text(r.get("attribute") or "group"), {})
+            groups.setdefault(text(r["group"]), {})[text(r["feature"])] = abs(value)
+    by_attr = {a: g for a, g in by_attr.items() if 1 < len(g) <= MAX_GROUPS}
+    if not by_attr:
+        raise NoData("sections.attribution.tables.by_group has no attributions per group")
+    specs = []
+    for attr, groups in by_attr.items():
+        alt = (
+            f"Grouped horizontal bars of mean absolute attribution of the top {len(top)} features per group of {attr}. "
+            + "; ".join(
+                f"{g}: " + ", ".join(f"{f} {fmt_number(v.get(f), 3)}" for f in top) for g, v in groups.items()
+            )
+            + "."
+        )
+        caption = (
+            f"The overall top {len(top)} features, their mean absolute attribution computed separately for each "
+            f"group of {attr}. Bars of very different length mean the model decides differently for the groups."
+        )
+
+        def plot(fig: Figure, groups: dict[str, dict[str, float]] = groups, attr: str = attr) -> None:
+            ax = fig.subplots()
+            width = 0.8 / len(groups)
+            for i, (group, values) in enumerate(groups.items()):
+                ypos = [k + (i - (len(groups) - 1) / 2) * width for k in range(len(top))]
+                ax.barh(
+                    ypos,
+                    [values.get(f, 0.0) for f in top],
+                    height=width,
+                    label=group if len(group) <= 24 else group[:23] + "…",
+                )
+            ax.set_yticks(range(len(top)), [f if len(f) <= 26 else f[:25] + "…" for f in top])
+            ax.invert_yaxis()
+            ax.set_xlabel("mean |attribution|")
+            ax.grid(axis="y", visible=False)
+            ax.legend(title=attr if len(attr) <= 24 else attr[:23] + "…", frameon=False, loc="lower right")
+
+        specs.append(
+            ChartSpec(
+                id=f"group_attributions-{attr}",
+                title=f"Top feature attributions by {attr}",
+                caption=caption,
+                alt=alt,
+                plot=plot,
+                size=(7.0, 0.8 + 0.16 * len(top) * len(groups)),
+            )
+        )
+    return specs

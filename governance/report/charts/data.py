@@ -1,0 +1,95 @@
+"""Group representation in the train and eval data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from governance.report._text import fmt_number
+from governance.report.charts._data import NoData, num, ok_section, rows, text
+from governance.report.charts.base import ChartSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from governance.results import Results
+
+__all__ = ["group_representation"]
+
+MAX_GROUPS = 16
+_SPLIT_COLORS = {"train": "#0072B2", "eval": "#E69F00"}
+
+
+def group_representation(results: Results) -> list[ChartSpec]:
+    section = ok_section(results, "data_quality")
+    table = rows(section, "group_representation", "groups", "representation", need=("attribute", "group"))
+    by_attr: dict[str, list[Mapping[str, Any]]] = {}
+    for row in table:
+        if num(row, "share", "count") is not None:
+            by_attr.setdefault(text(row["attribute"]), []).append(row)
+    by_attr = {a: r for a, r in by_attr.items() if len({text(x["group"]) for x in r}) <= MAX_GROUPS}
+    if not by_attr:
+        raise NoData("sections.data_quality.tables.group_representation has no share or count per group")
+
+    splits = sorted(
+        {text(r.get("split") or "data") for rs in by_attr.values() for r in rs},
+        key=lambda s: (s != "train", s != "eval", s),
+    )
+    alt_parts = []
+    for attr, attr_rows in by_attr.items():
+        shares = ", ".join(
+            f"{text(r['group'])} {fmt_number(_share(r, attr_rows) * 100, 1)}% of {text(r.get('split') or 'data')}"
+            for r in attr_rows
+        )
+        alt_parts.append(f"{attr}: {shares}")
+    alt = "Horizontal bars of each group's share of the rows. " + "; ".join(alt_parts) + "."
+    caption = (
+        "Share of rows per group of each sensitive attribute, by data split. Small groups give wide "
+        "confidence intervals in the fairness section; a train/eval mismatch means the evaluation "
+        "does not reflect the data the model learned from."
+    )
+
+    def plot(fig: Figure) -> None:
+        axes = fig.subplots(1, len(by_attr), squeeze=False)[0]
+        width = 0.8 / max(len(splits), 1)
+        for ax, (attr, attr_rows) in zip(axes, by_attr.items()):
+            groups = list(dict.fromkeys(text(r["group"]) for r in attr_rows))
+            for i, split in enumerate(splits):
+                values = []
+                for group in groups:
+                    match = [
+                        r
+                        for r in attr_rows
+                        if text(r["group"]) == group and text(r.get("split") or "data") == split
+                    ]
+                    values.append(_share(match[0], attr_rows) if match else 0.0)
+                ypos = [g + (i - (len(splits) - 1) / 2) * width for g in range(len(groups))]
+                ax.barh(ypos, values, height=width, label=split, color=_SPLIT_COLORS.get(split, "#009E73"))
+            ax.set_yticks(range(len(groups)), [g if len(g) <= 24 else g[:23] + "…" for g in groups])
+            ax.invert_yaxis()
+            ax.set_xlim(0, 1)
+            ax.set_xlabel("share of rows")
+            ax.set_title(attr)
+            ax.grid(axis="y", visible=False)
+        axes[-1].legend(loc="lower right", frameon=False)
+
+    n_groups = max(len({text(r["group"]) for r in rs}) for rs in by_attr.values())
+    return [
+        ChartSpec(
+            id="group_representation",
+            title="Group representation in the data",
+            caption=caption,
+            alt=alt,
+            plot=plot,
+            size=(7.0, max(1.8, 0.9 + 0.35 * n_groups * max(1, len(splits)) / 1.5)),
+        )
+    ]
+
+
+def _share(row: Mapping[str, Any], attr_rows: list[Mapping[str, Any]]) -> float:
+    share = num(row, "share")
+    if share is not None:
+        return share
+    split = row.get("split")
+    total = sum(num(r, "count") or 0.0 for r in attr_rows if r.get("split") == split)
+    return (num(row, "count") or 0.0) / total if total else 0.0

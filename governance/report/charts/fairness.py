@@ -1,0 +1,129 @@
+"""Per-group selection rate, TPR and FPR with confidence intervals and the four-fifths line."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from governance.report._text import fmt_number
+from governance.report.charts._data import NoData, ci, num, ok_section, rows, text
+from governance.report.charts.base import ChartSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from governance.results import Results
+
+__all__ = ["group_rates"]
+
+_METRICS: tuple[tuple[str, str], ...] = (
+    ("selection_rate", "Selection rate"),
+    ("tpr", "True-positive rate"),
+    ("fpr", "False-positive rate"),
+)
+#: More groups than this (intersections of many attributes) would be unreadable bars.
+MAX_GROUPS = 16
+FOUR_FIFTHS = 0.8
+
+
+def group_rates(results: Results) -> list[ChartSpec]:
+    section = ok_section(results, "fairness")
+    table = rows(section, "by_group", "groups", "per_group", need=("attribute", "group"))
+    by_attr: dict[str, list[Mapping[str, Any]]] = {}
+    for row in table:
+        by_attr.setdefault(text(row["attribute"]), []).append(row)
+    specs = []
+    for attr, group_rows in by_attr.items():
+        shown = [m for m in _METRICS if any(num(r, m[0]) is not None for r in group_rows)]
+        if not shown or len(group_rows) > MAX_GROUPS:
+            continue
+        specs.append(_spec(attr, group_rows, shown))
+    if not specs:
+        raise NoData("sections.fairness.tables.by_group has no selection_rate, tpr or fpr per group")
+    return specs
+
+
+def _spec(attr: str, group_rows: list[Mapping[str, Any]], shown: list[tuple[str, str]]) -> ChartSpec:
+    groups = [text(r["group"]) for r in group_rows]
+    rates = [num(r, "selection_rate") for r in group_rows]
+    known = [r for r in rates if r is not None]
+    line = FOUR_FIFTHS * max(known) if known else None
+    below = [g for g, r in zip(groups, rates) if r is not None and line is not None and r < line]
+
+    parts = []
+    for row, group in zip(group_rows, groups):
+        vals = []
+        for key, label in shown:
+            value, interval = num(row, key), ci(row, key)
+            span = f" (95% CI {fmt_number(interval[0], 3)}–{fmt_number(interval[1], 3)})" if interval else ""
+            vals.append(f"{label.lower()} {fmt_number(value, 3)}{span}")
+        parts.append(f"{group}: " + ", ".join(vals))
+    alt = f"Bar charts per group of {attr}. " + "; ".join(parts) + "."
+    if line is not None:
+        alt += f" Four-fifths line at {fmt_number(line, 3)}" + (
+            f"; below it: {', '.join(below)}." if below else "; no group is below it."
+        )
+    caption = (
+        f"Outcome rates per group of {attr}, with 95% confidence intervals as whiskers. "
+        "The dashed line marks four fifths of the highest selection rate: a group whose selection "
+        "rate falls left of it fails the four-fifths rule of thumb (EEOC 29 CFR 1607.4(D))."
+    )
+    if below:
+        caption += f" Below the line: {', '.join(below)}."
+
+    def plot(fig: Figure) -> None:
+        axes = fig.subplots(1, len(shown), sharey=True, squeeze=False)[0]
+        ypos = list(range(len(groups)))
+        for ax, (key, label), color in zip(axes, shown, ("#0072B2", "#E69F00", "#009E73")):
+            values = [num(r, key) for r in group_rows]
+            bars = [v if v is not None else 0.0 for v in values]
+            err = _errors(group_rows, key, values)
+            ax.barh(ypos, bars, color=color, height=0.6, xerr=err, ecolor="#333333", capsize=3)
+            for y, v in zip(ypos, values):
+                ax.text(
+                    0.01,
+                    y,
+                    "n/a" if v is None else fmt_number(v, 2),
+                    va="center",
+                    fontsize=7,
+                    color="white" if v and v > 0.12 else "#333333",
+                )
+            ax.set_xlim(0, 1)
+            ax.set_title(label)
+            ax.grid(axis="y", visible=False)
+            if key == "selection_rate" and line is not None:
+                ax.axvline(line, color="#D55E00", linestyle="--", linewidth=1.2, label="four-fifths line")
+                ax.legend(loc="lower right", frameon=False)
+        axes[0].set_yticks(ypos, [_short(g) for g in groups])
+        axes[0].invert_yaxis()
+        axes[0].set_ylabel(attr)
+
+    height = 1.0 + 0.32 * len(groups)
+    return ChartSpec(
+        id=f"group_rates-{attr}",
+        title=f"Selection rate, TPR and FPR by {attr}",
+        caption=caption,
+        alt=alt,
+        plot=plot,
+        size=(7.0, max(1.8, height)),
+    )
+
+
+def _errors(group_rows: list[Mapping[str, Any]], key: str, values: list[float | None]) -> Any:
+    """Asymmetric whiskers for barh, zero where a row has no interval."""
+    lower, upper = [], []
+    for row, value in zip(group_rows, values):
+        interval = ci(row, key)
+        if interval is None or value is None:
+            lower.append(0.0)
+            upper.append(0.0)
+        else:
+            lower.append(max(value - interval[0], 0.0))
+            upper.append(max(interval[1] - value, 0.0))
+    if not any(lower) and not any(upper):
+        return None
+    return [lower, upper]
+
+
+def _short(name: str, limit: int = 28) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"

@@ -1,0 +1,171 @@
+"""The privacy budget spent per epoch, and the membership-inference ROC."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from governance.report._text import fmt_number
+from governance.report.charts._data import NoData, details, num, ok_section, rows
+from governance.report.charts.base import ChartSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from governance.results import Results
+
+__all__ = ["epsilon_per_epoch", "membership_roc"]
+
+
+def _ledger(results: Results) -> Mapping[str, Any]:
+    """The training ledger as the runner stored it in ``run`` (any of the names it may use)."""
+    for key in ("training", "ledger", "privacy_ledger"):
+        value = results.run.extra.get(key)
+        if isinstance(value, Mapping):
+            return value
+    return {}
+
+
+def epsilon_series(results: Results) -> list[tuple[float, float]]:
+    """(epoch, ε spent) from the privacy section's table, or else from the training ledger's history."""
+    points: list[tuple[float, float]] = []
+    section = results.sections.get("privacy")
+    if section is not None:
+        try:
+            for r in rows(section, "epsilon_per_epoch", "epsilon", "ledger", need=("epoch",)):
+                epoch, eps = num(r, "epoch"), num(r, "epsilon", "eps")
+                if epoch is not None and eps is not None:
+                    points.append((epoch, eps))
+        except NoData:
+            pass
+    if not points:
+        history = _ledger(results).get("history") or _ledger(results).get("epochs_log")
+        if isinstance(history, Sequence):
+            for i, r in enumerate(history):
+                if isinstance(r, Mapping):
+                    eps = num(r, "epsilon", "eps")
+                    if eps is not None:
+                        points.append((num(r, "epoch") or float(i + 1), eps))
+    if not points:
+        raise NoData(
+            "no ε per epoch (sections.privacy.tables.epsilon_per_epoch or run.training.history); "
+            "the model may not have been trained with differential privacy"
+        )
+    return sorted(points)
+
+
+def _target(results: Results) -> float | None:
+    privacy = _ledger(results).get("privacy")
+    if isinstance(privacy, Mapping):
+        return num(privacy, "target_epsilon")
+    return None
+
+
+def epsilon_per_epoch(results: Results) -> list[ChartSpec]:
+    points = epsilon_series(results)
+    target = _target(results)
+    delta = results.metrics.get("privacy.delta")
+    at = f" at δ = {fmt_number(delta)}" if delta is not None else ""
+    alt = (
+        f"Line chart of cumulative ε spent{at} after each epoch: "
+        + ", ".join(f"epoch {fmt_number(e)} ε {fmt_number(v, 3)}" for e, v in points)
+        + "."
+        + (f" Target ε {fmt_number(target)}." if target is not None else "")
+    )
+    caption = (
+        f"Cumulative privacy budget ε spent{at} after each training epoch, from the accountant. "
+        "Smaller ε means stronger protection of any one training row."
+    )
+    if target is not None:
+        caption += " The dashed line is the target ε of the spec."
+
+    def plot(fig: Figure) -> None:
+        ax = fig.subplots()
+        ax.plot([e for e, _ in points], [v for _, v in points], marker="o", color="#0072B2", label="ε spent")
+        if target is not None:
+            ax.axhline(
+                target,
+                color="#D55E00",
+                linestyle="--",
+                linewidth=1.2,
+                label=f"target ε = {fmt_number(target)}",
+            )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("ε")
+        ax.set_ylim(bottom=0)
+        ax.legend(frameon=False, loc="lower right")
+
+    return [
+        ChartSpec(
+            id="epsilon_per_epoch",
+            title="Privacy budget ε spent per epoch",
+            caption=caption,
+            alt=alt,
+            plot=plot,
+            size=(7.0, 2.4),
+        )
+    ]
+
+
+def membership_roc(results: Results) -> list[ChartSpec]:
+    section = ok_section(results, "privacy")
+    fpr, tpr = _roc(section)
+    auc = results.metrics.get("privacy.membership_inference.auc")
+    low = results.metrics.get("privacy.membership_inference.tpr_at_fpr_0.001")
+    floor = 1e-4
+    pts = [(max(f, floor), max(t, floor)) for f, t in zip(fpr, tpr) if f >= 0 and t >= 0]
+    sample = pts[:: max(1, len(pts) // 8)]
+    alt = (
+        "Receiver operating characteristic of the membership-inference attack on log-log axes, against "
+        f"the chance diagonal. AUC {fmt_number(auc, 3)}; TPR at FPR 0.001 {fmt_number(low, 4)}. Points: "
+        + ", ".join(f"FPR {fmt_number(f, 3)} TPR {fmt_number(t, 3)}" for f, t in sample)
+        + "."
+    )
+    caption = (
+        "How well an attacker tells training rows from held-out rows. Log axes show the low false-positive "
+        "region, where an attack that identifies even a few members with confidence matters; a curve on the "
+        "dashed diagonal means the attacker does no better than chance."
+    )
+
+    def plot(fig: Figure) -> None:
+        ax = fig.subplots()
+        ax.plot([floor, 1], [floor, 1], linestyle="--", color="#777777", linewidth=1, label="chance")
+        label = "attack" + (f" (AUC {fmt_number(auc, 3)})" if auc is not None else "")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color="#0072B2", label=label)
+        ax.axvline(1e-3, color="#D55E00", linestyle=":", linewidth=1, label="FPR = 0.001")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(floor, 1)
+        ax.set_ylim(floor, 1)
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.legend(frameon=False, loc="lower right")
+
+    return [
+        ChartSpec(
+            id="membership_roc",
+            title="Membership-inference ROC (log axes)",
+            caption=caption,
+            alt=alt,
+            plot=plot,
+            size=(4.6, 3.4),
+        )
+    ]
+
+
+def _roc(section: Any) -> tuple[list[float], list[float]]:
+    for path in (("membership_inference", "roc"), ("roc",), ("mia_roc",)):
+        try:
+            raw = details(section, *path)
+        except NoData:
+            continue
+        if isinstance(raw, Mapping):
+            fpr, tpr = raw.get("fpr"), raw.get("tpr")
+            if isinstance(fpr, Sequence) and isinstance(tpr, Sequence) and len(fpr) == len(tpr) > 1:
+                return [float(v) for v in fpr], [float(v) for v in tpr]
+    table = rows(section, "membership_roc", "mia_roc", "roc", need=("fpr", "tpr"))
+    pairs = [(num(r, "fpr"), num(r, "tpr")) for r in table]
+    good = [(f, t) for f, t in pairs if f is not None and t is not None]
+    if len(good) < 2:
+        raise NoData("sections.privacy has no membership-inference ROC (details.membership_inference.roc)")
+    return [f for f, _ in good], [t for _, t in good]

@@ -1,0 +1,115 @@
+"""The Jinja2 environments: templates from the package (importlib.resources) or a user folder.
+
+HTML is autoescaped by Jinja; Markdown gets the same guarantee through ``finalize``, which
+escapes every ``{{ … }}`` value for Markdown unless the template marked it safe.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup, escape
+
+from governance.errors import InputError
+from governance.report._text import fmt_number, humanize
+
+if TYPE_CHECKING:
+    import jinja2
+
+__all__ = ["environment", "md_code", "md_escape", "package_templates"]
+
+
+def package_templates() -> Any:
+    """The shipped templates folder as an importlib.resources Traversable (works from a wheel too)."""
+    return importlib.resources.files("governance") / "_data" / "templates"
+
+
+def _package_loader() -> jinja2.BaseLoader:
+    import jinja2
+
+    class _ResourceLoader(jinja2.BaseLoader):
+        """Reads templates through importlib.resources, so a zipped or installed package works."""
+
+        def get_source(
+            self, environment: jinja2.Environment, template: str
+        ) -> tuple[str, str | None, Callable[[], bool]]:
+            node = package_templates()
+            for part in template.split("/"):
+                node = node / part
+            if not node.is_file():
+                raise jinja2.TemplateNotFound(template)
+            return node.read_text(encoding="utf-8"), None, lambda: True
+
+    return _ResourceLoader()
+
+
+# Characters that Markdown (CommonMark + GFM tables) would read as syntax inside running text.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#|!~])")
+
+
+def md_escape(value: Any) -> str:
+    """Escape a value for Markdown text and table cells; HTML-significant characters become entities.
+
+    Examples
+    --------
+    >>> md_escape("<script>alert(1)</script> | x_y")
+    '&lt;script&gt;alert(1)&lt;/script&gt; \\\\| x\\\\_y'
+    """
+    if isinstance(value, Markup):
+        return str(value)
+    if value is None:
+        return ""
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_code(value: Any) -> Markup:
+    """A code span; backticks and pipes inside are neutralised so a table row stays one row."""
+    text = str(value).replace("\n", " ").replace("`", "'").replace("|", "\\|")
+    return Markup(f"`{text}`")
+
+
+def _md_finalize(value: Any) -> Any:
+    return md_escape(value)
+
+
+def environment(kind: str, template_dir: Path | None = None) -> jinja2.Environment:
+    """A Jinja environment for ``kind`` ("html" or "markdown"); ``template_dir`` templates win over ours.
+
+    Raises
+    ------
+    InputError
+        If ``template_dir`` is not a folder.
+    """
+    import jinja2
+
+    loaders: list[jinja2.BaseLoader] = []
+    if template_dir is not None:
+        if not Path(template_dir).is_dir():
+            raise InputError(
+                template_dir, None, "not a folder; expected --template-dir to name a folder of templates"
+            )
+        loaders.append(jinja2.FileSystemLoader(str(template_dir)))
+    loaders.append(_package_loader())
+    common: dict[str, Any] = {
+        "loader": jinja2.ChoiceLoader(loaders),
+        "undefined": jinja2.StrictUndefined,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+        "keep_trailing_newline": True,
+    }
+    if kind == "markdown":
+        env = jinja2.Environment(autoescape=False, finalize=_md_finalize, **common)
+        env.filters["code"] = md_code
+        env.filters["e"] = md_escape
+    else:
+        env = jinja2.Environment(autoescape=True, **common)
+        env.filters["code"] = lambda v: Markup("<code>") + escape(v) + Markup("</code>")
+    env.filters["num"] = fmt_number
+    env.filters["humanize"] = humanize
+    return env
