@@ -52,6 +52,9 @@ class DataSpec(_Strict):
     builtin: str | None = None
     source: str | None = None
     license: str | None = None
+    #: The favourable outcome of a binary task (selection rate = rate of predicting it); when
+    #: omitted, the last of the sorted label values.
+    positive: str | None = None
 
     @model_validator(mode="after")
     def _sensitive_not_label(self) -> DataSpec:

@@ -35,3 +35,10 @@ class DataBundle:
     paths: Mapping[str, Path] = field(default_factory=dict)
     source: str | None = None
     license: str | None = None
+    #: Binary tasks: the favourable outcome, always ``classes[-1]`` (``y_score`` is its
+    #: probability, i.e. ``proba[:, -1]``); None for multiclass tasks.
+    positive: str | None = None
+    #: The features read as numbers (standardised); the other features are categorical.
+    numeric: tuple[str, ...] = ()
+    #: Image tasks: the (channels, height, width) the feature columns reshape to.
+    image_shape: tuple[int, ...] | None = None

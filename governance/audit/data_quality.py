@@ -1,0 +1,26 @@
+"""The ``data_quality`` audit: :func:`governance.data.quality.assess` behind the Audit interface."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from governance.audit.base import Audit
+
+if TYPE_CHECKING:
+    from governance.audit.base import AuditContext
+    from governance.results import AuditSection
+
+__all__ = ["DataQualityAudit"]
+
+
+class DataQualityAudit(Audit):
+    """Duplicates, missing values, leakage, constant columns, label balance, groups, PII."""
+
+    name: ClassVar[str] = "data_quality"
+    requires_model: ClassVar[bool] = False
+
+    def run(self, context: AuditContext) -> AuditSection:
+        from governance.data.quality import QualityOptions, assess
+
+        source = None if context.spec.source is None else str(context.spec.source)
+        return assess(context.data, QualityOptions.from_options(context.options, source=source))

@@ -1,0 +1,195 @@
+"""Differential privacy through Opacus: settings, module fixes, per-sample mode, accounting.
+
+Everything Opacus-specific the trainer needs sits here, so :mod:`governance.train.trainer`
+reads as one training loop for plain and private training alike.
+
+Per-sample gradient modes
+-------------------------
+``ghost``
+    Opacus' fast gradient clipping (``grad_sample_mode="ghost"``): per-sample gradient *norms*
+    of ``Linear``/``Embedding`` layers from activations and backprops without materialising
+    per-sample gradients, other layers through their per-sample gradient samplers, then a
+    second backward pass with the clipping coefficients. Needs the criterion wrapped by
+    ``make_private(criterion=...)``; we use it by default because it is the fast one.
+``hooks``
+    Opacus' classic mode (per-sample gradients through hooks), the fallback when ghost
+    clipping does not support a layer (e.g. tied parameters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = [
+    "GRAD_SAMPLE_MODES",
+    "PrivacySettings",
+    "choose_grad_sample_mode",
+    "epsilon_for",
+    "fix_module",
+    "max_steps_within",
+]
+
+#: Modes accepted in ``train.privacy.grad_sample_mode``; "auto" means ghost with hooks fallback.
+GRAD_SAMPLE_MODES = ("auto", "ghost", "hooks", "functorch", "ew")
+ACCOUNTANTS = ("prv", "rdp", "gdp")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrivacySettings:
+    """What a researcher asks of DP training.
+
+    Parameters
+    ----------
+    target_epsilon
+        The privacy budget ε at ``delta``; the noise is calibrated to spend at most this over
+        the planned epochs, and training stops early if the budget would be exceeded.
+    delta
+        δ; should be well below 1/rows.
+    max_grad_norm
+        Per-sample gradient clipping bound C.
+    accountant
+        ``prv`` (default, tight), ``rdp`` or ``gdp``.
+    grad_sample_mode
+        ``auto`` (ghost clipping, falling back to hooks), ``ghost``, ``hooks``, ``functorch``, ``ew``.
+    noise_multiplier
+        Use this σ instead of calibrating from ``target_epsilon`` (benchmarks, tests, resume).
+    poisson_sampling
+        Poisson (uniform with replacement) batch sampling, which the accountants assume.
+
+    Examples
+    --------
+    >>> PrivacySettings(target_epsilon=3.0, delta=1e-5, max_grad_norm=1.0).accountant
+    'prv'
+    """
+
+    target_epsilon: float
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    accountant: str = "prv"
+    grad_sample_mode: str = "auto"
+    noise_multiplier: float | None = None
+    poisson_sampling: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.target_epsilon > 0:
+            raise ValueError(f"target_epsilon must be > 0, got {self.target_epsilon}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {self.delta}")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if self.accountant not in ACCOUNTANTS:
+            raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {self.accountant!r}")
+        if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
+            raise ValueError(
+                f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got {self.grad_sample_mode!r}"
+            )
+        if self.noise_multiplier is not None and self.noise_multiplier < 0:
+            raise ValueError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
+
+
+@dataclass(frozen=True)
+class ModuleFixReport:
+    """What ``ModuleValidator.fix`` changed (e.g. BatchNorm → GroupNorm), for the user."""
+
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def fixed(self) -> bool:
+        return bool(self.problems)
+
+
+def fix_module(model: nn.Module) -> tuple[nn.Module, ModuleFixReport]:
+    """Make ``model`` Opacus-compatible, returning the (possibly new) module and what changed.
+
+    Raises
+    ------
+    ValueError
+        When Opacus cannot fix a problem itself.
+    """
+    from opacus.validators import ModuleValidator
+
+    problems = ModuleValidator.validate(model, strict=False)
+    if not problems:
+        return model, ModuleFixReport()
+    fixed = ModuleValidator.fix(model)
+    remaining = ModuleValidator.validate(fixed, strict=False)
+    if remaining:
+        raise ValueError(f"model cannot be trained privately: {remaining[0]}")
+    return fixed, ModuleFixReport(tuple(sorted({str(p) for p in problems})))
+
+
+def choose_grad_sample_mode(model: nn.Module, requested: str) -> str:
+    """Resolve ``auto``: ghost clipping unless the model has a layer it cannot handle.
+
+    Ghost clipping handles every layer with an Opacus norm sampler or grad sampler; parameter
+    tying raises in Opacus' ghost mode, so a model that shares a parameter falls back to hooks.
+    """
+    if requested != "auto":
+        return requested
+    from opacus.grad_sample.grad_sample_module_fast_gradient_clipping import (
+        GradSampleModuleFastGradientClipping as Ghost,
+    )
+
+    supported = set(Ghost.NORM_SAMPLERS) | set(Ghost.GRAD_SAMPLERS)
+    seen: set[int] = set()
+    for module in model.modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if own and type(module) not in supported:
+            return "hooks"
+        for p in own:
+            if id(p) in seen:
+                return "hooks"
+            seen.add(id(p))
+    return "ghost"
+
+
+def epsilon_for(history: Sequence[tuple[float, float, int]], delta: float, accountant: str = "prv") -> float:
+    """ε spent by a list of (noise_multiplier, sample_rate, steps) at ``delta``.
+
+    For PRV this is Opacus' upper bound (``eps_upper``), never its point estimate.
+    """
+    from opacus.accountants import create_accountant
+
+    if not history or all(steps == 0 for _, _, steps in history):
+        return 0.0
+    # Merge consecutive runs of the same (σ, q) as Opacus' accountants do when they step, so
+    # that a projected history and the one actually spent give the same number.
+    merged: list[tuple[float, float, int]] = []
+    for s, q, n in history:
+        if n <= 0:
+            continue
+        if merged and merged[-1][0] == float(s) and merged[-1][1] == float(q):
+            merged[-1] = (float(s), float(q), merged[-1][2] + int(n))
+        else:
+            merged.append((float(s), float(q), int(n)))
+    acc: Any = create_accountant(mechanism=accountant)
+    acc.history = merged
+    return float(acc.get_epsilon(delta=delta))
+
+
+def max_steps_within(
+    history: Sequence[tuple[float, float, int]],
+    noise_multiplier: float,
+    sample_rate: float,
+    limit: int,
+    *,
+    target_epsilon: float,
+    delta: float,
+    accountant: str = "prv",
+) -> int:
+    """The most further steps (≤ ``limit``) that keep the spent ε at or below the target."""
+    if epsilon_for([*history, (noise_multiplier, sample_rate, limit)], delta, accountant) <= target_epsilon:
+        return limit
+    low, high = 0, limit  # ε(low) ≤ target < ε(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if epsilon_for([*history, (noise_multiplier, sample_rate, mid)], delta, accountant) <= target_epsilon:
+            low = mid
+        else:
+            high = mid
+    return low

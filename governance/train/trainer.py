@@ -1,0 +1,629 @@
+"""The trainer: one training loop for plain and differentially private training.
+
+Researchers use it directly::
+
+    from governance import Trainer, PrivacySettings
+    trainer = Trainer(model=net, train_data=(X, y), eval_data=(X_eval, y_eval),
+                      privacy=PrivacySettings(target_epsilon=3, delta=1e-5, max_grad_norm=1.0),
+                      epochs=10, batch_size=256, lr=0.5, seed=0)
+    result = trainer.fit()
+    result.epsilon, trainer.epsilon          # the spent ε (Opacus PRV upper bound)
+
+``governance train`` builds the same trainer from a spec (:mod:`governance.train.api`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from governance.errors import InputError
+from governance.train.dp import (
+    PrivacySettings,
+    choose_grad_sample_mode,
+    epsilon_for,
+    fix_module,
+    max_steps_within,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["EpochRecord", "PrivacySettings", "Trainer", "TrainingResult"]
+
+LEDGER_VERSION = 1
+ERR_RESUME_MISMATCH = "checkpoint was written by a different configuration ({key}: {old!r} != {new!r})"
+
+DataLike = Any  # (X, y) tensors/arrays or a torch Dataset
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of the ledger."""
+
+    epoch: int
+    steps: int
+    train_loss: float
+    eval_accuracy: float | None
+    epsilon: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "steps": self.steps,
+            "train_loss": self.train_loss,
+            "eval_accuracy": self.eval_accuracy,
+            "epsilon": self.epsilon,
+        }
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What :meth:`Trainer.fit` returns: the ledger (``training.json`` content) and the model."""
+
+    ledger: Mapping[str, Any]
+    model: Any = field(repr=False)  # the trained torch.nn.Module (unwrapped)
+
+    @property
+    def epsilon(self) -> float | None:
+        """The spent ε, or None for non-private training."""
+        privacy = self.ledger.get("privacy")
+        return None if privacy is None else float(privacy["epsilon"])
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return list(self.ledger["history"])
+
+
+def _as_dataset(data: DataLike) -> Dataset:
+    import numpy as np
+    import torch
+    from torch.utils.data import Dataset, TensorDataset
+
+    if isinstance(data, Dataset):
+        return data
+    x, y = data
+    x_t = x.float() if isinstance(x, torch.Tensor) else torch.tensor(np.asarray(x), dtype=torch.float32)
+    y_t = y.long() if isinstance(y, torch.Tensor) else torch.tensor(np.asarray(y), dtype=torch.long)
+    return TensorDataset(x_t, y_t)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``; others are checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device", None, f"{device!r} requested but CUDA is not available")
+    return device
+
+
+class Trainer:
+    """Train a classifier, privately (Opacus) when ``privacy`` is given.
+
+    Parameters
+    ----------
+    model
+        The ``nn.Module`` mapping a float batch to class logits. Opacus-incompatible layers
+        (BatchNorm) are replaced by :func:`opacus.validators.ModuleValidator.fix`; the
+        replacements are listed in the ledger (``privacy.module_fixes``).
+    train_data, eval_data
+        ``(X, y)`` arrays/tensors (``y`` integer class indices) or a ``torch`` Dataset.
+    privacy
+        :class:`PrivacySettings`, or None for non-private training.
+    epochs, batch_size, lr
+        Planned epochs, (expected logical) batch size, learning rate.
+    optimizer
+        ``sgd`` or ``adam``; ``momentum`` applies to SGD.
+    max_physical_batch_size
+        DP only: split logical batches into physical ones of at most this size (Opacus
+        ``BatchMemoryManager``), so a large logical batch fits in memory.
+    seed
+        Seeds the model-independent randomness (sampling, noise); the same seed and data give
+        the same weights and ledger.
+    device
+        ``cpu``, ``cuda`` or ``auto``.
+    checkpoint_dir
+        Where to write a checkpoint after every epoch; with ``resume=True`` training continues
+        from it, keeping the accountant's history.
+    progress
+        Show a rich progress bar on stderr (only when stderr is a terminal).
+    callbacks
+        Called with each :class:`EpochRecord` after that epoch's checkpoint is written.
+    num_threads
+        CPU threads for torch during :meth:`fit` (restored afterwards); None leaves torch's
+        setting. Small models train fastest on one thread: their per-step work is too small
+        to split, and on a busy machine extra threads only contend.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        train_data: DataLike,
+        eval_data: DataLike | None = None,
+        privacy: PrivacySettings | None = None,
+        epochs: int = 10,
+        batch_size: int = 64,
+        lr: float = 0.05,
+        optimizer: str = "sgd",
+        momentum: float = 0.0,
+        max_physical_batch_size: int | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        progress: bool = False,
+        callbacks: Sequence[Callable[[EpochRecord], None]] = (),
+        num_threads: int | None = None,
+    ) -> None:
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        self.model = model
+        self.train_set = _as_dataset(train_data)
+        self.eval_set = None if eval_data is None else _as_dataset(eval_data)
+        self.privacy = privacy
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.lr = float(lr)
+        self.optimizer_name = optimizer
+        self.momentum = float(momentum)
+        self.max_physical_batch_size = max_physical_batch_size
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.resume = resume
+        self.progress = progress
+        self.callbacks = tuple(callbacks)
+        self.num_threads = num_threads
+        self._result: TrainingResult | None = None
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def epsilon(self) -> float | None:
+        """The spent ε after :meth:`fit` (None before, or for non-private training)."""
+        return None if self._result is None else self._result.epsilon
+
+    @property
+    def result(self) -> TrainingResult | None:
+        return self._result
+
+    def fit(self) -> TrainingResult:
+        """Train and return the ledger; see :class:`TrainingResult`."""
+        import torch
+
+        previous = torch.get_num_threads()
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        try:
+            return self._fit()
+        finally:
+            torch.set_num_threads(previous)
+
+    def _fit(self) -> TrainingResult:
+        import torch
+
+        n_rows = len(self.train_set)  # type: ignore[arg-type]
+        if self.privacy is not None and self.privacy.delta >= 1.0 / n_rows:
+            raise ValueError(f"delta {self.privacy.delta} must be below 1/rows = {1.0 / n_rows:.3g}")
+        torch.manual_seed(self.seed)
+        sampler_gen = torch.Generator().manual_seed(self.seed)
+        noise_gen = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+
+        model = self.model
+        fixes: tuple[str, ...] = ()
+        if self.privacy is not None:
+            model, report = fix_module(model)
+            fixes = report.problems
+            self.model = model
+        model.to(self.device)
+        optimizer = self._make_optimizer(model)
+        loader = self._make_loader(sampler_gen)
+        criterion: Any = torch.nn.CrossEntropyLoss()
+
+        checkpoint = self._load_checkpoint()
+        start_epoch = 0
+        prior_history: list[dict[str, Any]] = []
+        prior_seconds = 0.0
+        accountant_history: list[tuple[float, float, int]] = []
+        noise_multiplier: float | None = None
+        attempts = 1
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint.model)
+            optimizer.load_state_dict(checkpoint.optimizer)
+            torch.set_rng_state(checkpoint.rng["torch"])
+            sampler_gen.set_state(checkpoint.rng["sampler"])
+            noise_gen.set_state(checkpoint.rng["noise"].to(noise_gen.get_state().device))
+            start_epoch = int(checkpoint.state["epoch"])
+            prior_history = list(checkpoint.state["history"])
+            prior_seconds = float(checkpoint.state["seconds"])
+            accountant_history = [tuple(h) for h in checkpoint.state.get("accountant_history", [])]
+            noise_multiplier = checkpoint.state.get("noise_multiplier")
+            attempts = int(checkpoint.state.get("attempts", 1)) + 1
+
+        dp_model: Any = model
+        engine: Any = None
+        mode: str | None = None
+        sample_rate = 1.0 / max(1, len(loader))
+        if self.privacy is not None:
+            dp_model, optimizer, criterion, loader, engine, mode, noise_multiplier = self._make_private(
+                model, optimizer, loader, criterion, noise_gen, noise_multiplier
+            )
+            sample_rate = 1.0 / len(loader)
+            engine.accountant.history = list(accountant_history)
+
+        records: list[dict[str, Any]] = list(prior_history)
+        steps_done = sum(int(r["steps"]) for r in records)
+        seconds = prior_seconds
+        step_seconds = float(checkpoint.state.get("step_seconds", 0.0)) if checkpoint else 0.0
+        stopped_early = bool(checkpoint.state.get("stopped_early", False)) if checkpoint else False
+        with self._progress_bar(start_epoch) as advance:
+            for epoch in range(start_epoch + 1, self.epochs + 1):
+                if stopped_early:
+                    break
+                t0 = time.perf_counter()
+                limit = None
+                projected = None
+                if self.privacy is not None and noise_multiplier is not None:
+                    # Stop when the budget is reached: never start a step that would overspend.
+                    planned = len(loader)
+                    history = list(engine.accountant.history)
+                    projected = epsilon_for(
+                        [*history, (noise_multiplier, sample_rate, planned)],
+                        self.privacy.delta,
+                        self.privacy.accountant,
+                    )
+                    limit = planned
+                    if projected > self.privacy.target_epsilon:
+                        stopped_early = True
+                        projected = None
+                        limit = max_steps_within(
+                            history,
+                            noise_multiplier,
+                            sample_rate,
+                            planned,
+                            target_epsilon=self.privacy.target_epsilon,
+                            delta=self.privacy.delta,
+                            accountant=self.privacy.accountant,
+                        )
+                        if limit == 0:
+                            break
+                loss, steps, took = self._run_epoch(dp_model, optimizer, loader, criterion, limit, engine)
+                step_seconds += took
+                accuracy = self._evaluate(model)
+                epsilon = None
+                if self.privacy is not None:
+                    if projected is not None and steps == limit:
+                        epsilon = projected  # the history now is exactly what was projected
+                    else:
+                        epsilon = epsilon_for(
+                            engine.accountant.history, self.privacy.delta, self.privacy.accountant
+                        )
+                seconds += time.perf_counter() - t0
+                steps_done += steps
+                record = EpochRecord(epoch, steps, loss, accuracy, epsilon)
+                records.append(record.to_dict())
+                self._save_checkpoint(
+                    model,
+                    optimizer,
+                    sampler_gen,
+                    noise_gen,
+                    {
+                        "epoch": epoch,
+                        "history": records,
+                        "seconds": seconds,
+                        "step_seconds": step_seconds,
+                        "accountant_history": [
+                            list(h) for h in (engine.accountant.history if engine else [])
+                        ],
+                        "noise_multiplier": noise_multiplier,
+                        "attempts": attempts,
+                        "stopped_early": stopped_early,
+                        "fingerprint": self._fingerprint(),
+                    },
+                )
+                advance(record)
+                for callback in self.callbacks:
+                    callback(record)
+
+        if engine is not None:
+            self._detach(dp_model)
+        ledger: dict[str, Any] = {
+            "ledger_version": LEDGER_VERSION,
+            "seconds": seconds,
+            "step_seconds": step_seconds,
+            "epochs": len(records),
+            "planned_epochs": self.epochs,
+            "steps": steps_done,
+            "batch_size": self.batch_size,
+            "max_physical_batch_size": self.max_physical_batch_size,
+            "rows": n_rows,
+            "optimizer": self.optimizer_name,
+            "lr": self.lr,
+            "seed": self.seed,
+            "device": self.device,
+            "history": records,
+            "train_loss": records[-1]["train_loss"] if records else None,
+            "eval_accuracy": records[-1]["eval_accuracy"] if records else None,
+            "resumed": checkpoint is not None,
+            "attempts": attempts,
+        }
+        if self.privacy is not None:
+            spent = [tuple(h) for h in engine.accountant.history]
+            ledger["privacy"] = {
+                "accountant": self.privacy.accountant,
+                "noise_multiplier": noise_multiplier,
+                "sample_rate": sample_rate,
+                "steps": sum(int(h[2]) for h in spent),
+                "max_grad_norm": self.privacy.max_grad_norm,
+                "delta": self.privacy.delta,
+                "epsilon": epsilon_for(spent, self.privacy.delta, self.privacy.accountant),
+                "target_epsilon": self.privacy.target_epsilon,
+                "grad_sample_mode": mode,
+                "poisson_sampling": self.privacy.poisson_sampling,
+                "stopped_early": stopped_early,
+                "module_fixes": list(fixes),
+                "accountant_history": [list(h) for h in spent],
+            }
+        self._result = TrainingResult(ledger=ledger, model=model)
+        return self._result
+
+    # -- pieces -----------------------------------------------------------------------------
+
+    def _fingerprint(self) -> dict[str, Any]:
+        privacy = None
+        if self.privacy is not None:
+            privacy = {
+                "target_epsilon": self.privacy.target_epsilon,
+                "delta": self.privacy.delta,
+                "max_grad_norm": self.privacy.max_grad_norm,
+                "accountant": self.privacy.accountant,
+            }
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "seed": self.seed,
+            "rows": len(self.train_set),  # type: ignore[arg-type]
+            "privacy": privacy,
+        }
+
+    def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        import torch
+
+        if self.optimizer_name == "adam":
+            return torch.optim.Adam(model.parameters(), lr=self.lr)
+        return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum)
+
+    def _make_loader(self, generator: torch.Generator) -> DataLoader:
+        from torch.utils.data import DataLoader
+
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=False,
+        )
+
+    def _make_private(
+        self,
+        model: nn.Module,
+        optimizer: Any,
+        loader: DataLoader,
+        criterion: Any,
+        noise_gen: torch.Generator,
+        noise_multiplier: float | None,
+    ) -> tuple[Any, Any, Any, Any, Any, str, float]:
+        """Wrap model, optimizer, loader (and criterion for ghost clipping) with Opacus."""
+        import warnings
+
+        from opacus import PrivacyEngine
+        from opacus.accountants.utils import get_noise_multiplier
+
+        assert self.privacy is not None
+        privacy = self.privacy
+        sample_rate = 1.0 / len(loader)
+        if noise_multiplier is None:
+            noise_multiplier = privacy.noise_multiplier
+        if noise_multiplier is None:
+            # Calibrate once; a resumed run reuses the stored σ so the plan never changes.
+            noise_multiplier = float(
+                get_noise_multiplier(
+                    target_epsilon=privacy.target_epsilon,
+                    target_delta=privacy.delta,
+                    sample_rate=sample_rate,
+                    epochs=self.epochs,
+                    accountant=privacy.accountant,
+                )
+            )
+        mode = choose_grad_sample_mode(model, privacy.grad_sample_mode)
+        attempts = [mode] if privacy.grad_sample_mode != "auto" or mode == "hooks" else [mode, "hooks"]
+        last_error: Exception | None = None
+        for candidate in attempts:
+            engine = PrivacyEngine(accountant=privacy.accountant)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    wrapped = engine.make_private(
+                        module=model,
+                        optimizer=optimizer,
+                        data_loader=loader,
+                        criterion=criterion,
+                        noise_multiplier=noise_multiplier,
+                        max_grad_norm=privacy.max_grad_norm,
+                        poisson_sampling=privacy.poisson_sampling,
+                        noise_generator=noise_gen,
+                        grad_sample_mode=candidate,
+                    )
+            except (NotImplementedError, ValueError) as exc:
+                last_error = exc
+                continue
+            if len(wrapped) == 4:
+                dp_model, dp_opt, dp_criterion, dp_loader = wrapped
+            else:
+                dp_model, dp_opt, dp_loader = wrapped
+                dp_criterion = criterion
+            return dp_model, dp_opt, dp_criterion, dp_loader, engine, candidate, noise_multiplier
+        raise ValueError(f"Opacus cannot make this model private: {last_error}")
+
+    @staticmethod
+    def _detach(dp_model: Any) -> None:
+        # Remove Opacus hooks so the returned module is a plain nn.Module again.
+        with contextlib.suppress(Exception):
+            dp_model._close()
+
+    def _batches(self, loader: Any, optimizer: Any) -> contextlib.AbstractContextManager[Any]:
+        if self.privacy is not None and self.max_physical_batch_size:
+            from opacus.utils.batch_memory_manager import BatchMemoryManager
+
+            return BatchMemoryManager(
+                data_loader=loader, max_physical_batch_size=self.max_physical_batch_size, optimizer=optimizer
+            )
+        return contextlib.nullcontext(loader)
+
+    def _run_epoch(
+        self, model: Any, optimizer: Any, loader: Any, criterion: Any, limit: int | None, engine: Any
+    ) -> tuple[float, int, float]:
+        """One epoch; returns (mean train loss, logical steps taken, seconds in steps)."""
+        import torch
+
+        model.train()
+        total, count, steps = 0.0, 0, 0
+        start_steps = _accounted_steps(engine)
+        t0 = time.perf_counter()
+        with self._batches(loader, optimizer) as batches:
+            for x, y in batches:
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+                optimizer.zero_grad(set_to_none=True)
+                out = model(x)
+                loss = criterion(out, y)
+                loss.backward()
+                optimizer.step()
+                n = int(y.shape[0])
+                if n:
+                    total += float(loss.item()) * n
+                    count += n
+                if engine is None:
+                    steps += 1
+                else:
+                    steps = _accounted_steps(engine) - start_steps
+                if limit is not None and steps >= limit:
+                    break
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        took = time.perf_counter() - t0
+        return (total / count if count else math.nan), steps, took
+
+    def _evaluate(self, model: nn.Module) -> float | None:
+        import torch
+
+        if self.eval_set is None:
+            return None
+        from torch.utils.data import DataLoader
+
+        model.eval()
+        correct = seen = 0
+        with torch.no_grad():
+            for x, y in DataLoader(self.eval_set, batch_size=4096):
+                pred = model(x.to(self.device)).argmax(dim=1).cpu()
+                correct += int((pred == y).sum())
+                seen += int(y.shape[0])
+        return correct / seen if seen else None
+
+    def _load_checkpoint(self) -> Any:
+        if not self.resume or self.checkpoint_dir is None:
+            return None
+        from governance.train.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(self.checkpoint_dir)
+        if checkpoint is None:
+            return None
+        old = checkpoint.state.get("fingerprint", {})
+        new = self._fingerprint()
+        for key in new:
+            if old.get(key) != new[key]:
+                raise InputError(
+                    self.checkpoint_dir,
+                    key,
+                    ERR_RESUME_MISMATCH.format(key=key, old=old.get(key), new=new[key]),
+                )
+        return checkpoint
+
+    def _save_checkpoint(
+        self,
+        model: nn.Module,
+        optimizer: Any,
+        sampler_gen: torch.Generator,
+        noise_gen: torch.Generator,
+        state: dict[str, Any],
+    ) -> None:
+        if self.checkpoint_dir is None:
+            return
+        import torch
+
+        from governance.train.checkpoint import save_checkpoint
+
+        base_optimizer = getattr(optimizer, "original_optimizer", optimizer)
+        save_checkpoint(
+            self.checkpoint_dir,
+            state=state,
+            model_state=model.state_dict(),
+            optimizer_state=base_optimizer.state_dict(),
+            rng={
+                "torch": torch.get_rng_state(),
+                "sampler": sampler_gen.get_state(),
+                "noise": noise_gen.get_state().cpu(),
+            },
+        )
+
+    @contextlib.contextmanager
+    def _progress_bar(self, start_epoch: int) -> Iterator[Callable[[EpochRecord], None]]:
+        if not (self.progress and sys.stderr.isatty()):
+            yield lambda record: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [
+            TextColumn("epoch"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("ε {task.fields[eps]}"),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, transient=True, console=_stderr_console()) as bar:
+            task = bar.add_task("train", total=self.epochs, completed=start_epoch, loss="-", eps="-")
+
+            def advance(record: EpochRecord) -> None:
+                eps = "-" if record.epsilon is None else f"{record.epsilon:.2f}"
+                bar.update(task, advance=1, loss=f"{record.train_loss:.4f}", eps=eps)
+
+            yield advance
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _accounted_steps(engine: Any) -> int:
+    if engine is None:
+        return 0
+    return sum(int(h[2]) for h in engine.accountant.history)
