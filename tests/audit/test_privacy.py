@@ -1,0 +1,168 @@
+"""Privacy audit: ROC/AUC vs scikit-learn, Clopper–Pearson vs scipy, ε bounds by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from governance.audit._mia import (
+    bootstrap_ci,
+    clopper_pearson,
+    clopper_pearson_upper,
+    empirical_epsilon,
+    epsilon_from_rates,
+    mia_auc,
+    roc_curve,
+    tpr_at_fpr,
+)
+from governance.audit.privacy import PrivacyAudit, epsilon_finding
+from governance.errors import InputError
+from governance.results import Severity
+from tests.audit.tiny_models import make_context, tabular_handle
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auc_and_roc_match_sklearn_with_ties(seed: int) -> None:
+    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_curve as sk_roc
+
+    rng = np.random.default_rng(seed)
+    m = rng.normal(0.4, 1, 300).round(1)
+    n = rng.normal(0.0, 1, 200).round(1)
+    y = np.r_[np.ones(len(m)), np.zeros(len(n))]
+    assert mia_auc(m, n) == pytest.approx(roc_auc_score(y, np.r_[m, n]), abs=1e-12)
+    fpr, tpr, thr = roc_curve(m, n)
+    sk_fpr, sk_tpr, sk_thr = sk_roc(y, np.r_[m, n], drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+    np.testing.assert_allclose(thr[1:], sk_thr[1:])
+
+
+def test_tpr_at_fpr_by_hand() -> None:
+    members = np.array([3.0, 2.0, 1.0])
+    nonmembers = np.array([2.5, 0.0, -1.0])
+    assert tpr_at_fpr(members, nonmembers, 0.001) == pytest.approx(1 / 3)
+    assert tpr_at_fpr(members, nonmembers, 0.34) == pytest.approx(1.0)
+    assert tpr_at_fpr(members, nonmembers, 0.3) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 50), (3, 50), (25, 50), (50, 50), (7, 1000)])
+def test_clopper_pearson_matches_the_beta_quantile_formula(k: int, n: int) -> None:
+    from scipy.stats import beta, binomtest
+
+    low, high = clopper_pearson(k, n, alpha=0.05)
+    ref_low = 0.0 if k == 0 else beta.ppf(0.025, k, n - k + 1)
+    ref_high = 1.0 if k == n else beta.ppf(0.975, k + 1, n - k)
+    assert (low, high) == pytest.approx((ref_low, ref_high), abs=1e-12)
+    # scipy's own exact binomial interval is a second, independent reference.
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert (low, high) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    if k == 0:  # closed form: 1 - (alpha)^(1/n) for the one-sided bound
+        assert clopper_pearson_upper(0, n, 0.05) == pytest.approx(1 - 0.05 ** (1 / n))
+
+
+def test_epsilon_from_rates_by_hand() -> None:
+    assert epsilon_from_rates(0.05, 0.5, 0.0) == pytest.approx(math.log(10))
+    assert epsilon_from_rates(0.5, 0.05, 0.0) == pytest.approx(math.log(10))  # the symmetric term
+    assert epsilon_from_rates(0.5, 0.5, 0.0) == 0.0  # a coin flip proves nothing
+    assert epsilon_from_rates(0.2, 0.3, 1e-5) == pytest.approx(math.log((1 - 1e-5 - 0.3) / 0.2))
+
+
+def test_empirical_epsilon_on_a_perfect_attack_by_hand() -> None:
+    # Perfectly separated scores: at the chosen threshold FP = FN = 0, so each rate's one-sided
+    # (1 - alpha/2) Clopper–Pearson upper bound is 1 - (alpha/2)^(1/n).
+    members, nonmembers = np.arange(100.0, 200.0), np.arange(0.0, 100.0)
+    bound = empirical_epsilon(members, nonmembers, members, nonmembers, delta=1e-5, alpha=0.05)
+    upper = 1 - 0.025 ** (1 / 100)
+    assert bound.false_positives == 0 and bound.false_negatives == 0
+    assert bound.epsilon == pytest.approx(math.log((1 - 1e-5 - upper) / upper))
+    # Identical score distributions prove (almost) nothing.
+    rng = np.random.default_rng(0)
+    same = empirical_epsilon(*(rng.normal(size=500) for _ in range(4)), delta=1e-5)
+    assert same.epsilon < 0.5
+
+
+def test_bootstrap_ci_is_seeded_and_covers_the_estimate() -> None:
+    rng = np.random.default_rng(0)
+    m, n = rng.normal(0.5, 1, 200), rng.normal(0, 1, 200)
+    low, high = bootstrap_ci(m, n, "auc", n_boot=100, seed=1)
+    assert low < mia_auc(m, n) < high
+    assert bootstrap_ci(m, n, "auc", n_boot=100, seed=1) == (low, high)
+
+
+def test_audit_reports_ledger_attacks_and_the_stronger_one() -> None:
+    handle, bundle = tabular_handle()
+    ledger = {"privacy": {"epsilon": 1000.0, "delta": 1e-5, "accountant": "prv"}}
+    section = PrivacyAudit().run(make_context(handle, bundle, {"n_boot": 20}, ledger=ledger))
+    metrics = section.metrics
+    assert metrics["privacy.epsilon"] == 1000.0 and metrics["privacy.delta"] == 1e-5
+    per_attack = [metrics[f"privacy.membership_inference.{a}.auc"] for a in ("loss_threshold", "black_box")]
+    assert metrics["privacy.membership_inference.auc"] == max(per_attack)  # type: ignore[type-var]
+    for key in ("tpr_at_fpr_0.001", "tpr_at_fpr_0.01"):
+        assert 0.0 <= metrics[f"privacy.membership_inference.{key}"] <= 1.0  # type: ignore[operator]
+    rows = section.tables["membership_inference"]
+    assert {r["attack"] for r in rows} == {"loss_threshold", "black_box"}
+    assert rows[0]["members"] == rows[0]["nonmembers"] == len(bundle.eval) // 2  # balanced
+    assert section.findings == ()  # a claimed ε of 1000 is not contradicted
+    assert [p["fpr"] for p in section.details["roc"]["loss_threshold"]][0] == pytest.approx(1e-3)
+
+
+def test_loss_attack_auc_equals_sklearn_on_independently_computed_losses() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    handle, bundle = tabular_handle()
+    section = PrivacyAudit().run(make_context(handle, bundle, {"n_boot": 0, "max_rows": None}))
+    # Rebuild the evaluation halves exactly as documented: balanced seeded samples, then halves.
+    from governance.audit._inputs import sample_frame
+
+    n = min(len(bundle.train), len(bundle.eval))
+    rng = np.random.default_rng(0)
+    losses = []
+    for frame in (sample_frame(bundle.train, n, 0), sample_frame(bundle.eval, n, 1)):
+        p = handle.predict_proba(frame)
+        y = (frame["risk"] == "good").to_numpy().astype(int)
+        order = rng.permutation(len(frame))
+        idx = order[len(frame) // 2 :]
+        losses.append(np.log(np.clip(p[idx, y[idx]], 1e-12, 1)))
+    truth = np.r_[np.ones(len(losses[0])), np.zeros(len(losses[1]))]
+    expected = roc_auc_score(truth, np.r_[losses[0], losses[1]])
+    assert section.metrics["privacy.membership_inference.loss_threshold.auc"] == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_overfit_model_contradicting_a_tiny_claimed_epsilon_is_blocking() -> None:
+    handle, bundle = tabular_handle(hidden=256, steps=1500)
+    ledger = {"privacy": {"epsilon": 0.05, "delta": 1e-5}}
+    a = PrivacyAudit().run(make_context(handle, bundle, {"n_boot": 20}, ledger=ledger))
+    b = PrivacyAudit().run(make_context(handle, bundle, {"n_boot": 20}, ledger=ledger))
+    assert a.metrics == b.metrics  # seeded, ART's attack model included
+    assert a.metrics["privacy.empirical_epsilon_lower_bound"] > 0.05  # type: ignore[operator]
+    assert [f.id for f in a.findings] == ["privacy.empirical_epsilon_exceeds_claim"]
+    assert a.findings[0].severity is Severity.BLOCKING
+
+
+def test_epsilon_finding_logic() -> None:
+    assert epsilon_finding(None, 5.0, 0.05) is None  # not trained privately: nothing to contradict
+    assert epsilon_finding(3.0, 2.9, 0.05) is None
+    found = epsilon_finding(3.0, 3.5, 0.05)
+    assert found is not None and found.severity is Severity.BLOCKING
+
+
+def test_no_ledger_means_no_epsilon_metrics() -> None:
+    handle, bundle = tabular_handle()
+    section = PrivacyAudit().run(make_context(handle, bundle, {"n_boot": 0}))
+    assert "privacy.epsilon" not in section.metrics and "privacy.delta" not in section.metrics
+    assert section.metrics["privacy.membership_inference.auc"] is not None
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"attack_model": "svm"}, "audits.privacy.attack_model"), ({"alpha": 2}, "audits.privacy.alpha")],
+)
+def test_bad_options(options: dict[str, object], field: str) -> None:
+    handle, bundle = tabular_handle()
+    with pytest.raises(InputError) as info:
+        PrivacyAudit().run(make_context(handle, bundle, options))
+    assert info.value.field == field
