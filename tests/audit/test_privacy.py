@@ -106,7 +106,7 @@ def test_audit_reports_ledger_attacks_and_the_stronger_one() -> None:
     assert {r["attack"] for r in rows} == {"loss_threshold", "black_box"}
     assert rows[0]["members"] == rows[0]["nonmembers"] == len(bundle.eval) // 2  # balanced
     assert section.findings == ()  # a claimed ε of 1000 is not contradicted
-    assert [p["fpr"] for p in section.details["roc"]["loss_threshold"]][0] == pytest.approx(1e-3)
+    assert section.details["roc"]["loss_threshold"][0]["fpr"] == pytest.approx(1e-3)
 
 
 def test_loss_attack_auc_equals_sklearn_on_independently_computed_losses() -> None:
