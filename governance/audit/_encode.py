@@ -24,7 +24,7 @@ __all__ = ["MISSING_GROUP", "class_codes", "group_codes"]
 MISSING_GROUP = "(missing)"
 
 
-def group_codes(values: pd.Series) -> tuple[NDArray[np.int64], tuple[str, ...]]:
+def group_codes(values: pd.Series) -> tuple[NDArray[np.integer], tuple[str, ...]]:
     """Codes and group names (strings, as they appear in the data) of a sensitive column.
 
     Missing values become their own group, :data:`MISSING_GROUP`. Unused categories are dropped so
@@ -35,13 +35,13 @@ def group_codes(values: pd.Series) -> tuple[NDArray[np.int64], tuple[str, ...]]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         cat = values.array
         assert isinstance(cat, pd.Categorical)
-        codes = np.asarray(cat.codes, dtype=np.int64)
+        codes = np.asarray(cat.codes)  # int8/int16: no copy of millions of rows
         names = [str(v) for v in cat.categories]
     else:
         codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
         codes = np.asarray(codes, dtype=np.int64)
         names = [str(v) for v in uniques]
-    if (codes < 0).any():
+    if codes.size and codes.min() < 0:
         codes = np.where(codes < 0, len(names), codes)
         names.append(MISSING_GROUP)
     used = np.bincount(codes, minlength=len(names)) > 0
@@ -54,7 +54,7 @@ def group_codes(values: pd.Series) -> tuple[NDArray[np.int64], tuple[str, ...]]:
 
 def class_codes(
     predictions: Predictions, classes: Sequence[str]
-) -> tuple[tuple[str, ...], NDArray[np.int64], NDArray[np.int64]]:
+) -> tuple[tuple[str, ...], NDArray[np.integer], NDArray[np.integer]]:
     """Class codes of ``y_true`` and ``y_pred`` into ``classes`` (the predictions' own if they carry them).
 
     Raises
@@ -67,10 +67,11 @@ def class_codes(
         and predictions.y_true_codes is not None
         and predictions.y_pred_codes is not None
     ):
+        # Any integer dtype: loaders keep int32 codes, and a copy of 10M codes is not free.
         return (
             tuple(predictions.classes),
-            np.asarray(predictions.y_true_codes, dtype=np.int64),
-            np.asarray(predictions.y_pred_codes, dtype=np.int64),
+            np.asarray(predictions.y_true_codes),
+            np.asarray(predictions.y_pred_codes),
         )
     import pandas as pd
 

@@ -98,7 +98,7 @@ def roc_auc(y_positive: NDArray[np.bool_], scores: NDArray[np.floating]) -> floa
     return float(np.sum(pos_at * (neg_below + 0.5 * neg_at)) / (n_pos * n_neg))
 
 
-def _auc(pred: Predictions, true_codes: NDArray[np.int64], k: int) -> float | None:
+def _auc(pred: Predictions, true_codes: NDArray[np.integer], k: int) -> float | None:
     if pred.proba is not None and k > 2:
         per_class = [roc_auc(true_codes == c, pred.proba[:, c]) for c in range(k)]
         defined = [a for a in per_class if a is not None]

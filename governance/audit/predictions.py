@@ -56,12 +56,9 @@ ERR_SCORE_MULTICLASS = "y_score is a binary-task column; this spec's task is {ta
 class EncodedColumn:
     """A column as integer codes into its distinct values (strings), ``-1`` for missing."""
 
-    codes: NDArray[np.int64]
+    codes: NDArray[np.integer]
     names: tuple[str, ...]
-
-    @property
-    def n_missing(self) -> int:
-        return int((self.codes < 0).sum())
+    n_missing: int = 0
 
 
 def read_columns(path: Path, columns: Sequence[str], *, optional: Sequence[str] = ()) -> pa.Table:
@@ -130,18 +127,25 @@ def encode(column: pa.ChunkedArray) -> EncodedColumn:
 
     Values are sorted in their own type (so numeric groups sort numerically) before becoming
     strings; integral floats are written as integers (``1.0`` → ``"1"``), so a label column read as
-    integers and a prediction column read as floats still agree.
+    integers and a prediction column read as floats still agree. Codes are int32.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if (pa.types.is_integer(column.type) or pa.types.is_boolean(column.type)) and column.null_count == 0:
+        small = _encode_small_ints(column)
+        if small is not None:
+            return small
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
     combined = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if isinstance(combined, pa.ChunkedArray):  # pragma: no cover - older pyarrow
         combined = combined.combine_chunks()
     dictionary = combined.dictionary
-    indices = combined.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    indices = combined.indices
+    if indices.null_count:
+        indices = indices.fill_null(-1)
+    index_array = indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     values = dictionary.to_numpy(zero_copy_only=False)
     valid = np.ones(len(values), dtype=bool)
     if pa.types.is_floating(dictionary.type):
@@ -153,7 +157,7 @@ def encode(column: pa.ChunkedArray) -> EncodedColumn:
     # Sort in the values' own type (numeric groups numerically), then merge equal strings
     # (1 and 1.0 both become "1").
     sorted_names: list[str] = []
-    remap = np.full(len(names_raw) + 1, -1, dtype=np.int64)  # the last slot serves code -1
+    remap = np.full(len(names_raw) + 1, -1, dtype=np.int32)  # the last slot serves code -1
     for old in np.argsort(values, kind="stable"):
         if not valid[old]:
             continue
@@ -161,8 +165,29 @@ def encode(column: pa.ChunkedArray) -> EncodedColumn:
         if name not in sorted_names:
             sorted_names.append(name)
         remap[old] = sorted_names.index(name)
-    codes = remap[indices]  # index -1 picks remap[-1] == -1
-    return EncodedColumn(codes=codes, names=tuple(sorted_names))
+    codes = remap[index_array]  # code -1 picks remap[-1] == -1
+    n_missing = int((codes < 0).sum()) if (combined.indices.null_count or not valid.all()) else 0
+    return EncodedColumn(codes=codes, names=tuple(sorted_names), n_missing=n_missing)
+
+
+def _encode_small_ints(column: pa.ChunkedArray) -> EncodedColumn | None:
+    """Integer columns with a small range (labels, decisions): codes by offset, no hashing."""
+    values = column.to_numpy()
+    if values.size == 0:
+        return None
+    is_bool = values.dtype.kind == "b"
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= 1 << 16:
+        return None
+    if values.dtype.kind == "b":
+        values = values.view(np.int8)  # codes must be integers: a bool array would index as a mask
+    shifted = values.astype(np.int32) - np.int32(lo) if lo or values.dtype.itemsize > 4 else values
+    present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+    names = tuple(str(bool(lo + i)) if is_bool else str(lo + i) for i in np.flatnonzero(present))
+    if present.all():  # codes are the shifted values already (the usual 0/1 labels)
+        return EncodedColumn(codes=shifted, names=names)
+    lookup = (np.cumsum(present) - 1).astype(np.int32)
+    return EncodedColumn(codes=lookup[shifted], names=names)
 
 
 def _first(mask: NDArray[np.bool_]) -> int:
@@ -174,7 +199,7 @@ def _require_complete(col: EncodedColumn, path: Path, name: str) -> None:
         raise InputError(path, name, ERR_NULL.format(n=col.n_missing, row=_first(col.codes < 0)))
 
 
-def _scores(table: pa.Table, path: Path) -> NDArray[np.float64] | None:
+def _scores(table: pa.Table, path: Path) -> NDArray[np.floating] | None:
     if SCORE_COLUMN not in table.column_names:
         return None
     col = table[SCORE_COLUMN]
@@ -185,9 +210,13 @@ def _scores(table: pa.Table, path: Path) -> NDArray[np.float64] | None:
             ERR_NULL.format(n=col.null_count, row=_first(col.is_null().to_numpy(zero_copy_only=False))),
         )
     try:
-        values = col.to_numpy().astype(np.float64, copy=False)
+        values = col.to_numpy()
+        if not np.issubdtype(values.dtype, np.floating):
+            values = values.astype(np.float64)
     except (TypeError, ValueError):
         raise InputError(path, SCORE_COLUMN, f"expected numbers, got {col.type}") from None
+    if values.size == 0 or (values.min() >= 0 and values.max() <= 1):  # fast path; NaN fails it
+        return values
     nan = np.isnan(values)
     if nan.any():
         raise InputError(path, SCORE_COLUMN, ERR_SCORE_NAN.format(row=_first(nan)))
@@ -198,9 +227,9 @@ def _scores(table: pa.Table, path: Path) -> NDArray[np.float64] | None:
     return values
 
 
-def _recode(col: EncodedColumn, classes: tuple[str, ...], path: Path, name: str) -> NDArray[np.int64]:
+def _recode(col: EncodedColumn, classes: tuple[str, ...], path: Path, name: str) -> NDArray[np.integer]:
     """Codes of ``col`` into ``classes``; a value outside them is an InputError naming the column."""
-    lookup = np.array([classes.index(n) if n in classes else -1 for n in col.names] + [-1], dtype=np.int64)
+    lookup = np.array([classes.index(n) if n in classes else -1 for n in col.names] + [-1], dtype=np.int32)
     codes = lookup[col.codes]
     bad = codes < 0
     if bad.any():
@@ -213,11 +242,14 @@ def _recode(col: EncodedColumn, classes: tuple[str, ...], path: Path, name: str)
 
 def _predictions(
     classes: tuple[str, ...],
-    true_codes: NDArray[np.int64],
-    pred_codes: NDArray[np.int64],
-    scores: NDArray[np.float64] | None,
+    true_codes: NDArray[np.integer],
+    pred_codes: NDArray[np.integer],
+    scores: NDArray[np.floating] | None,
 ) -> Predictions:
-    names = np.asarray(classes, dtype=object)
+    # Short class names as fixed-width numpy strings: indexing copies a few bytes per row instead of
+    # bumping a Python refcount per row (3-5x faster on 10M rows); both compare equal to str.
+    longest = max((len(c) for c in classes), default=1)
+    names = np.asarray(classes, dtype=f"<U{longest}") if longest <= 8 else np.asarray(classes, dtype=object)
     return Predictions(
         y_true=names[true_codes],
         y_pred=names[pred_codes],
@@ -251,7 +283,9 @@ def load_prediction_inputs(spec: Spec) -> tuple[DataBundle, Predictions]:
     return _aligned(spec, Path(path), Path(eval_path))
 
 
-def _check_task(spec: Spec, scores: NDArray[np.float64] | None, classes: tuple[str, ...], path: Path) -> None:
+def _check_task(
+    spec: Spec, scores: NDArray[np.floating] | None, classes: tuple[str, ...], path: Path
+) -> None:
     if scores is not None and len(classes) > 2:
         raise InputError(path, SCORE_COLUMN, ERR_SCORE_MULTICLASS.format(task=spec.task.value))
 
@@ -301,7 +335,7 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
 
 def _positive_last(
     col: EncodedColumn, positive: str | None, spec: Spec
-) -> tuple[tuple[str, ...], NDArray[np.int64]]:
+) -> tuple[tuple[str, ...], NDArray[np.integer]]:
     """Classes in sorted order with the favourable one (``data.positive``) moved last, as the
     data stage orders them: for binary tasks ``classes[-1]`` is the positive class."""
     if positive is None:

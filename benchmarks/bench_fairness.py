@@ -1,0 +1,151 @@
+"""Fairness at scale: the whole `governance audit` process against fairlearn's MetricFrame.
+
+Targets (issue 4): on 1M prediction rows with two sensitive attributes (2 and 5 groups) and their
+intersection, the whole ``governance audit`` process (a predictions-only spec over a Parquet
+file: interpreter start, imports, loading, the fairness audit with 1000 bootstrap replicates,
+results.json, report, manifest) is at least 50× faster than fairlearn's ``MetricFrame`` computing
+the same metrics (selection rate, TPR, FPR, accuracy per group → the demographic parity
+difference/ratio, equalized odds, equal opportunity and accuracy differences) for the two
+attributes and the intersection, timed in the same run; and 10M rows from Parquet take ≤ 5 s.
+Smoke mode uses 50k and 200k rows (the ratio is reported, not judged: process start dominates).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RATIO_TARGET = 50.0
+SECONDS_10M_TARGET = 5.0
+TOL = 1e-9
+
+
+def write_log(path: Path, n: int, seed: int = 0) -> None:
+    """A decision log: label, two sensitive attributes (dictionary-encoded), y_pred, y_score."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    sex = rng.integers(0, 2, n, dtype=np.int32)
+    race = rng.choice(5, n, p=[0.5, 0.2, 0.15, 0.1, 0.05]).astype(np.int32)
+    y = (rng.random(n) < 0.4).astype(np.int8)
+    score = np.clip(0.35 * y + 0.08 * sex + 0.03 * race + rng.random(n) * 0.55, 0, 1).astype(np.float32)
+    table = pa.table(
+        {
+            "label": y,
+            "sex": pa.DictionaryArray.from_arrays(sex, pa.array(["female", "male"])),
+            "race": pa.DictionaryArray.from_arrays(
+                race, pa.array(["white", "black", "hispanic", "asian", "other"])
+            ),
+            "y_pred": (score > 0.5).astype(np.int8),
+            "y_score": score,
+        }
+    )
+    pq.write_table(table, path)
+
+
+def write_spec(folder: Path, data: Path) -> Path:
+    spec = folder / "spec.yaml"
+    spec.write_text(
+        "name: fairness-bench\ntask: binary_classification\nseed: 0\n"
+        f"data: {{eval: {data.name}, label: label, sensitive: [sex, race]}}\n"
+        f"model: {{predictions: {data.name}}}\n"
+        "audits: {fairness: {bootstrap: 1000}}\n"
+    )
+    return spec
+
+
+def time_audit(spec: Path, out: Path, repeats: int) -> tuple[float, dict[str, Any]]:
+    """Best wall time of the whole `governance audit` process, and its results."""
+    command = [
+        str(Path(sys.executable).with_name("governance")),
+        "audit",
+        str(spec),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        best = min(best, time.perf_counter() - start)
+        if done.returncode != 0:
+            raise RuntimeError(f"governance audit exited {done.returncode}: {done.stderr.strip()}")
+    return best, json.loads((out / "results.json").read_text())
+
+
+def time_fairlearn(data: Path) -> tuple[float, dict[str, float]]:
+    """fairlearn computing the same metrics for sex, race and sex*race (data already in memory)."""
+    import pandas as pd
+    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+    from sklearn.metrics import accuracy_score
+
+    frame = pd.read_parquet(data)
+    y, y_pred = frame["label"].to_numpy(), frame["y_pred"].to_numpy()
+    groupings = {
+        "sex": frame["sex"].astype(str).to_numpy(),
+        "race": frame["race"].astype(str).to_numpy(),
+        "sex*race": frame[["sex", "race"]].astype(str),
+    }
+    metrics = {
+        "sel": selection_rate,
+        "tpr": true_positive_rate,
+        "fpr": false_positive_rate,
+        "acc": accuracy_score,
+    }
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    for name, sf in groupings.items():
+        mf = MetricFrame(metrics=metrics, y_true=y, y_pred=y_pred, sensitive_features=sf)
+        diff, ratio = mf.difference(), mf.ratio()
+        out[f"fairness.{name}.demographic_parity_difference"] = float(diff["sel"])
+        out[f"fairness.{name}.demographic_parity_ratio"] = float(ratio["sel"])
+        out[f"fairness.{name}.equalized_odds_difference"] = float(max(diff["tpr"], diff["fpr"]))
+        out[f"fairness.{name}.equal_opportunity_difference"] = float(diff["tpr"])
+        out[f"fairness.{name}.accuracy_difference"] = float(diff["acc"])
+    return time.perf_counter() - start, out
+
+
+def run(smoke: bool = False) -> dict[str, Any]:
+    n_small, n_large = (50_000, 200_000) if smoke else (1_000_000, 10_000_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        small = folder / "log_small.parquet"
+        write_log(small, n_small)
+        ours_s, results = time_audit(write_spec(folder, small), folder / "out_small", repeats=3)
+        theirs_s, reference = time_fairlearn(small)
+        max_err = max(abs(results["metrics"][k] - v) for k, v in reference.items())
+
+        large_dir = folder / "large"
+        large_dir.mkdir()
+        large = large_dir / "log_large.parquet"
+        write_log(large, n_large, seed=1)
+        large_s, _ = time_audit(write_spec(large_dir, large), large_dir / "out", repeats=2)
+    ratio = theirs_s / ours_s
+    return {
+        "rows": n_small,
+        "governance_audit_s": round(ours_s, 3),
+        "fairlearn_metricframe_s": round(theirs_s, 3),
+        "speedup": round(ratio, 1),
+        "speedup_target": RATIO_TARGET,
+        "max_abs_diff_vs_fairlearn": max_err,
+        "rows_large": n_large,
+        "governance_audit_large_s": round(large_s, 3),
+        "large_target_s": SECONDS_10M_TARGET,
+        "met": None
+        if smoke
+        else bool(ratio >= RATIO_TARGET and large_s <= SECONDS_10M_TARGET and max_err <= TOL),
+        "agrees_with_fairlearn": bool(max_err <= TOL),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(smoke="--smoke" in sys.argv), indent=2))
