@@ -88,7 +88,36 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def ledger(results: Results) -> Mapping[str, Any]:
-    return _mapping(_extra(results, "training", "ledger", "privacy_ledger"))
+    """The training ledger: from ``run`` if the runner stored it, else ``training.json`` in the model folder.
+
+    The file fallback is read at report time; it is used only when its weights hash matches the
+    subject's, so a retrained model in the same folder is never described as the audited one.
+    """
+    found = _mapping(_extra(results, "training", "ledger", "privacy_ledger"))
+    if found:
+        return found
+    return _ledger_file(results)
+
+
+def _ledger_file(results: Results) -> Mapping[str, Any]:
+    import json
+    from pathlib import Path
+
+    model = _mapping(results.subject.get("model"))
+    folder = model.get("path")
+    if not isinstance(folder, str):
+        return {}
+    try:
+        raw = json.loads((Path(folder) / "training.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, Mapping):
+        return {}
+    files = _mapping(model.get("files"))
+    weights = raw.get("weights_sha256")
+    if weights is not None and files and weights not in files.values():
+        return {}
+    return raw
 
 
 def privacy_ledger(results: Results) -> Mapping[str, Any]:
@@ -106,7 +135,7 @@ def hashes(subject: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]
     for key, value in subject.items():
         where = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, str) and _SHA256.match(value.lower()):
-            label = where.removesuffix(".sha256").removesuffix("_sha256")
+            label = where.removesuffix(".sha256").removesuffix("_sha256").replace(".files.", " file ")
             path = subject.get("path") if key == "sha256" else None
             out.append((f"{label} ({path})" if isinstance(path, str) else label, value.lower()))
         elif isinstance(value, Mapping):
@@ -142,7 +171,7 @@ def annex_iv(
 ) -> tuple[AnnexItem, ...]:
     """The technical documentation, one item per Annex IV heading we can evidence."""
     run = results.run
-    purpose = _extra(results, "intended_purpose", "purpose")
+    purpose = _extra(results, "intended_purpose", "purpose") or _purpose_from_spec(results)
     data = _mapping(_extra(results, "data", "dataset"))
     items = [
         AnnexItem(
@@ -218,7 +247,34 @@ def annex_iv(
     return tuple(items)
 
 
+def _purpose_from_spec(results: Results) -> str | None:
+    """``intended_purpose`` from the audit spec the run names, when results.json does not carry it."""
+    spec = results.run.extra.get("spec")
+    if not isinstance(spec, str):
+        return None
+    try:
+        from pathlib import Path
+
+        import yaml
+
+        raw = yaml.safe_load(Path(spec).read_text(encoding="utf-8"))
+    except Exception:  # a moved or edited spec only costs the reviewer this one line
+        return None
+    value = raw.get("intended_purpose") if isinstance(raw, Mapping) else None
+    return f"{value} (from the audit spec {spec}, read when the report was made)" if value else None
+
+
 def _data_item(results: Results, data: Mapping[str, Any]) -> AnnexItem:
+    # The runner records the data facts in `subject`; older results kept them in run.data.
+    subject = _mapping(results.subject)
+    data = {
+        "source": subject.get("data_source"),
+        "license": subject.get("data_license"),
+        "label": subject.get("label"),
+        "sensitive": subject.get("sensitive"),
+        "rows": subject.get("rows"),
+        **{k: v for k, v in data.items() if v not in (None, "", [], {})},
+    }
     facts = [
         ("Source", str(data.get("source") or "not recorded")),
         ("Licence", str(data.get("license") or data.get("licence") or "not recorded")),
@@ -237,7 +293,9 @@ def _data_item(results: Results, data: Mapping[str, Any]) -> AnnexItem:
     columns: tuple[str, ...] = ()
     table: list[tuple[str, ...]] = []
     section = results.sections.get("data_quality")
-    rep = section.tables.get("group_representation") if section is not None else None
+    rep = None
+    if section is not None:
+        rep = section.tables.get("groups") or section.tables.get("group_representation")
     if isinstance(rep, Sequence):
         columns = ("attribute", "group", "split", "count", "share")
         for r in rep:
@@ -247,8 +305,8 @@ def _data_item(results: Results, data: Mapping[str, Any]) -> AnnexItem:
                     (
                         str(r.get("attribute", "")),
                         str(r.get("group", "")),
-                        str(r.get("split", "")),
-                        fmt_number(r.get("count")),
+                        str(r.get("split", "all")),
+                        fmt_number(r.get("count", r.get("rows"))),
                         f"{share * 100:.1f}%" if isinstance(share, int | float) else "n/a",
                     )
                 )

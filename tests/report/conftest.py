@@ -127,9 +127,10 @@ def hostile(raw: dict[str, Any]) -> dict[str, Any]:
     doc = copy.deepcopy(raw)
     doc["run"]["spec_name"] = HOSTILE
     doc["run"]["intended_purpose"] = f"purpose {HOSTILE} | pipe"
+    top_feature = doc["sections"]["attribution"]["tables"]["importance"][0]["feature"]
     text = json.dumps(doc)
     text = text.replace('"female"', json.dumps(HOSTILE + " | f"))
-    text = text.replace('"checking_status"', json.dumps("<img src=x onerror=alert(2)>"))
+    text = text.replace(json.dumps(top_feature), json.dumps("<img src=x onerror=alert(2)>"))
     out: dict[str, Any] = json.loads(text)
     return out
 

@@ -179,13 +179,13 @@ def test_html_shows_error_and_skipped_sections_and_omits_their_charts(results_di
 
 
 def test_chart_without_data_is_omitted_with_a_note(results_dict: dict[str, Any]) -> None:
-    del results_dict["sections"]["robustness"]["tables"]["curve"]
-    results_dict["sections"]["performance"]["details"] = {}
+    del results_dict["sections"]["robustness"]["tables"]["accuracy"]
+    del results_dict["sections"]["performance"]["tables"]["confusion_matrix_eval"]
     html = html_of(Results.from_dict(results_dict))
     omitted = re.findall(r'<figure id="chart-([^"]+)" class="omitted">(.*?)</figure>', html, flags=re.S)
     assert {name for name, _ in omitted} == {"robust_accuracy", "confusion_matrix"}
     assert all("Not shown:" in body for _, body in omitted)
-    assert "sections.robustness has no tables.curve" in html
+    assert "sections.robustness has no tables.accuracy or tables.curve" in html
     assert html.count('class="chart">') == len(EXPECTED_CHARTS) - 2
 
 
@@ -217,7 +217,8 @@ def test_annex_reads_purpose_data_ledger_and_hashes(full_html: str, results: Res
     assert "Not for use in real lending decisions" in annex
     assert "CC BY 4.0" in annex and "UCI Statlog" in annex
     assert "Noise multiplier" in annex and "1.12" in annex and "2.9871" in annex
-    for digest in (results.subject["model"]["sha256"], results.subject["data"]["train"]["sha256"]):
+    model_sha = results.subject["model"]["files"]["model.safetensors"]
+    for digest in (model_sha, results.subject["data"]["train"]["sha256"]):
         assert annex.count(digest) >= 2  # the annex facts and the sign-off block
     assert "ab" * 32 in annex  # the policy's SHA-256
     assert "Approver (name, role)" in annex

@@ -22,7 +22,7 @@ _VALUE_KEYS = ("mean_abs_attribution", "importance", "attribution", "value")
 
 
 def _overall(section: AuditSection) -> list[tuple[str, float]]:
-    table = rows(section, "global", "overall", "features", "top_features", need=("feature",))
+    table = rows(section, "importance", "global", "overall", "features", need=("feature",))
     pairs = [(text(r["feature"]), num(r, *_VALUE_KEYS)) for r in table if r.get("group") is None]
     ranked = sorted(((f, v) for f, v in pairs if v is not None), key=lambda fv: -abs(fv[1]))
     if not ranked:
@@ -35,16 +35,23 @@ def _method(section: AuditSection) -> str:
     return str(method).replace("_", " ") if method else "the attribution method"
 
 
-def _sensitive(results: Results) -> set[str]:
-    data = results.run.extra.get("data")
-    names = data.get("sensitive") if isinstance(data, Mapping) else None
-    return {str(n) for n in names} if isinstance(names, list) else set()
+def _sensitive(results: Results, section: AuditSection) -> set[str]:
+    """Features to highlight: flagged sensitive/proxy by the audit, or named sensitive in the subject."""
+    flagged: set[str] = set()
+    for name in ("importance", "global"):
+        for r in section.tables.get(name) or []:
+            if isinstance(r, Mapping) and (r.get("sensitive") or r.get("proxy")):
+                flagged.add(text(r.get("feature")))
+    names = results.subject.get("sensitive")
+    if isinstance(names, list):
+        flagged |= {str(n) for n in names}
+    return flagged
 
 
 def top_attributions(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "attribution")
     top = _overall(section)[:TOP_K]
-    sensitive = _sensitive(results)
+    sensitive = _sensitive(results, section)
     alt = (
         f"Horizontal bars of the {len(top)} features with the largest mean absolute attribution: "
         + ", ".join(f"{f} {fmt_number(v, 3)}" for f, v in top)
@@ -55,7 +62,7 @@ def top_attributions(results: Results) -> list[ChartSpec]:
         "largest. A large share on a sensitive attribute or a proxy of one suggests the model uses it."
     )
     if sensitive & {f for f, _ in top}:
-        caption += " Sensitive attributes are drawn in vermillion."
+        caption += " Sensitive attributes and their declared or detected proxies are drawn in vermillion."
 
     def plot(fig: Figure) -> None:
         ax = fig.subplots()
@@ -82,7 +89,7 @@ def top_attributions(results: Results) -> list[ChartSpec]:
 def group_attributions(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "attribution")
     top = [f for f, _ in _overall(section)[: min(TOP_K, 8)]]
-    table = rows(section, "by_group", "groups", "per_group", need=("feature", "group"))
+    table = rows(section, "importance_by_group", "by_group", "groups", need=("feature", "group"))
     by_attr: dict[str, dict[str, dict[str, float]]] = {}
     for r in table:
         value = num(r, *_VALUE_KEYS)

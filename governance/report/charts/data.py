@@ -22,10 +22,10 @@ _SPLIT_COLORS = {"train": "#0072B2", "eval": "#E69F00"}
 
 def group_representation(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "data_quality")
-    table = rows(section, "group_representation", "groups", "representation", need=("attribute", "group"))
+    table = rows(section, "groups", "group_representation", "representation", need=("attribute", "group"))
     by_attr: dict[str, list[Mapping[str, Any]]] = {}
     for row in table:
-        if num(row, "share", "count") is not None:
+        if num(row, "share", "count", "rows") is not None:
             by_attr.setdefault(text(row["attribute"]), []).append(row)
     by_attr = {a: r for a, r in by_attr.items() if len({text(x["group"]) for x in r}) <= MAX_GROUPS}
     if not by_attr:
@@ -91,5 +91,5 @@ def _share(row: Mapping[str, Any], attr_rows: list[Mapping[str, Any]]) -> float:
     if share is not None:
         return share
     split = row.get("split")
-    total = sum(num(r, "count") or 0.0 for r in attr_rows if r.get("split") == split)
-    return (num(row, "count") or 0.0) / total if total else 0.0
+    total = sum(num(r, "count", "rows") or 0.0 for r in attr_rows if r.get("split") == split)
+    return (num(row, "count", "rows") or 0.0) / total if total else 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +17,13 @@ if TYPE_CHECKING:
 
 __all__ = ["group_rates"]
 
+# (key in the fairness audit's tables.groups, short alias, label)
 _METRICS: tuple[tuple[str, str], ...] = (
     ("selection_rate", "Selection rate"),
-    ("tpr", "True-positive rate"),
-    ("fpr", "False-positive rate"),
+    ("true_positive_rate", "True-positive rate"),
+    ("false_positive_rate", "False-positive rate"),
 )
+_ALIASES = {"true_positive_rate": "tpr", "false_positive_rate": "fpr"}
 #: More groups than this (intersections of many attributes) would be unreadable bars.
 MAX_GROUPS = 16
 FOUR_FIFTHS = 0.8
@@ -28,22 +31,71 @@ FOUR_FIFTHS = 0.8
 
 def group_rates(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "fairness")
-    table = rows(section, "by_group", "groups", "per_group", need=("attribute", "group"))
+    table = rows(section, "groups", "by_group", "per_group", need=("attribute", "group"))
+    positive = section.details.get("positive_label") if isinstance(section.details, Mapping) else None
     by_attr: dict[str, list[Mapping[str, Any]]] = {}
     for row in table:
-        by_attr.setdefault(text(row["attribute"]), []).append(row)
+        if not row.get("empty"):
+            by_attr.setdefault(text(row["attribute"]), []).append(_with_intervals(row, positive))
     specs = []
     for attr, group_rows in by_attr.items():
         shown = [m for m in _METRICS if any(num(r, m[0]) is not None for r in group_rows)]
+        wilson = any(r.get("_wilson") for r in group_rows)
         if not shown or len(group_rows) > MAX_GROUPS:
             continue
-        specs.append(_spec(attr, group_rows, shown))
+        specs.append(_spec(attr, group_rows, shown, wilson=wilson))
     if not specs:
         raise NoData("sections.fairness.tables.by_group has no selection_rate, tpr or fpr per group")
     return specs
 
 
-def _spec(attr: str, group_rows: list[Mapping[str, Any]], shown: list[tuple[str, str]]) -> ChartSpec:
+def _with_intervals(row: Mapping[str, Any], positive: Any) -> Mapping[str, Any]:
+    """The row with short-name aliases and, where the audit gave no interval, a Wilson 95% interval.
+
+    The fairness audit bootstraps intervals for the disparities, not for each group's rates; a
+    Wilson interval from the group's own counts (n rows; actual positives / negatives) shows how
+    far each bar can be trusted, and the caption says which interval is drawn.
+    """
+    out = dict(row)
+    for key, alias in _ALIASES.items():
+        if key not in out and alias in out:
+            out[key] = out[alias]
+            for suffix in ("_ci_low", "_ci_high", "_lo", "_hi", "_ci"):
+                if alias + suffix in out:
+                    out[key + suffix] = out[alias + suffix]
+    n = num(row, "count", "n", "rows")
+    positives = row.get("positives")
+    pos = num(positives, str(positive)) if isinstance(positives, Mapping) and positive is not None else None
+    denominators = {
+        "selection_rate": n,
+        "true_positive_rate": pos,
+        "false_positive_rate": None if n is None or pos is None else n - pos,
+    }
+    for key, denominator in denominators.items():
+        value = num(out, key)
+        if value is not None and ci(out, key) is None and denominator:
+            out[key + "_ci_low"], out[key + "_ci_high"] = wilson_interval(value, denominator)
+            out["_wilson"] = True
+    return out
+
+
+def wilson_interval(p: float, n: float, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``p`` observed on ``n`` trials (95% by default).
+
+    Examples
+    --------
+    >>> [round(x, 4) for x in wilson_interval(0.5, 100)]
+    [0.4038, 0.5962]
+    """
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _spec(
+    attr: str, group_rows: list[Mapping[str, Any]], shown: list[tuple[str, str]], *, wilson: bool
+) -> ChartSpec:
     groups = [text(r["group"]) for r in group_rows]
     rates = [num(r, "selection_rate") for r in group_rows]
     known = [r for r in rates if r is not None]
@@ -64,8 +116,9 @@ def _spec(attr: str, group_rows: list[Mapping[str, Any]], shown: list[tuple[str,
             f"; below it: {', '.join(below)}." if below else "; no group is below it."
         )
     caption = (
-        f"Outcome rates per group of {attr}, with 95% confidence intervals as whiskers. "
-        "The dashed line marks four fifths of the highest selection rate: a group whose selection "
+        f"Outcome rates per group of {attr}, with 95% confidence intervals as whiskers"
+        + (" (Wilson score intervals from each group's counts). " if wilson else ". ")
+        + "The dashed line marks four fifths of the highest selection rate: a group whose selection "
         "rate falls left of it fails the four-fifths rule of thumb (EEOC 29 CFR 1607.4(D))."
     )
     if below:

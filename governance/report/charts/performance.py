@@ -100,7 +100,7 @@ def _read(section: Any) -> tuple[list[str], list[list[float]]]:
         matrix = raw.get("matrix") or raw.get("counts")
         if labels is not None and matrix is not None and _square(labels, matrix):
             return [text(x) for x in labels], [[float(v) for v in r] for r in matrix]
-    long = rows(section, "confusion_matrix", need=("true", "pred"))
+    long = rows(section, "confusion_matrix_eval", "confusion_matrix", need=("true", "pred"))
     labels = list(dict.fromkeys([text(r["true"]) for r in long] + [text(r["pred"]) for r in long]))
     index = {lab: i for i, lab in enumerate(labels)}
     grid = [[0.0] * len(labels) for _ in labels]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
@@ -13,59 +12,76 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from governance.results import Results
+    from governance.results import AuditSection, Results
 
 __all__ = ["robust_accuracy"]
 
 MAX_GROUP_LINES = 7  # one colour each in the Okabe–Ito palette
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+Point = tuple[float, float]  # (ε, accuracy)
+
+
+def _normalise(section: AuditSection, names: tuple[str, ...], need: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows as {attack, eps, accuracy, …}: the audit writes (perturbation, level); older layouts (attack, eps).
+
+    Noise perturbations are left out: their level is a noise σ, not an attack budget ε.
+    """
+    out = []
+    for r in rows(section, *names, need=need):
+        attack = text(r.get("attack") or r.get("perturbation") or "attack")
+        eps, acc = num(r, "eps", "level"), num(r, "accuracy")
+        if eps is None or acc is None or "noise" in attack:
+            continue
+        out.append({**r, "attack": attack, "eps": eps, "accuracy": acc})
+    return out
 
 
 def robust_accuracy(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "robustness")
-    curve = [
-        r
-        for r in rows(section, "curve", "overall", "accuracy_by_eps", need=("eps",))
-        if r.get("group") is None and num(r, "accuracy") is not None
-    ]
-    if not curve:
-        raise NoData("sections.robustness.tables.curve has no accuracy per eps")
-    attacks = _by(curve, "attack")
+    overall = [r for r in _normalise(section, ("accuracy", "curve"), ()) if r.get("group") is None]
+    if not overall:
+        raise NoData("sections.robustness.tables.accuracy has no accuracy per attack ε")
+    clean = results.metrics.get("robustness.clean_accuracy")
+    attacks: dict[str, list[Point]] = {}
+    for r in overall:
+        attacks.setdefault(r["attack"], []).append((r["eps"], r["accuracy"]))
+    for points in attacks.values():
+        if clean is not None and all(e != 0 for e, _ in points):
+            points.append((0.0, clean))
+        points.sort()
     try:
-        group_rows = [
-            r
-            for r in rows(section, "by_group", "groups", "per_group", need=("eps", "group"))
-            if num(r, "accuracy") is not None
-        ]
+        group_rows = _normalise(section, ("accuracy_by_group", "by_group"), ("group",))
     except NoData:
         group_rows = []
     # Per group, show the attack that hurts most at its largest ε: the worst case is what matters.
-    strongest = min(attacks, key=lambda a: _final(attacks[a]))
-    per_attr: dict[str, list[Mapping[str, Any]]] = {}
+    strongest = min(attacks, key=lambda a: attacks[a][-1][1])
+    per_attr: dict[str, dict[str, list[Point]]] = {}
     for r in group_rows:
-        if text(r.get("attack") or strongest) == strongest:
-            per_attr.setdefault(text(r.get("attribute") or "group"), []).append(r)
-    per_attr = {a: rs for a, rs in per_attr.items() if len(_by(rs, "group")) <= MAX_GROUP_LINES}
+        if r["attack"] != strongest:
+            continue
+        lines = per_attr.setdefault(text(r.get("attribute") or "group"), {})
+        points = lines.setdefault(text(r["group"]), [])
+        points.append((r["eps"], r["accuracy"]))
+        group_clean = num(r, "clean_accuracy")
+        if group_clean is not None and all(e != 0 for e, _ in points):
+            points.append((0.0, group_clean))
+    for lines in per_attr.values():
+        for points in lines.values():
+            points.sort()
+    per_attr = {a: g for a, g in per_attr.items() if len(g) <= MAX_GROUP_LINES}
 
     alt = (
         "Line chart of accuracy against attack strength ε. "
         + "; ".join(
-            f"{atk}: "
-            + ", ".join(
-                f"ε={fmt_number(num(r, 'eps'), 3)} accuracy {fmt_number(num(r, 'accuracy'), 3)}"
-                for r in _sorted(rs)
-            )
-            for atk, rs in attacks.items()
+            f"{atk}: " + ", ".join(f"ε={fmt_number(e, 3)} accuracy {fmt_number(a, 3)}" for e, a in pts)
+            for atk, pts in attacks.items()
         )
         + "."
     )
-    for attr, rs in per_attr.items():
+    for attr, lines in per_attr.items():
         alt += (
             f" Per group of {attr} under {strongest} at the largest ε: "
-            + ", ".join(
-                f"{g} {fmt_number(num(_sorted(grs)[-1], 'accuracy'), 3)}"
-                for g, grs in _by(rs, "group").items()
-            )
+            + ", ".join(f"{g} {fmt_number(pts[-1][1], 3)}" for g, pts in lines.items())
             + "."
         )
     caption = (
@@ -82,13 +98,13 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
 
     def plot(fig: Figure) -> None:
         axes = fig.subplots(1, 1 + len(per_attr), sharey=True, squeeze=False)[0]
-        for i, (atk, rs) in enumerate(attacks.items()):
-            _line(axes[0], rs, atk, i)
+        for i, (atk, pts) in enumerate(attacks.items()):
+            _line(axes[0], pts, atk, i)
         axes[0].set_title("overall")
         axes[0].set_ylabel("accuracy")
-        for ax, (attr, rs) in zip(axes[1:], per_attr.items()):
-            for i, (group, grs) in enumerate(_by(rs, "group").items()):
-                _line(ax, grs, group if len(group) <= 20 else group[:19] + "…", i)
+        for ax, (attr, lines) in zip(axes[1:], per_attr.items()):
+            for i, (group, pts) in enumerate(lines.items()):
+                _line(ax, pts, group if len(group) <= 20 else group[:19] + "…", i)
             ax.set_title(f"by {attr} ({strongest})")
         for ax in axes:
             ax.set_xlabel("ε")
@@ -107,23 +123,5 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
     ]
 
 
-def _line(ax: Axes, rs: list[Mapping[str, Any]], label: str, i: int) -> None:
-    pts = _sorted(rs)
-    xs = [num(r, "eps") or 0.0 for r in pts]
-    ys = [num(r, "accuracy") or 0.0 for r in pts]
-    ax.plot(xs, ys, marker=_MARKERS[i % 7], label=label)
-
-
-def _by(rs: list[Mapping[str, Any]], key: str) -> dict[str, list[Mapping[str, Any]]]:
-    out: dict[str, list[Mapping[str, Any]]] = {}
-    for r in rs:
-        out.setdefault(text(r.get(key) or "attack"), []).append(r)
-    return out
-
-
-def _sorted(rs: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(rs, key=lambda r: num(r, "eps") or 0.0)
-
-
-def _final(rs: list[Mapping[str, Any]]) -> float:
-    return num(_sorted(rs)[-1], "accuracy") or 0.0
+def _line(ax: Axes, pts: list[Point], label: str, i: int) -> None:
+    ax.plot([e for e, _ in pts], [a for _, a in pts], marker=_MARKERS[i % 7], label=label)
