@@ -166,3 +166,27 @@ def test_bad_options(options: dict[str, object], field: str) -> None:
     with pytest.raises(InputError) as info:
         PrivacyAudit().run(make_context(handle, bundle, options))
     assert info.value.field == field
+
+
+@pytest.mark.slow
+def test_real_german_credit_model_through_all_three_audits(tmp_path: object) -> None:
+    # The trainer's handle (governance.train.handle), not the test double: DP-trained, so the
+    # attacks must not prove more than the accountant's ε, and the IG axiom must hold.
+    from dataclasses import replace
+
+    from governance.audit.attribution import AttributionAudit
+    from governance.audit.robustness import RobustnessAudit
+    from tests.audit.tiny_models import german_credit_context
+
+    context = german_credit_context(tmp_path, "privacy")
+    privacy = PrivacyAudit().run(context)
+    claimed = privacy.metrics["privacy.epsilon"]
+    assert claimed is not None and 0 < claimed <= 3.0 + 1e-6
+    assert privacy.metrics["privacy.empirical_epsilon_lower_bound"] <= claimed  # type: ignore[operator]
+    assert privacy.findings == ()
+    attribution = AttributionAudit().run(replace(context, options={}))
+    assert attribution.metrics["attribution.completeness_gap_relative"] < 0.05  # type: ignore[operator]
+    assert "age" in attribution.details["sensitive_features_counted"]  # declared proxy of age_group
+    robustness = RobustnessAudit().run(replace(context, options={"hopskipjump_rows": 5}))
+    assert robustness.details["onehot_columns_frozen"] is True
+    assert 0.0 <= robustness.metrics["robustness.pgd.eps_0.1.accuracy"] <= 1.0  # type: ignore[operator]

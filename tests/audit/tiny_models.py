@@ -234,3 +234,30 @@ def make_context(
         seed=seed,
         options=options or {},
     )
+
+
+def german_credit_context(tmp_dir: Any, audit: str, *, epochs: int = 2) -> AuditContext:
+    """The shipped German Credit spec, trained (DP) for a few epochs by the real trainer."""
+    from pathlib import Path
+
+    from governance.data.loading import load_bundle
+    from governance.spec import load_spec
+    from governance.train.api import train
+    from governance.train.handle import load_handle
+
+    root = Path(__file__).resolve().parents[2]
+    spec = load_spec(root / "audits" / "german-credit.yaml")
+    assert spec.train is not None
+    spec = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": epochs})})
+    bundle = load_bundle(spec)
+    outcome = train(spec, Path(tmp_dir) / "model", bundle=bundle, progress=False)
+    handle = load_handle(outcome.model_dir)
+    return AuditContext(
+        spec=spec,
+        data=bundle,
+        model=handle,
+        eval_predictions=_predictions(handle, bundle.eval, bundle.label),
+        ledger=outcome.ledger,
+        seed=spec.seed,
+        options=spec.audits.get(audit, {}),
+    )
