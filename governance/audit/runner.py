@@ -126,7 +126,7 @@ def run_audit(
     device
         ``"auto"``, ``"cpu"``, ``"cuda"``… for training and inference.
     force
-        Retrain even if ``out_dir/model`` already holds a model.
+        Train despite blocking data-quality findings (passed to the trainer; recorded in its ledger).
     progress
         Show progress bars (only when stderr is a terminal).
 
@@ -189,23 +189,35 @@ def _prepare(
         return _Subject(bundle, eval_pred, None, None, None, None)
 
     from governance.data.loading import load_bundle
+    from governance.train.trainer import resolve_device
 
     bundle = load_bundle(spec)
-    if model_dir is None:
-        if not spec.trains:
-            raise InputError(spec.source, "model", ERR_NO_MODEL)
-        from governance.train.api import train
+    device = resolve_device(device)
+    handle: ModelHandle
+    ledger: Mapping[str, Any] | None
+    mdir: Path | None
+    if model_dir is None and spec.model.weights is not None:
+        # A user factory with its own weights: nothing to train, no model folder.
+        from governance.train.handle import handle_from_spec
 
-        outcome = train(spec, out / "model", bundle=bundle, force=force, device=device, progress=progress)
-        model_dir = outcome.model_dir
-    from governance.train.artifacts import read_ledger
-    from governance.train.handle import load_handle
+        handle, mdir, ledger = handle_from_spec(spec, bundle, device), None, None
+    else:
+        if model_dir is None:
+            if not spec.trains:
+                raise InputError(spec.source, "model", ERR_NO_MODEL)
+            from governance.train.api import train
 
-    mdir = Path(model_dir)
-    handle = load_handle(mdir, device)
-    ledger = read_ledger(mdir)
-    eval_pred = predict(handle, bundle.eval, bundle.label, source=mdir)
-    train_pred = None if bundle.train is None else predict(handle, bundle.train, bundle.label, source=mdir)
+            outcome = train(spec, out / "model", bundle=bundle, force=force, device=device, progress=progress)
+            model_dir = outcome.model_dir
+        from governance.train.artifacts import read_ledger
+        from governance.train.handle import load_handle
+
+        mdir = Path(model_dir)
+        handle = load_handle(mdir, device)
+        ledger = read_ledger(mdir)
+    where = mdir if mdir is not None else spec.model.weights
+    eval_pred = predict(handle, bundle.eval, bundle.label, source=where)
+    train_pred = None if bundle.train is None else predict(handle, bundle.train, bundle.label, source=where)
     return _Subject(bundle, eval_pred, train_pred, handle, mdir, ledger)
 
 
@@ -347,6 +359,11 @@ def _subject_info(spec: Spec, subject: _Subject, hashes: _HashCache) -> dict[str
     if spec.model.predictions is not None and subject.model_dir is None:
         path = Path(spec.model.predictions)
         info["predictions"] = {"path": str(path), "sha256": hashes(path)}
+    if subject.model_dir is None and subject.handle is not None and spec.model.weights is not None:
+        info["model"] = {
+            "path": str(spec.model.weights),
+            "files": {Path(spec.model.weights).name: hashes(Path(spec.model.weights))},
+        }
     if subject.model_dir is not None:
         info["model"] = {
             "path": str(subject.model_dir),
@@ -393,12 +410,14 @@ def _write_manifest(
 ) -> None:
     inputs: dict[str, Path] = {}
     if spec.source is not None:
-        inputs["spec"] = Path(spec.source)
+        inputs["spec"] = Path(spec.source).resolve()
     for split, p in subject.bundle.paths.items():
         if p is not None and Path(p).is_file():
             inputs[f"data.{split}"] = Path(p)
     if spec.model.predictions is not None and subject.model_dir is None:
         inputs["predictions"] = Path(spec.model.predictions)
+    if subject.model_dir is None and subject.handle is not None and spec.model.weights is not None:
+        inputs["model/weights"] = Path(spec.model.weights)
     if subject.model_dir is not None:
         for p in _model_files(subject.model_dir):
             inputs[f"model/{p.relative_to(subject.model_dir)}"] = p

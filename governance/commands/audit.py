@@ -33,7 +33,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--policy", metavar="POLICY", default=None, help="policy file or pack name to check")
     p.add_argument("--waivers", metavar="FILE", default=None, help="waivers for the policy check")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
-    p.add_argument("--force", action="store_true", help="retrain even if DIR/model already holds a model")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="train despite blocking data-quality findings (recorded in the ledger)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(run=run)
 

@@ -77,7 +77,7 @@ def _check_all(y_true: np.ndarray, y_pred: np.ndarray, attrs: dict[str, np.ndarr
             assert _close(section.metrics[f"fairness.worst.{metric}"], np.nanmax(worst[metric]))
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(6))
 def test_random_inputs_match_fairlearn(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n = int(rng.integers(50, 3000))

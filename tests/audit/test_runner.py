@@ -161,3 +161,67 @@ def test_data_positive_orders_classes(tmp_path: Path) -> None:
     bundle, preds = load_prediction_inputs(spec)
     assert bundle.classes == ("1", "0")
     assert (np.asarray(bundle.classes)[preds.y_true_codes] == preds.y_true).all()
+
+
+@pytest.mark.slow
+def test_trains_then_audits_a_model_and_reuses_it(tmp_path: Path) -> None:
+    """The model path: train (spec has a train section), predict once, audit; then --model reuses it."""
+    from fairlearn.metrics import demographic_parity_ratio
+
+    from governance.train.handle import load_handle
+
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.choice(["u", "v"], n),
+            "sex": rng.choice(["F", "M"], n),
+            "y": rng.choice(["no", "yes"], n),
+        }
+    )
+    frame.iloc[:200].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[200:].to_csv(tmp_path / "eval.csv", index=False)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(
+        "name: tiny\ntask: binary_classification\nseed: 1\n"
+        "data: {train: train.csv, eval: eval.csv, label: y, sensitive: [sex]}\n"
+        "model: {architecture: mlp}\ntrain: {epochs: 2, batch_size: 32}\n"
+        "audits: {performance: {}, fairness: {bootstrap: 20}}\n"
+    )
+    spec = load_spec(spec_path)
+    first = run_audit(spec, tmp_path / "out", device="cpu", progress=False)
+    assert first.exit_code == 0
+    model_dir = first.paths["model"]
+    assert (model_dir / "training.json").is_file()
+    assert set(first.results.subject["model"]["files"]) >= {"model.safetensors", "training.json"}
+    assert "performance.train.accuracy" in first.results.metrics
+    handle = load_handle(model_dir, "cpu")
+    eval_frame = frame.iloc[200:]
+    y_pred = handle.predict(eval_frame)
+    ref = demographic_parity_ratio(
+        (eval_frame["y"] == "yes").to_numpy(), y_pred == "yes", sensitive_features=eval_frame["sex"]
+    )
+    got = first.results.metrics["fairness.sex.demographic_parity_ratio"]
+    assert (got is None and np.isnan(ref)) or abs(got - ref) < 1e-9
+    second = run_audit(spec, tmp_path / "out2", model_dir=model_dir, progress=False)
+    assert second.results.metrics == first.results.metrics
+    assert not (tmp_path / "out2" / "model").exists()
+
+
+def test_separate_prediction_file_gives_the_same_numbers(tmp_path: Path) -> None:
+    frame = _decision_log()
+    together = run_audit(load_spec(write_spec(tmp_path, frame)), tmp_path / "a", progress=False)
+    frame.drop(columns=["y_pred", "y_score"]).assign(income=np.arange(len(frame))).to_csv(
+        tmp_path / "eval.csv", index=False
+    )
+    frame[["y_pred", "y_score"]].to_csv(tmp_path / "preds.csv", index=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        spec.read_text()
+        .replace("eval: log.parquet", "eval: eval.csv")
+        .replace("predictions: log.parquet", "predictions: preds.csv")
+    )
+    apart = run_audit(load_spec(spec), tmp_path / "b", progress=False)
+    assert apart.results.metrics == pytest.approx(together.results.metrics, abs=1e-12)
+    assert set(apart.results.subject["data"]) == {"eval"}
