@@ -138,6 +138,8 @@ def run_audit(
     out = Path(out_dir)
     started = _now()
     hashes = _HashCache()
+    # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
+    policy_obj, waiver_objs = _load_policy(policy, waivers)
     with _progress(progress) as bar:
         with bar.step("loading data"):
             subject = _prepare(spec, out, model_dir=model_dir, device=device, force=force, progress=progress)
@@ -164,10 +166,10 @@ def run_audit(
     paths["results"] = out / "results.json"
     save_results(results, paths["results"])
     check_report = None
-    if policy is not None:
+    if policy_obj is not None:
         from governance.policy.engine import check
 
-        check_report = check(results, policy, waivers)
+        check_report = check(results, policy_obj, waiver_objs)
     paths.update(_write_reports(results, out, check_report))
     if subject.model_dir is not None:
         paths["model"] = subject.model_dir
@@ -177,6 +179,20 @@ def run_audit(
 
 
 # -- inputs ---------------------------------------------------------------------------------------
+
+
+def _load_policy(policy: Any, waivers: Any) -> tuple[Any, Any]:
+    """Load the policy (path, built-in pack name, or Policy) and the waivers (path or list)."""
+    if policy is None:
+        return None, None
+    from governance.policy.loader import load_policy
+
+    policy_obj = load_policy(policy)
+    if isinstance(waivers, str | PathLike):
+        from governance.policy.waivers import load_waivers
+
+        return policy_obj, load_waivers(waivers)
+    return policy_obj, waivers
 
 
 def _prepare(

@@ -94,3 +94,14 @@ def test_help_lists_audit(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["audit", "--help"])
     assert "--policy" in capsys.readouterr().out
+
+
+def test_bad_policy_is_exit_2_before_any_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(tmp_path, _decision_log())
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "name: t\nversion: 1.0.0\nrules:\n  - id: r\n    metric: fairness.sex.x\n    op: '=>'\n    threshold: 1\n"
+    )
+    assert main(["audit", str(spec), "--out", str(tmp_path / "out"), "--policy", str(policy)]) == 2
+    assert "policy.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
