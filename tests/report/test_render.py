@@ -336,3 +336,11 @@ def test_template_dir_overrides_a_template(results: Results, tmp_path: Path) -> 
 def test_template_dir_must_be_a_folder(results: Results, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a folder"):
         render(results, "html", template_dir=tmp_path / "missing")
+
+
+def test_element_ids_are_unique_and_every_reference_resolves(full_html: str) -> None:
+    ids = re.findall(r'\sid="([^"]+)"', full_html)
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    assert duplicates == []
+    refs = set(re.findall(r"url\(#([^)]+)\)", full_html)) | set(re.findall(r'href="#([^"]+)"', full_html))
+    assert refs and refs <= set(ids), sorted(refs - set(ids))

@@ -61,6 +61,13 @@ _TAG = re.compile(r"<[^<>]+>")
 _LONG_DECIMAL = re.compile(r"(-?\d+\.\d\d)\d+")
 
 
+_ID_ATTR = re.compile(r'(\sid="|url\(#|href="#)([^")]+)')
+
+
+def _prefix_ids(tag: str, prefix: str) -> str:
+    return _ID_ATTR.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", tag)
+
+
 @contextmanager
 def chart_style(chart_id: str) -> Iterator[None]:
     """Our rc settings for the duration of one chart; the salt makes clip-path ids unique per chart."""
@@ -96,11 +103,18 @@ def figure_to_svg(fig: Figure, *, chart_id: str, title: str, desc: str) -> str:
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
     svg = _TAG.sub(lambda m: _LONG_DECIMAL.sub(r"\1", m.group(0)), svg)
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "-", chart_id)
+    # matplotlib numbers its element ids per figure (axes_1, line2d_3): prefix them so several
+    # charts in one document keep ids unique, and their url(#…) / href="#…" references with them.
+    svg = _TAG.sub(lambda m: _prefix_ids(m.group(0), safe_id), svg)
     open_end = svg.index(">") + 1
     opening = svg[: open_end - 1]
+    # Drop the fixed size so the chart shrinks with the page, but never draw it larger than made:
+    # its fonts then match the body text.
+    width = re.search(r'\swidth="([\d.]+)pt"', opening)
     opening = re.sub(r'\s(width|height)="[^"]*"', "", opening, count=2)
+    style = f' style="max-width: {width.group(1)}pt"' if width else ""
     accessible = (
-        f'{opening} class="chart" role="img" aria-labelledby="{safe_id}-title {safe_id}-desc">'
+        f'{opening} class="chart"{style} role="img" aria-labelledby="{safe_id}-title {safe_id}-desc">'
         f'<title id="{safe_id}-title">{escape(title)}</title>'
         f'<desc id="{safe_id}-desc">{escape(desc)}</desc>'
     )

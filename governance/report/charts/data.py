@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["group_representation"]
 
 MAX_GROUPS = 16
-_SPLIT_COLORS = {"train": "#0072B2", "eval": "#E69F00"}
+_SPLIT_COLORS = {"train": "#0072B2", "eval": "#E69F00", "data": "#0072B2"}
 
 
 def group_representation(results: Results) -> list[ChartSpec]:
@@ -71,7 +71,8 @@ def group_representation(results: Results) -> list[ChartSpec]:
             ax.set_xlabel("share of rows")
             ax.set_title(attr)
             ax.grid(axis="y", visible=False)
-        axes[-1].legend(loc="lower right", frameon=False)
+        if len(splits) > 1:
+            axes[-1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncols=len(splits), frameon=False)
 
     n_groups = max(len({text(r["group"]) for r in rs}) for rs in by_attr.values())
     return [
