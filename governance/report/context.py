@@ -25,6 +25,9 @@ __all__ = ["AuditView", "ReportContext", "TableView", "Verdict", "build_context"
 #: Tables longer than this are folded (HTML <details>) with the first rows visible in text formats.
 FOLD_ROWS = 12
 MAX_ROWS = 60
+#: Bookkeeping columns that repeat another column (``values`` restates ``group``) or flag what the
+#: findings already say; results.json keeps them.
+HIDDEN_COLUMNS = frozenset({"values", "empty"})
 #: The headline numbers of the summary, in order, when present.
 HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
     ("performance.accuracy", "Accuracy (eval)"),
@@ -203,7 +206,7 @@ def _table(name: str, rows: Sequence[Mapping[str, Any]]) -> TableView:
     good = [r for r in rows if isinstance(r, Mapping)]
     columns: list[str] = []
     for r in good:
-        columns.extend(str(k) for k in r if str(k) not in columns)
+        columns.extend(str(k) for k in r if str(k) not in columns and str(k) not in HIDDEN_COLUMNS)
     shown = good[:MAX_ROWS]
     return TableView(
         name=name,

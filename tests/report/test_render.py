@@ -344,3 +344,11 @@ def test_element_ids_are_unique_and_every_reference_resolves(full_html: str) -> 
     assert duplicates == []
     refs = set(re.findall(r"url\(#([^)]+)\)", full_html)) | set(re.findall(r'href="#([^"]+)"', full_html))
     assert refs and refs <= set(ids), sorted(refs - set(ids))
+
+
+def test_chart_text_has_no_raw_tex(results: Results) -> None:
+    for charts in build_charts(results).values():
+        for chart in charts:
+            labels = re.findall(r"<text[^>]*>([^<]*)</text>", chart.svg or "")
+            assert labels, chart.id
+            assert not any("mathdefault" in t or "$" in t for t in labels), (chart.id, labels)

@@ -145,8 +145,17 @@ def _spec(
             ax.set_title(label)
             ax.grid(axis="y", visible=False)
             if key == "selection_rate" and line is not None:
-                ax.axvline(line, color="#D55E00", linestyle="--", linewidth=1.2, label="four-fifths line")
-                ax.legend(loc="lower right", frameon=False)
+                ax.axvline(line, color="#D55E00", linestyle="--", linewidth=1.4)
+        if line is not None:
+            # Under the panels, not on them: a legend inside would cover the bars it explains.
+            from matplotlib.lines import Line2D
+
+            handles = [Line2D([], [], color="#D55E00", linestyle="--", linewidth=1.4)]
+            labels = [f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}"]
+            if any(ci(r, k) for r in group_rows for k, _ in shown):
+                handles.append(Line2D([], [], color="#333333", marker="|", linestyle="-", linewidth=1))
+                labels.append("95% confidence interval")
+            fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
         axes[0].set_yticks(ypos, [_short(g) for g in groups])
         axes[0].invert_yaxis()
         axes[0].set_ylabel(attr)

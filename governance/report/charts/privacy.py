@@ -133,8 +133,17 @@ def membership_roc(results: Results) -> list[ChartSpec]:
         label = "attack" + (f" (AUC {fmt_number(auc, 3)})" if auc is not None else "")
         ax.plot([p[0] for p in pts], [p[1] for p in pts], color="#0072B2", label=label)
         ax.axvline(1e-3, color="#D55E00", linestyle=":", linewidth=1, label="FPR = 0.001")
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # Plain decimals: math text is off (user strings must not be parsed as TeX), so the default
+        # 10^{-3} labels would print as raw TeX.
+        decades = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(FixedLocator(decades))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_locator(NullLocator())
         ax.set_xlim(floor, 1)
         ax.set_ylim(floor, 1)
         ax.set_xlabel("false-positive rate")
