@@ -135,8 +135,6 @@ def train(
         Bad spec or data, a blocking data-quality finding without ``force``, a factory that
         does not return a module, weights that do not fit.
     """
-    import warnings
-
     from governance._io import sha256_file
     from governance.data.loading import load_bundle
     from governance.train.trainer import PrivacySettings, Trainer, resolve_device
@@ -204,13 +202,9 @@ def train(
         checkpoint_dir=checkpoints,
         resume=resume,
         progress=progress,
-        num_threads=_threads_for(model, device),
     )
     try:
-        with warnings.catch_warnings():
-            for message in _OPACUS_NOISE:
-                warnings.filterwarnings("ignore", message=message)
-            result = trainer.fit()
+        result = trainer.fit()
     except ValueError as exc:
         raise InputError(source, "train", str(exc)) from None
     ledger = dict(result.ledger)
@@ -230,18 +224,6 @@ def train(
     _write_model_dir(out_dir, result.model, config, preprocessor, ledger)
     shutil.rmtree(checkpoints, ignore_errors=True)
     return TrainOutcome(model_dir=out_dir, ledger=ledger)
-
-
-def _threads_for(model: nn.Module, device: str) -> int | None:
-    """One CPU thread for small models (faster, and deterministic); torch's default otherwise."""
-    if device != "cpu":
-        return None
-    n_params = sum(p.numel() for p in model.parameters())
-    return 1 if n_params < _SMALL_MODEL_PARAMS else None
-
-
-#: Below this many parameters a model's per-step work is too small to gain from threads.
-_SMALL_MODEL_PARAMS = 1_000_000
 
 
 def _write_model_dir(
@@ -272,16 +254,6 @@ def _write_model_dir(
         write_json(staging / LEDGER_FILE, ledger)
         for path in staging.iterdir():
             os.chmod(path, 0o644)
-
-
-#: Opacus warnings that are expected here and would only confuse a user.
-_OPACUS_NOISE = (
-    "Secure RNG turned off",
-    "Full backward hook is firing",
-    "Optimal order is the largest alpha",
-    "PrivacyEngine detected new dataset",
-    "Using a non-full backward hook",
-)
 
 
 def _print(message: str) -> None:

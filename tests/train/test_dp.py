@@ -1,0 +1,171 @@
+"""DP correctness: clipping against a microbatch reference, ε against an independent accountant."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from governance.train.dp import PrivacySettings, choose_grad_sample_mode, epsilon_for, max_steps_within
+from governance.train.trainer import Trainer
+
+
+def _data(n: int = 64, d: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype("float32") * 3  # large inputs: most samples get clipped
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    return x, y
+
+
+def _model(d: int = 5) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(d, 6), nn.ReLU(), nn.Linear(6, 2))
+
+
+def _microbatch_reference(model: nn.Module, x: np.ndarray, y: np.ndarray, clip: float, lr: float) -> dict:
+    """One SGD step on the mean of per-sample gradients, each clipped to ``clip`` (plain torch)."""
+    params = dict(model.named_parameters())
+    summed = {k: torch.zeros_like(p) for k, p in params.items()}
+    for i in range(len(x)):
+        model.zero_grad()
+        out = model(torch.from_numpy(x[i : i + 1]))
+        nn.functional.cross_entropy(out, torch.from_numpy(y[i : i + 1])).backward()
+        norm = torch.sqrt(sum((p.grad**2).sum() for p in params.values()))
+        factor = min(1.0, clip / (float(norm) + 1e-6))
+        for k, p in params.items():
+            summed[k] += p.grad * factor
+    return {k: (p.detach() - lr * summed[k] / len(x)) for k, p in params.items()}
+
+
+@pytest.mark.parametrize(
+    ("mode", "physical"), [("ghost", None), ("hooks", None), ("ghost", 16), ("hooks", 16)]
+)
+def test_per_sample_clipping_matches_microbatch_reference(mode: str, physical: int | None) -> None:
+    x, y = _data()
+    clip, lr = 0.5, 1.0
+    expected = _microbatch_reference(_model(), x, y, clip, lr)
+    privacy = PrivacySettings(
+        target_epsilon=1.0,
+        max_grad_norm=clip,
+        noise_multiplier=0.0,
+        poisson_sampling=False,
+        grad_sample_mode=mode,
+    )
+    trainer = Trainer(
+        model=_model(),
+        train_data=(x, y),
+        privacy=privacy,
+        epochs=1,
+        batch_size=len(x),  # one logical step over every sample
+        lr=lr,
+        max_physical_batch_size=physical,
+    )
+    result = trainer.fit()
+    assert result.ledger["privacy"]["grad_sample_mode"] == mode
+    assert result.ledger["steps"] == 1
+    for name, param in result.model.named_parameters():
+        torch.testing.assert_close(param.detach(), expected[name], rtol=1e-4, atol=1e-5)
+
+
+def _pld_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    import dp_accounting
+    from dp_accounting.pld import pld_privacy_accountant
+
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(sample_rate, dp_accounting.GaussianDpEvent(noise_multiplier)),
+        steps,
+    )
+    accountant = pld_privacy_accountant.PLDAccountant()
+    accountant.compose(event)
+    return float(accountant.get_epsilon(delta))
+
+
+@pytest.fixture(scope="module")
+def private_run() -> dict:
+    x, y = _data(n=600)
+    trainer = Trainer(
+        model=_model(),
+        train_data=(x, y),
+        eval_data=(x[:100], y[:100]),
+        privacy=PrivacySettings(target_epsilon=2.0, delta=1e-4, max_grad_norm=1.0),
+        epochs=3,
+        batch_size=60,
+        lr=0.2,
+        seed=3,
+    )
+    return dict(trainer.fit().ledger)
+
+
+def test_ledger_epsilon_is_never_below_pld(private_run: dict) -> None:
+    p = private_run["privacy"]
+    pld = _pld_epsilon(p["noise_multiplier"], p["sample_rate"], p["steps"], p["delta"])
+    assert p["epsilon"] >= pld - 1e-9
+    assert p["epsilon"] == pytest.approx(pld, rel=0.05)  # and tight: PRV and PLD agree closely
+
+
+def test_spent_epsilon_within_target_and_ledger_complete(private_run: dict) -> None:
+    p = private_run["privacy"]
+    assert 0 < p["epsilon"] <= p["target_epsilon"]
+    assert p["accountant"] == "prv" and p["grad_sample_mode"] == "ghost"
+    assert p["steps"] == private_run["steps"] == sum(h["steps"] for h in private_run["history"])
+    assert p["sample_rate"] == pytest.approx(0.1)
+    epsilons = [h["epsilon"] for h in private_run["history"]]
+    assert epsilons == sorted(epsilons) and epsilons[-1] == pytest.approx(p["epsilon"])
+
+
+def test_training_stops_when_budget_is_reached() -> None:
+    x, y = _data(n=200)
+    # σ fixed and small: the 5 planned epochs would far exceed ε = 1.
+    privacy = PrivacySettings(target_epsilon=1.0, delta=1e-3, noise_multiplier=0.8)
+    result = Trainer(
+        model=_model(), train_data=(x, y), privacy=privacy, epochs=5, batch_size=20, lr=0.1
+    ).fit()
+    p = result.ledger["privacy"]
+    assert p["stopped_early"] and p["epsilon"] <= 1.0
+    assert result.ledger["steps"] < 5 * 10
+    # one more step would have overspent
+    assert epsilon_for([(0.8, 0.1, p["steps"] + 1)], 1e-3) > 1.0
+
+
+def test_max_steps_within_is_the_boundary() -> None:
+    steps = max_steps_within([], 1.0, 0.02, 1000, target_epsilon=1.0, delta=1e-5)
+    assert 0 < steps < 1000
+    assert epsilon_for([(1.0, 0.02, steps)], 1e-5) <= 1.0 < epsilon_for([(1.0, 0.02, steps + 1)], 1e-5)
+
+
+def test_epsilon_for_merges_runs() -> None:
+    a = epsilon_for([(1.1, 0.02, 300), (1.1, 0.02, 200)], 1e-5)
+    b = epsilon_for([(1.1, 0.02, 500)], 1e-5)
+    assert a == b
+
+
+def test_auto_mode_falls_back_to_hooks_for_tied_parameters() -> None:
+    tied = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    tied[1].weight = tied[0].weight
+    assert choose_grad_sample_mode(tied, "auto") == "hooks"
+    assert choose_grad_sample_mode(_model(), "auto") == "ghost"
+
+
+def test_batchnorm_is_fixed_and_reported() -> None:
+    x, y = _data(n=100)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    privacy = PrivacySettings(target_epsilon=50.0, delta=1e-3, noise_multiplier=1.0)
+    result = Trainer(model=model, train_data=(x, y), privacy=privacy, epochs=1, batch_size=20).fit()
+    fixes = result.ledger["privacy"]["module_fixes"]
+    assert fixes and any("BatchNorm" in f for f in fixes)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in result.model.modules())
+    assert math.isfinite(result.ledger["train_loss"])
+
+
+def test_privacy_settings_validate() -> None:
+    for bad in (
+        {"target_epsilon": 0},
+        {"target_epsilon": 1, "delta": 1},
+        {"target_epsilon": 1, "accountant": "x"},
+    ):
+        with pytest.raises(ValueError):
+            PrivacySettings(**bad)
