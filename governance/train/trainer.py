@@ -99,14 +99,43 @@ class TrainingResult:
 def _as_dataset(data: DataLike) -> Dataset:
     import numpy as np
     import torch
-    from torch.utils.data import Dataset, TensorDataset
+    from torch.utils.data import Dataset
 
     if isinstance(data, Dataset):
         return data
     x, y = data
     x_t = x.float() if isinstance(x, torch.Tensor) else torch.tensor(np.asarray(x), dtype=torch.float32)
     y_t = y.long() if isinstance(y, torch.Tensor) else torch.tensor(np.asarray(y), dtype=torch.long)
-    return TensorDataset(x_t, y_t)
+    return _batched_tensor_dataset(x_t, y_t)
+
+
+def _batched_tensor_dataset(x: torch.Tensor, y: torch.Tensor) -> Dataset:
+    """A TensorDataset that fetches a whole batch with one index operation.
+
+    Why: the DataLoader otherwise indexes row by row and stacks 256 tiny tensors per batch,
+    which costs more than a small model's forward and backward pass. ``__getitems__`` is the
+    DataLoader's batched-fetch hook; it works unchanged under Opacus' Poisson sampler and
+    BatchMemoryManager, which only change the index batches.
+    """
+    from torch.utils.data import TensorDataset
+
+    class BatchedTensorDataset(TensorDataset):
+        def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+            import torch
+
+            index = torch.as_tensor(indices, dtype=torch.long)
+            return tuple(t[index] for t in self.tensors)
+
+    return BatchedTensorDataset(x, y)
+
+
+def _collate(batch: Any) -> Any:
+    """Batches from ``__getitems__`` are already tensors; anything else is stacked as usual."""
+    from torch.utils.data import default_collate
+
+    if isinstance(batch, tuple) and batch and all(hasattr(t, "shape") for t in batch):
+        return batch
+    return default_collate(batch)
 
 
 def resolve_device(device: str) -> str:
@@ -459,6 +488,7 @@ class Trainer:
             shuffle=True,
             generator=generator,
             drop_last=False,
+            collate_fn=_collate,
         )
 
     def _make_private(
@@ -492,6 +522,10 @@ class Trainer:
                     accountant=privacy.accountant,
                 )
             )
+        # Opacus' hooks touch torch.distributed.tensor on the first backward pass, a lazy import of
+        # about a second: do it here so that the ledger's step time measures steps, not imports.
+        import torch.distributed.tensor  # noqa: F401
+
         mode = choose_grad_sample_mode(model, privacy.grad_sample_mode)
         attempts = [mode] if privacy.grad_sample_mode != "auto" or mode == "hooks" else [mode, "hooks"]
         last_error: Exception | None = None
@@ -581,7 +615,7 @@ class Trainer:
         model.eval()
         correct = seen = 0
         with torch.no_grad():
-            for x, y in DataLoader(self.eval_set, batch_size=4096):
+            for x, y in DataLoader(self.eval_set, batch_size=4096, collate_fn=_collate):
                 pred = model(x.to(self.device)).argmax(dim=1).cpu()
                 correct += int((pred == y).sum())
                 seen += int(y.shape[0])

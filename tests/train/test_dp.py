@@ -169,3 +169,9 @@ def test_privacy_settings_validate() -> None:
     ):
         with pytest.raises(ValueError):
             PrivacySettings(**bad)
+
+
+def test_auto_mode_uses_hooks_for_convolutions() -> None:
+    cnn = nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
+    assert choose_grad_sample_mode(cnn, "auto") == "hooks"
+    assert choose_grad_sample_mode(cnn, "ghost") == "ghost"
