@@ -58,6 +58,7 @@ class AnnexItem:
     note: str | None = None
     text: str | None = None
     items: tuple[str, ...] = ()
+    more: int = 0  # metrics left out here; the audit section lists them
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def ledger(results: Results) -> Mapping[str, Any]:
 
 
 def _ledger_file(results: Results) -> Mapping[str, Any]:
+    import hashlib
     import json
     from pathlib import Path
 
@@ -108,12 +110,16 @@ def _ledger_file(results: Results) -> Mapping[str, Any]:
     if not isinstance(folder, str):
         return {}
     try:
-        raw = json.loads((Path(folder) / "training.json").read_text(encoding="utf-8"))
+        data = (Path(folder) / "training.json").read_bytes()
+        raw = json.loads(data)
     except (OSError, ValueError):
         return {}
     if not isinstance(raw, Mapping):
         return {}
     files = _mapping(model.get("files"))
+    recorded = files.get("training.json")
+    if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+        return {}  # not the ledger of the audited model
     weights = raw.get("weights_sha256")
     if weights is not None and files and weights not in files.values():
         return {}
@@ -143,8 +149,20 @@ def hashes(subject: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]
     return out
 
 
-def _metrics(results: Results, prefix: str) -> tuple[tuple[str, str], ...]:
-    return tuple((k, fmt_number(v)) for k, v in sorted(results.metrics.items()) if k.startswith(prefix))
+#: Metrics listed per Annex IV item; the audit sections list all of them.
+ANNEX_METRICS = 10
+
+
+def _metrics(results: Results, prefix: str, check: CheckReport | None) -> tuple[tuple[str, str], ...]:
+    """The item's key metrics: those the policy judged first, then the least qualified (overall) ones."""
+    judged = {o.metric for o in check.outcomes} if check is not None else set()
+    keys = [k for k in results.metrics if k.startswith(prefix)]
+    keys.sort(key=lambda k: (k not in judged, k.count("."), k))
+    return tuple((k, fmt_number(results.metrics[k])) for k in sorted(keys[:ANNEX_METRICS]))
+
+
+def _more(results: Results, prefix: str) -> int:
+    return max(0, sum(k.startswith(prefix) for k in results.metrics) - ANNEX_METRICS)
 
 
 def _see(results: Results, name: str) -> tuple[tuple[str, str], ...]:
@@ -194,13 +212,14 @@ def annex_iv(
             if purpose
             else "Intended purpose not stated: add `intended_purpose:` to the audit spec.",
         ),
-        _data_item(results, data),
+        _data_item(results, data, check),
         _training_item(results),
         AnnexItem(
             "4",
             "Validation and testing: metrics",
             "annex-validation",
-            metrics=_metrics(results, "performance."),
+            metrics=_metrics(results, "performance.", check),
+            more=_more(results, "performance."),
             see=_see(results, "performance"),
             note=_missing_audit_note(results, "performance"),
         ),
@@ -208,7 +227,8 @@ def annex_iv(
             "5",
             "Accuracy under attack: robustness",
             "annex-robustness",
-            metrics=_metrics(results, "robustness."),
+            metrics=_metrics(results, "robustness.", check),
+            more=_more(results, "robustness."),
             see=_see(results, "robustness"),
             note=_missing_audit_note(results, "robustness"),
         ),
@@ -216,7 +236,8 @@ def annex_iv(
             "6",
             "Bias examination: fairness",
             "annex-fairness",
-            metrics=_metrics(results, "fairness."),
+            metrics=_metrics(results, "fairness.", check),
+            more=_more(results, "fairness."),
             see=_see(results, "fairness"),
             note=_missing_audit_note(results, "fairness"),
         ),
@@ -224,7 +245,8 @@ def annex_iv(
             "7",
             "Interpretability: explainability",
             "annex-explainability",
-            metrics=_metrics(results, "attribution."),
+            metrics=_metrics(results, "attribution.", check),
+            more=_more(results, "attribution."),
             see=_see(results, "attribution"),
             note=_missing_audit_note(results, "attribution"),
         ),
@@ -232,7 +254,8 @@ def annex_iv(
             "8",
             "Privacy",
             "annex-privacy",
-            metrics=_metrics(results, "privacy."),
+            metrics=_metrics(results, "privacy.", check),
+            more=_more(results, "privacy."),
             see=_see(results, "privacy"),
             note=_missing_audit_note(results, "privacy"),
         ),
@@ -264,7 +287,7 @@ def _purpose_from_spec(results: Results) -> str | None:
     return f"{value} (from the audit spec {spec}, read when the report was made)" if value else None
 
 
-def _data_item(results: Results, data: Mapping[str, Any]) -> AnnexItem:
+def _data_item(results: Results, data: Mapping[str, Any], check: CheckReport | None) -> AnnexItem:
     # The runner records the data facts in `subject`; older results kept them in run.data.
     subject = _mapping(results.subject)
     data = {
@@ -323,7 +346,8 @@ def _data_item(results: Results, data: Mapping[str, Any]) -> AnnexItem:
         "Data: source, licence and group composition",
         "annex-data",
         facts=tuple(facts),
-        metrics=_metrics(results, "data_quality."),
+        metrics=_metrics(results, "data_quality.", check),
+        more=_more(results, "data_quality."),
         columns=columns,
         table=tuple(table),
         see=_see(results, "data_quality"),

@@ -73,9 +73,8 @@ def write_reports(
         Format name → path written.
     """
     chosen = [get_format(f) for f in formats]
-    rendered = {
-        f.name: render(results, f.name, check_report=check_report, template_dir=template_dir) for f in chosen
-    }
+    job = ReportJob(results=results, check_report=check_report, template_dir=template_dir)
+    rendered = {f.name: f.render(job) for f in chosen}
     out = Path(out_dir)
     written: dict[str, Path] = {}
     for f in chosen:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
 from governance.report.charts._data import NoData, details, num, ok_section, rows
+from governance.report.charts._svg import OKABE_ITO
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
@@ -18,12 +19,10 @@ __all__ = ["epsilon_per_epoch", "membership_roc"]
 
 
 def _ledger(results: Results) -> Mapping[str, Any]:
-    """The training ledger as the runner stored it in ``run`` (any of the names it may use)."""
-    for key in ("training", "ledger", "privacy_ledger"):
-        value = results.run.extra.get(key)
-        if isinstance(value, Mapping):
-            return value
-    return {}
+    """The training ledger (from ``run``, or the audited model's own training.json)."""
+    from governance.report.annex import ledger
+
+    return ledger(results)
 
 
 def epsilon_series(results: Results) -> list[tuple[float, float]]:
@@ -109,32 +108,55 @@ def epsilon_per_epoch(results: Results) -> list[ChartSpec]:
 
 def membership_roc(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "privacy")
-    fpr, tpr = _roc(section)
+    curves = _roc(section)
+    strongest = section.details.get("strongest_attack") if isinstance(section.details, Mapping) else None
     auc = results.metrics.get("privacy.membership_inference.auc")
     low = results.metrics.get("privacy.membership_inference.tpr_at_fpr_0.001")
     floor = 1e-4
-    pts = [(max(f, floor), max(t, floor)) for f, t in zip(fpr, tpr) if f >= 0 and t >= 0]
-    sample = pts[:: max(1, len(pts) // 8)]
+    clipped = {
+        name: [(max(f, floor), max(t, floor)) for f, t in pts if f >= 0 and t >= 0]
+        for name, pts in curves.items()
+    }
+    parts = []
+    for name, pts in clipped.items():
+        sample = pts[:: max(1, len(pts) // 6)]
+        name_auc = results.metrics.get(f"privacy.membership_inference.{name}.auc")
+        parts.append(
+            f"{name}"
+            + (f" (AUC {fmt_number(name_auc, 3)})" if name_auc is not None else "")
+            + ": "
+            + ", ".join(f"FPR {fmt_number(f, 3)} TPR {fmt_number(t, 3)}" for f, t in sample)
+        )
     alt = (
-        "Receiver operating characteristic of the membership-inference attack on log-log axes, against "
-        f"the chance diagonal. AUC {fmt_number(auc, 3)}; TPR at FPR 0.001 {fmt_number(low, 4)}. Points: "
-        + ", ".join(f"FPR {fmt_number(f, 3)} TPR {fmt_number(t, 3)}" for f, t in sample)
+        "Receiver operating characteristic of the membership-inference attacks on log-log axes, against "
+        f"the chance diagonal. Strongest attack AUC {fmt_number(auc, 3)}; TPR at FPR 0.001 {fmt_number(low, 4)}. "
+        + "; ".join(parts)
         + "."
     )
     caption = (
-        "How well an attacker tells training rows from held-out rows. Log axes show the low false-positive "
-        "region, where an attack that identifies even a few members with confidence matters; a curve on the "
-        "dashed diagonal means the attacker does no better than chance."
+        "How well an attacker tells training rows from held-out rows, one curve per attack. Log axes show "
+        "the low false-positive region, where identifying even a few members with confidence matters; a "
+        "curve on the dashed diagonal means the attacker does no better than chance."
     )
+    if strongest:
+        caption += f" The strongest attack here is {strongest}."
 
     def plot(fig: Figure) -> None:
-        ax = fig.subplots()
-        ax.plot([floor, 1], [floor, 1], linestyle="--", color="#777777", linewidth=1, label="chance")
-        label = "attack" + (f" (AUC {fmt_number(auc, 3)})" if auc is not None else "")
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], color="#0072B2", label=label)
-        ax.axvline(1e-3, color="#D55E00", linestyle=":", linewidth=1, label="FPR = 0.001")
         from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+        ax = fig.subplots()
+        ax.plot([floor, 1], [floor, 1], linestyle="--", color="#777777", linewidth=1, label="chance")
+        for i, (name, pts) in enumerate(clipped.items()):
+            name_auc = results.metrics.get(f"privacy.membership_inference.{name}.auc")
+            label = name + (f" (AUC {fmt_number(name_auc, 3)})" if name_auc is not None else "")
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                color=OKABE_ITO[i % 7],
+                label=label,
+                linewidth=2.0 if name == strongest else 1.4,
+            )
+        ax.axvline(1e-3, color="#D55E00", linestyle=":", linewidth=1, label="FPR = 0.001")
         ax.set_xscale("log")
         ax.set_yscale("log")
         # Plain decimals: math text is off (user strings must not be parsed as TeX), so the default
@@ -157,24 +179,41 @@ def membership_roc(results: Results) -> list[ChartSpec]:
             caption=caption,
             alt=alt,
             plot=plot,
-            size=(4.6, 3.4),
+            size=(5.2, 3.6),
         )
     ]
 
 
-def _roc(section: Any) -> tuple[list[float], list[float]]:
-    for path in (("membership_inference", "roc"), ("roc",), ("mia_roc",)):
+def _points(raw: Any) -> list[tuple[float, float]]:
+    """ROC points from {fpr: [...], tpr: [...]} or [{fpr, tpr}, ...]."""
+    if isinstance(raw, Mapping):
+        fpr, tpr = raw.get("fpr"), raw.get("tpr")
+        if isinstance(fpr, Sequence) and isinstance(tpr, Sequence) and len(fpr) == len(tpr):
+            pairs = [(num({"v": f}, "v"), num({"v": t}, "v")) for f, t in zip(fpr, tpr)]
+            return [(f, t) for f, t in pairs if f is not None and t is not None]
+    elif isinstance(raw, Sequence) and not isinstance(raw, str):
+        pairs = [(num(r, "fpr"), num(r, "tpr")) for r in raw if isinstance(r, Mapping)]
+        return [(f, t) for f, t in pairs if f is not None and t is not None]
+    return []
+
+
+def _roc(section: Any) -> dict[str, list[tuple[float, float]]]:
+    """Attack name → ROC points: details.roc (one curve, or one per attack), or a table of (fpr, tpr)."""
+    for path in (("roc",), ("membership_inference", "roc"), ("mia_roc",)):
         try:
             raw = details(section, *path)
         except NoData:
             continue
+        single = _points(raw)
+        if len(single) > 1:
+            return {"attack": single}
         if isinstance(raw, Mapping):
-            fpr, tpr = raw.get("fpr"), raw.get("tpr")
-            if isinstance(fpr, Sequence) and isinstance(tpr, Sequence) and len(fpr) == len(tpr) > 1:
-                return [float(v) for v in fpr], [float(v) for v in tpr]
+            curves = {str(name): _points(value) for name, value in raw.items()}
+            curves = {name: pts for name, pts in curves.items() if len(pts) > 1}
+            if curves:
+                return curves
     table = rows(section, "membership_roc", "mia_roc", "roc", need=("fpr", "tpr"))
-    pairs = [(num(r, "fpr"), num(r, "tpr")) for r in table]
-    good = [(f, t) for f, t in pairs if f is not None and t is not None]
-    if len(good) < 2:
-        raise NoData("sections.privacy has no membership-inference ROC (details.membership_inference.roc)")
-    return [f for f, _ in good], [t for _, t in good]
+    points = _points(table)
+    if len(points) < 2:
+        raise NoData("sections.privacy has no membership-inference ROC (details.roc)")
+    return {"attack": points}

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from governance.policy.outcome import CheckReport
+    from governance.report.context import ReportContext
     from governance.results import Results
 
 __all__ = [
@@ -38,6 +39,18 @@ class ReportJob:
     results: Results
     check_report: CheckReport | None = None
     template_dir: Path | None = None
+    #: Built report contexts by "drawn"/"text", shared by the formats of one write_reports call so
+    #: the charts are drawn once for HTML and PDF together.
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def context(self, *, draw_charts: bool) -> ReportContext:
+        key = "drawn" if draw_charts else "text"
+        if key not in self.cache:
+            from governance.report.context import build_context
+
+            self.cache[key] = build_context(self.results, self.check_report, draw_charts=draw_charts)
+        ctx: ReportContext = self.cache[key]
+        return ctx
 
 
 Renderer = Callable[[ReportJob], bytes]

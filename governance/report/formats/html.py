@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from governance.report.context import build_context
+from dataclasses import replace
+
 from governance.report.formats import ReportJob
 from governance.report.formats._template import render_template
 
@@ -12,7 +13,7 @@ TEMPLATE = "report.html.j2"
 
 
 def render_html_text(job: ReportJob, *, pdf: bool = False) -> str:
-    ctx = build_context(job.results, job.check_report, draw_charts=True, pdf=pdf)
+    ctx = replace(job.context(draw_charts=True), pdf=pdf)
     return render_template("html", TEMPLATE, ctx, job.template_dir)
 
 

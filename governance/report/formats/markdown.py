@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from governance.report.context import build_context
 from governance.report.formats import ReportJob
 from governance.report.formats._template import render_template
 
@@ -14,5 +13,5 @@ TEMPLATE = "report.md.j2"
 def render_markdown(job: ReportJob) -> bytes:
     # Charts are described (title, caption, alt text) rather than drawn: Markdown viewers in CI
     # summaries strip inline SVG, and the words carry the numbers.
-    ctx = build_context(job.results, job.check_report, draw_charts=False)
+    ctx = job.context(draw_charts=False)
     return render_template("markdown", TEMPLATE, ctx, job.template_dir).encode("utf-8")
