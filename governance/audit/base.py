@@ -95,5 +95,12 @@ class Audit(ABC):
     #: False for audits that work from predictions alone (performance, fairness, data quality).
     requires_model: ClassVar[bool] = True
 
+    def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:  # noqa: B027
+        """Check options and data before any expensive work (training); raise InputError.
+
+        The runner calls it for every listed audit right after loading the data, so that bad input
+        exits 2 in a second rather than after training. The default checks nothing.
+        """
+
     @abstractmethod
     def run(self, context: AuditContext) -> AuditSection: ...

@@ -31,6 +31,9 @@ from governance.results import AuditSection, Finding, Severity, metric_id
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from governance.data.bundle import DataBundle
+    from governance.spec import Spec
+
 __all__ = ["FairnessAudit", "FairnessOptions", "audit_counts"]
 
 ERR_ONE_GROUP = "has a single group ({group!r}) in the eval data; fairness needs at least two groups"
@@ -121,25 +124,38 @@ class FairnessAudit(Audit):
     name = "fairness"
     requires_model = False
 
+    def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:
+        source = None if spec.source is None else str(spec.source)
+        FairnessOptions.parse(options, source=source)
+        _sensitive_codes(data, source)
+
     def run(self, context: AuditContext) -> AuditSection:
         source = None if context.spec.source is None else str(context.spec.source)
         options = FairnessOptions.parse(context.options, source=source)
         bundle = context.data
-        if not bundle.sensitive:
-            raise InputError(source, "data.sensitive", ERR_NO_SENSITIVE)
         classes, y_true, y_pred = class_codes(context.eval_predictions, bundle.classes)
-        attr_codes, categories = [], []
-        for attr in bundle.sensitive:
-            codes, names = group_codes(bundle.eval[attr])
-            if len(names) < 2:
-                raise InputError(source, f"data.sensitive.{attr}", ERR_ONE_GROUP.format(group=names[0]))
-            attr_codes.append(codes)
-            categories.append(names)
+        attr_codes, categories = _sensitive_codes(bundle, source)
         joint = JointCounts.from_codes(
             attr_codes, categories, y_true, y_pred, classes, attributes=bundle.sensitive
         )
         seed = context.seed if options.seed is None else options.seed
         return audit_counts(joint, options, seed=seed, source=source)
+
+
+def _sensitive_codes(
+    bundle: DataBundle, source: str | None
+) -> tuple[list[NDArray[np.integer]], list[tuple[str, ...]]]:
+    """Group codes of every sensitive attribute on eval; fewer than two groups is bad input."""
+    if not bundle.sensitive:
+        raise InputError(source, "data.sensitive", ERR_NO_SENSITIVE)
+    attr_codes, categories = [], []
+    for attr in bundle.sensitive:
+        codes, names = group_codes(bundle.eval[attr])
+        if len(names) < 2:
+            raise InputError(source, f"data.sensitive.{attr}", ERR_ONE_GROUP.format(group=names[0]))
+        attr_codes.append(codes)
+        categories.append(names)
+    return attr_codes, categories
 
 
 def _positive_index(classes: tuple[str, ...], options: FairnessOptions, source: str | None) -> int | None:

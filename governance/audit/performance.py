@@ -31,6 +31,9 @@ from governance.results import AuditSection, Finding, Severity
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from governance.data.bundle import DataBundle
+    from governance.spec import Spec
+
 __all__ = ["PerformanceAudit", "confusion_matrix", "roc_auc", "scores_from_confusion"]
 
 OPTIONS = ("positive_label", "max_gap")
@@ -114,6 +117,12 @@ class PerformanceAudit(Audit):
 
     name = "performance"
     requires_model = False
+
+    def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:
+        source = None if spec.source is None else str(spec.source)
+        pos_label, _ = _parse(options, source)
+        if data.classes:
+            _positive(tuple(data.classes), pos_label, source)
 
     def run(self, context: AuditContext) -> AuditSection:
         source = None if context.spec.source is None else str(context.spec.source)

@@ -202,12 +202,14 @@ def _prepare(
         from governance.audit.predictions import load_prediction_inputs
 
         bundle, eval_pred = load_prediction_inputs(spec)
+        _preflight_audits(spec, bundle)
         return _Subject(bundle, eval_pred, None, None, None, None)
 
     from governance.data.loading import load_bundle
     from governance.train.trainer import resolve_device
 
     bundle = load_bundle(spec)
+    _preflight_audits(spec, bundle)
     device = resolve_device(device)
     handle: ModelHandle
     ledger: Mapping[str, Any] | None
@@ -281,6 +283,22 @@ def predict(handle: ModelHandle, frame: Any, label: str, *, source: Path | None 
 
 
 # -- audits ---------------------------------------------------------------------------------------
+
+
+def _preflight_audits(spec: Spec, bundle: DataBundle) -> None:
+    """Let every listed audit reject bad options or data before training and inference.
+
+    Only InputError matters here; an audit whose module fails to import is left for
+    :func:`_run_one`, where it becomes that audit's ERROR section.
+    """
+    for name in audit_names():
+        if name not in spec.audits:
+            continue
+        try:
+            audit = create_audit(name)
+        except Exception:
+            continue
+        audit.preflight(spec, bundle, dict(spec.audits.get(name) or {}))
 
 
 def _run_one(name: str, spec: Spec, subject: _Subject, *, device: str) -> AuditSection:

@@ -225,3 +225,24 @@ def test_separate_prediction_file_gives_the_same_numbers(tmp_path: Path) -> None
     apart = run_audit(load_spec(spec), tmp_path / "b", progress=False)
     assert apart.results.metrics == pytest.approx(together.results.metrics, abs=1e-12)
     assert set(apart.results.subject["data"]) == {"eval"}
+
+
+def test_bad_fairness_input_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """preflight() runs right after loading the data: a one-group attribute never waits for training."""
+    import governance.train.api as train_api
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained before validating the audits")
+
+    monkeypatch.setattr(train_api, "train", no_training)
+    frame = pd.DataFrame({"x1": np.arange(40.0), "sex": "F", "y": ["no", "yes"] * 20})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    frame.to_csv(tmp_path / "eval.csv", index=False)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(
+        "name: tiny\ntask: binary_classification\n"
+        "data: {train: train.csv, eval: eval.csv, label: y, sensitive: [sex]}\n"
+        "model: {architecture: mlp}\ntrain: {epochs: 1}\naudits: {fairness: {}}\n"
+    )
+    with pytest.raises(InputError, match=r"data\.sensitive\.sex: has a single group"):
+        run_audit(load_spec(spec_path), tmp_path / "out", progress=False)
