@@ -32,10 +32,12 @@ __all__ = [
     "epsilon_for",
     "fix_module",
     "max_steps_within",
+    "supports_fast_clipping",
 ]
 
-#: Modes accepted in ``train.privacy.grad_sample_mode``; "auto" means ghost with hooks fallback.
-GRAD_SAMPLE_MODES = ("auto", "ghost", "hooks", "functorch", "ew")
+#: Modes accepted in ``train.privacy.grad_sample_mode``. "auto": ``fast`` (our single-pass ghost
+#: clipping, governance.train.fast_dp) for all-Linear models, else ghost or hooks (below).
+GRAD_SAMPLE_MODES = ("auto", "fast", "ghost", "hooks", "functorch", "ew")
 ACCOUNTANTS = ("prv", "rdp", "gdp")
 
 
@@ -55,7 +57,8 @@ class PrivacySettings:
     accountant
         ``prv`` (default, tight), ``rdp`` or ``gdp``.
     grad_sample_mode
-        ``auto`` (ghost clipping, falling back to hooks), ``ghost``, ``hooks``, ``functorch``, ``ew``.
+        ``auto`` (``fast`` for all-Linear models, else ghost clipping where every layer has an
+        Opacus norm sampler, else hooks), ``fast``, ``ghost``, ``hooks``, ``functorch``, ``ew``.
     noise_multiplier
         Use this σ instead of calibrating from ``target_epsilon`` (benchmarks, tests, resume).
     poisson_sampling
@@ -149,6 +152,13 @@ def choose_grad_sample_mode(model: nn.Module, requested: str) -> str:
                 return "hooks"
             seen.add(id(p))
     return "ghost"
+
+
+def supports_fast_clipping(model: nn.Module) -> bool:
+    """Whether :mod:`governance.train.fast_dp` can train ``model`` (every parameter in a Linear)."""
+    from governance.train.fast_dp import supports_fast_clipping as supports
+
+    return supports(model)
 
 
 def epsilon_for(history: Sequence[tuple[float, float, int]], delta: float, accountant: str = "prv") -> float:

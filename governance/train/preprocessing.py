@@ -9,6 +9,13 @@ so they see exactly the inputs the model was trained on.
 Encoded layout: the numeric columns first, in feature order, then each categorical column's
 one-hot block. Because numeric inputs are standardised, a perturbation of ε in encoded units
 is ε standard deviations of the original feature.
+
+Images (``image_shape`` set) are not standardised per pixel: every pixel is divided by one
+scale, the brightest absolute value in the training split (16 for scikit-learn's digits, 255
+for 8-bit images, 1 for images already in [0, 1]), so inputs lie in [0, 1] and an ε or σ in
+encoded units is a fraction of the full intensity range: *pixel units*, the unit the image
+robustness literature reports. Per-pixel standardisation would give every pixel its own unit
+(a border pixel that is almost always 0 would be blown up) and make a [0, 1] clip meaningless.
 """
 
 from __future__ import annotations
@@ -170,7 +177,14 @@ def fit_preprocessor(
 
     numeric_cols = tuple(c for c in features if c in set(numeric))
     categorical = tuple(c for c in features if c not in set(numeric))
-    if numeric_cols:
+    if image_shape is not None and numeric_cols:
+        # Pixel units (module docstring): one scale for every pixel, no centring.
+        values = train[list(numeric_cols)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
+        peak = float(np.nanmax(np.abs(values))) if values.size and not np.isnan(values).all() else 1.0
+        scale = max(peak, 1.0)
+        mean = np.zeros(len(numeric_cols))
+        std = np.full(len(numeric_cols), scale)
+    elif numeric_cols:
         values = train[list(numeric_cols)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
         mean = np.nan_to_num(np.nanmean(values, axis=0)) if len(values) else np.zeros(len(numeric_cols))
         std = np.nan_to_num(np.nanstd(values, axis=0))

@@ -30,6 +30,7 @@ from governance.train.dp import (
     epsilon_for,
     fix_module,
     max_steps_within,
+    supports_fast_clipping,
 )
 
 if TYPE_CHECKING:
@@ -381,6 +382,8 @@ class Trainer:
 
         if engine is not None:
             self._detach(dp_model)
+            if hasattr(criterion, "close"):
+                criterion.close()
         ledger: dict[str, Any] = {
             "ledger_version": LEDGER_VERSION,
             "seconds": seconds,
@@ -527,6 +530,14 @@ class Trainer:
         import torch.distributed.tensor  # noqa: F401
 
         mode = choose_grad_sample_mode(model, privacy.grad_sample_mode)
+        if (
+            privacy.grad_sample_mode == "auto"
+            and not self.max_physical_batch_size
+            and supports_fast_clipping(model)
+        ):
+            mode = "fast"
+        if mode == "fast":
+            return self._make_fast_private(model, optimizer, loader, criterion, noise_gen, noise_multiplier)
         attempts = [mode] if privacy.grad_sample_mode != "auto" or mode == "hooks" else [mode, "hooks"]
         last_error: Exception | None = None
         for candidate in attempts:
@@ -555,6 +566,48 @@ class Trainer:
                 dp_criterion = criterion
             return dp_model, dp_opt, dp_criterion, dp_loader, engine, candidate, noise_multiplier
         raise ValueError(f"Opacus cannot make this model private: {last_error}")
+
+    def _make_fast_private(
+        self,
+        model: nn.Module,
+        optimizer: Any,
+        loader: DataLoader,
+        criterion: Any,
+        noise_gen: torch.Generator,
+        noise_multiplier: float,
+    ) -> tuple[Any, Any, Any, Any, Any, str, float]:
+        """The fast path for all-Linear models (see governance.train.fast_dp): Opacus' Poisson
+        loader and accountant, our single-pass clipping."""
+        from types import SimpleNamespace
+
+        from opacus.accountants import create_accountant
+        from opacus.data_loader import DPDataLoader
+
+        from governance.train.fast_dp import FastLinearClipping, FastOptimizer
+
+        assert self.privacy is not None
+        if self.max_physical_batch_size:
+            raise ValueError(
+                "grad_sample_mode 'fast' does not support max_physical_batch_size; use ghost or hooks"
+            )
+        dp_loader = DPDataLoader.from_data_loader(loader) if self.privacy.poisson_sampling else loader
+        sample_rate = 1.0 / len(dp_loader)
+        expected_batch_size = int(len(loader.dataset) * sample_rate)  # type: ignore[arg-type]
+        accountant = create_accountant(mechanism=self.privacy.accountant)
+        clipping = FastLinearClipping(
+            model,
+            optimizer,
+            criterion,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=self.privacy.max_grad_norm,
+            expected_batch_size=expected_batch_size,
+            generator=noise_gen,
+        )
+        fast_optimizer = FastOptimizer(
+            optimizer, accountant, noise_multiplier=noise_multiplier, sample_rate=sample_rate
+        )
+        engine = SimpleNamespace(accountant=accountant)
+        return model, fast_optimizer, clipping, dp_loader, engine, "fast", noise_multiplier
 
     @staticmethod
     def _detach(dp_model: Any) -> None:

@@ -9,7 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from governance.train.dp import PrivacySettings, choose_grad_sample_mode, epsilon_for, max_steps_within
+from governance.train.dp import (
+    PrivacySettings,
+    choose_grad_sample_mode,
+    epsilon_for,
+    max_steps_within,
+    supports_fast_clipping,
+)
 from governance.train.trainer import Trainer
 
 
@@ -109,7 +115,7 @@ def test_ledger_epsilon_is_never_below_pld(private_run: dict) -> None:
 def test_spent_epsilon_within_target_and_ledger_complete(private_run: dict) -> None:
     p = private_run["privacy"]
     assert 0 < p["epsilon"] <= p["target_epsilon"]
-    assert p["accountant"] == "prv" and p["grad_sample_mode"] == "ghost"
+    assert p["accountant"] == "prv" and p["grad_sample_mode"] == "fast"  # auto on an all-Linear model
     assert p["steps"] == private_run["steps"] == sum(h["steps"] for h in private_run["history"])
     assert p["sample_rate"] == pytest.approx(0.1)
     epsilons = [h["epsilon"] for h in private_run["history"]]
@@ -147,6 +153,7 @@ def test_auto_mode_falls_back_to_hooks_for_tied_parameters() -> None:
     tied[1].weight = tied[0].weight
     assert choose_grad_sample_mode(tied, "auto") == "hooks"
     assert choose_grad_sample_mode(_model(), "auto") == "ghost"
+    assert not supports_fast_clipping(tied) and supports_fast_clipping(_model())
 
 
 def test_batchnorm_is_fixed_and_reported() -> None:
@@ -175,3 +182,24 @@ def test_auto_mode_uses_hooks_for_convolutions() -> None:
     cnn = nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
     assert choose_grad_sample_mode(cnn, "auto") == "hooks"
     assert choose_grad_sample_mode(cnn, "ghost") == "ghost"
+
+
+def test_fast_path_reproduces_opacus_with_noise() -> None:
+    """Same seed: the fast path draws Poisson batches and noise exactly as Opacus does, so a
+    noisy run through it and one through Opacus' hooks end with the same weights and ε."""
+    x, y = _data(n=300)
+    results = {}
+    for mode in ("fast", "hooks"):
+        privacy = PrivacySettings(
+            target_epsilon=50.0, delta=1e-3, noise_multiplier=0.7, grad_sample_mode=mode
+        )
+        trainer = Trainer(
+            model=_model(), train_data=(x, y), privacy=privacy, epochs=2, batch_size=30, lr=0.3, seed=5
+        )
+        results[mode] = trainer.fit()
+    fast, hooks = results["fast"], results["hooks"]
+    assert fast.ledger["privacy"]["grad_sample_mode"] == "fast"
+    assert fast.epsilon == hooks.epsilon and fast.ledger["steps"] == hooks.ledger["steps"]
+    for (name, p), q in zip(fast.model.named_parameters(), hooks.model.parameters()):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-4, atol=1e-5, msg=name)
+    assert not fast.model[0]._forward_hooks  # hooks removed after training
