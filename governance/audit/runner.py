@@ -201,8 +201,8 @@ def _prepare(
     if spec.model.predictions is not None and model_dir is None:
         from governance.audit.predictions import load_prediction_inputs
 
+        # No training or inference ahead: the audits themselves report bad input right away.
         bundle, eval_pred = load_prediction_inputs(spec)
-        _preflight_audits(spec, bundle)
         return _Subject(bundle, eval_pred, None, None, None, None)
 
     from governance.data.loading import load_bundle
@@ -234,9 +234,37 @@ def _prepare(
         handle = load_handle(mdir, device)
         ledger = read_ledger(mdir)
     where = mdir if mdir is not None else spec.model.weights
+    _check_model_inputs(spec, bundle, handle, where)
     eval_pred = predict(handle, bundle.eval, bundle.label, source=where)
     train_pred = None if bundle.train is None else predict(handle, bundle.train, bundle.label, source=where)
     return _Subject(bundle, eval_pred, train_pred, handle, mdir, ledger)
+
+
+def _check_model_inputs(spec: Spec, bundle: DataBundle, handle: ModelHandle, where: Path | None) -> None:
+    """The data must hold the columns (and, for images, the shape) the model was trained on.
+
+    Checked before inference so that ``--model DIR`` with mismatched data exits 2 naming the data
+    file and the column or field, rather than failing inside the encoder.
+    """
+    pre = getattr(handle, "preprocessor", None)
+    wanted = tuple(getattr(pre, "features", ()) or ())
+    data_file = bundle.paths.get("eval", spec.source)
+    missing = [c for c in wanted if c not in bundle.eval.columns]
+    if missing:
+        raise InputError(
+            data_file,
+            missing[0],
+            f"column missing: the model at {where} takes {len(wanted)} input columns and "
+            f"{len(missing)} of them are not in the data",
+        )
+    trained = getattr(pre, "image_shape", None)
+    if trained is not None and bundle.image_shape is not None and tuple(trained) != tuple(bundle.image_shape):
+        raise InputError(
+            spec.source,
+            "model.options.input_shape",
+            f"the model at {where} takes images of shape {list(trained)}, the spec gives "
+            f"{list(bundle.image_shape)}",
+        )
 
 
 def predict(handle: ModelHandle, frame: Any, label: str, *, source: Path | None = None) -> Predictions:
