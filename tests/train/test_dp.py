@@ -47,7 +47,7 @@ def _microbatch_reference(model: nn.Module, x: np.ndarray, y: np.ndarray, clip: 
 
 
 @pytest.mark.parametrize(
-    ("mode", "physical"), [("ghost", None), ("hooks", None), ("ghost", 16), ("hooks", 16)]
+    ("mode", "physical"), [("fast", None), ("ghost", None), ("hooks", None), ("ghost", 16), ("hooks", 16)]
 )
 def test_per_sample_clipping_matches_microbatch_reference(mode: str, physical: int | None) -> None:
     x, y = _data()
