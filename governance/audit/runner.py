@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from os import PathLike
@@ -109,6 +109,7 @@ def run_audit(
     device: str = "auto",
     force: bool = False,
     progress: bool = True,
+    report_formats: Sequence[str] = ("html",),
 ) -> RunOutcome:
     """Run the audits a spec lists and write ``results.json``, reports and ``manifest.json``.
 
@@ -129,6 +130,8 @@ def run_audit(
         Train despite blocking data-quality findings (passed to the trainer; recorded in its ledger).
     progress
         Show progress bars (only when stderr is a terminal).
+    report_formats
+        Report formats written next to results.json (``html``, ``markdown``, ``pdf``…).
 
     Raises
     ------
@@ -170,7 +173,7 @@ def run_audit(
         from governance.policy.engine import check
 
         check_report = check(results, policy_obj, waiver_objs)
-    paths.update(_write_reports(results, out, check_report))
+    paths.update(_write_reports(results, out, check_report, tuple(report_formats)))
     if subject.model_dir is not None:
         paths["model"] = subject.model_dir
     paths["manifest"] = out / "manifest.json"
@@ -440,23 +443,15 @@ def _mode(subject: _Subject) -> str:
     return "model" if subject.handle is not None else "predictions"
 
 
-def _write_reports(results: Results, out: Path, check_report: CheckReport | None) -> dict[str, Path]:
-    """report.html through the report stage.
-
-    INTEGRATION POINT (issue 4 ↔ reports): ``governance.report.render.write_reports`` is written by
-    the reports engineer. Until it exists the run writes results.json and manifest.json only and
-    says so on stderr; once it lands nothing here changes.
-    """
-    try:
-        from governance.report.render import write_reports
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("governance.report.render", "governance.report"):
-            raise
-        print(
-            "governance audit: note: report.html not written (report renderer not installed)", file=sys.stderr
-        )
+def _write_reports(
+    results: Results, out: Path, check_report: CheckReport | None, formats: tuple[str, ...]
+) -> dict[str, Path]:
+    """The reports (report.html by default) through the report stage, policy outcomes included."""
+    if not formats:
         return {}
-    written = write_reports(results, out, check_report=check_report, formats=("html",))
+    from governance.report.render import write_reports
+
+    written = write_reports(results, out, check_report=check_report, formats=formats)
     return {str(fmt): Path(p) for fmt, p in written.items()}
 
 

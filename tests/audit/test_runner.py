@@ -246,3 +246,14 @@ def test_bad_fairness_input_fails_before_training(tmp_path: Path, monkeypatch: p
     )
     with pytest.raises(InputError, match=r"data\.sensitive\.sex: has a single group"):
         run_audit(load_spec(spec_path), tmp_path / "out", progress=False)
+
+
+def test_report_formats_are_written_and_listed_in_the_manifest(tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tmp_path, _decision_log()))
+    outcome = run_audit(spec, tmp_path / "out", progress=False, report_formats=("html", "markdown"))
+    assert {"html", "markdown"} <= set(outcome.paths)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    for fmt in ("html", "markdown"):
+        assert manifest["outputs"][fmt]["sha256"] == sha256_file(outcome.paths[fmt])
+    bare = run_audit(spec, tmp_path / "bare", progress=False, report_formats=())
+    assert not (tmp_path / "bare" / "report.html").exists() and "html" not in bare.paths
