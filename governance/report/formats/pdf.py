@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from governance.errors import GovernanceError
 from governance.report.formats import ReportJob
 from governance.report.formats.html import render_html_text
@@ -23,6 +25,9 @@ def render_pdf(job: ReportJob) -> bytes:
         import weasyprint
     except (ImportError, OSError) as exc:  # OSError: pango missing, raised by cffi at import
         raise PdfUnavailable(ERR_NO_WEASYPRINT.format(error=exc)) from exc
+    # WeasyPrint logs a warning for every SVG presentation property it does not style (matplotlib
+    # writes many); the PDF is right regardless, and a reviewer's terminal should not fill up.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
     html = render_html_text(job, pdf=True)
     # No base_url and a fetcher that refuses everything: the report is self-contained, so any
     # fetch would be a template bug or an injected URL, and a PDF must not phone home.
