@@ -161,7 +161,14 @@ def run_audit(
         device=subject.handle.device if subject.handle is not None else "cpu",
         task=spec.task.value,
         libraries=library_versions(),
-        extra={"spec": None if spec.source is None else str(spec.source), "mode": _mode(subject)},
+        # The report's Annex IV documentation reads purpose and ledger from here, so that a
+        # results.json stands on its own, years after the spec and model folder are gone.
+        extra={
+            "spec": None if spec.source is None else str(spec.source),
+            "mode": _mode(subject),
+            "intended_purpose": spec.intended_purpose,
+            "training": None if subject.ledger is None else dict(subject.ledger),
+        },
     )
     results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes))
     paths: dict[str, Path] = {}

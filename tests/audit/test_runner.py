@@ -196,6 +196,10 @@ def test_trains_then_audits_a_model_and_reuses_it(tmp_path: Path) -> None:
     assert (model_dir / "training.json").is_file()
     assert set(first.results.subject["model"]["files"]) >= {"model.safetensors", "training.json"}
     assert "performance.train.accuracy" in first.results.metrics
+    # results.json stands on its own: the ledger and purpose travel in run, for the Annex IV report.
+    stored = json.loads((model_dir / "training.json").read_text())
+    assert first.results.run.extra["training"]["steps"] == stored["steps"]
+    assert first.results.run.extra["intended_purpose"] is None
     handle = load_handle(model_dir, "cpu")
     eval_frame = frame.iloc[200:]
     y_pred = handle.predict(eval_frame)
