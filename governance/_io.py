@@ -11,7 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "sha256_file"]
+__all__ = [
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "check_output_dir",
+    "sha256_file",
+]
 
 
 @contextlib.contextmanager
@@ -60,3 +67,28 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> Path:
+    """Fail early, creating nothing, when ``path`` cannot become a writable output folder.
+
+    Checked before any training or auditing, so a typo in ``--out`` costs seconds, not a run.
+
+    Raises
+    ------
+    InputError
+        Naming the option and the path.
+    """
+    from governance.errors import InputError
+
+    folder = Path(path)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InputError(option, str(folder), f"cannot create output folder: {probe} is a file")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(option, str(folder), f"cannot create output folder: {probe} is not writable")
+    return folder

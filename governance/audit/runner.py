@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from governance import __version__
-from governance._io import atomic_write_json, sha256_file
+from governance._io import atomic_write_json, check_output_dir, sha256_file
 from governance.audit.base import AuditContext, ModelHandle, Predictions
 from governance.audit.registry import audit_names, create_audit
 from governance.errors import InputError
@@ -138,7 +138,7 @@ def run_audit(
     InputError
         Bad input anywhere (spec, data, predictions, model, audit options): nothing is written.
     """
-    out = Path(out_dir)
+    out = check_output_dir(out_dir)
     started = _now()
     hashes = _HashCache()
     # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
