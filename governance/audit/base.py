@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from governance.results import AuditSection
     from governance.spec import Spec
 
-__all__ = ["Audit", "AuditContext", "ModelHandle", "Predictions"]
+__all__ = ["Audit", "AuditContext", "ModelHandle", "Predictions", "TabularModelHandle"]
 
 
 class ModelHandle(Protocol):
@@ -44,6 +44,35 @@ class ModelHandle(Protocol):
         ...
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:  # (n, n_classes)
+        ...
+
+
+class TabularModelHandle(ModelHandle, Protocol):
+    """What ``governance.train.handle.TabularHandle`` adds for attribution and robustness.
+
+    Encoded inputs are the numeric features, standardised with the train mean and std (so a
+    perturbation of ε encoded units is ε standard deviations), then one one-hot block per
+    categorical feature. Robustness attacks perturb only ``numeric_columns``, never
+    ``onehot_columns`` (a perturbed one-hot row is an impossible input).
+    """
+
+    @property
+    def feature_groups(self) -> dict[str, tuple[int, ...]]:  # original feature -> encoded columns
+        ...
+
+    @property
+    def numeric_columns(self) -> tuple[int, ...]:  # encoded indices of standardised numerics
+        ...
+
+    @property
+    def onehot_columns(self) -> tuple[int, ...]:  # encoded indices of one-hot categoricals
+        ...
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:  # encoded column names ("age", "sex=female")
+        ...
+
+    def baseline(self, frame: pd.DataFrame | None = None) -> Any:  # train mean, one row per row of frame
         ...
 
 

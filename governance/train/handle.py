@@ -143,6 +143,10 @@ def load_handle(model_dir: str | PathLike[str], device: str = "cpu") -> TabularH
     model_dir = Path(model_dir)
     device = resolve_device(device)
     config = read_config(model_dir)
+    if config.get("kind") == "text":
+        from governance.train.hf import load_text_handle
+
+        return load_text_handle(model_dir, config, device)  # type: ignore[return-value]
     pre_path = model_dir / PREPROCESSING_FILE
     try:
         preprocessor = Preprocessor.from_dict(json.loads(pre_path.read_text(encoding="utf-8")))
@@ -193,3 +197,10 @@ def handle_from_spec(spec: Spec, bundle: DataBundle, device: str = "cpu") -> Tab
         positive=bundle.positive,
         config=config,
     )
+
+
+if TYPE_CHECKING:
+    from governance.audit.base import TabularModelHandle
+
+    def _implements_protocol(handle: TabularHandle) -> TabularModelHandle:
+        return handle  # mypy checks that TabularHandle implements the audits' protocol
