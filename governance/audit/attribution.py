@@ -67,6 +67,8 @@ class AttributionOptions:
     infidelity_sigma: float = 0.1
     #: Examples averaged into each class's heatmap (images).
     heatmap_examples: int = 8
+    #: Single examples per class kept with their input for the report (images).
+    heatmap_shown: int = 2
 
     def validate(self, context: AuditContext) -> None:
         checks: list[tuple[bool, str, str]] = [
@@ -80,6 +82,8 @@ class AttributionOptions:
             (self.infidelity_rows >= 0, "infidelity_rows", "expected an integer >= 0"),
             (self.infidelity_samples >= 1, "infidelity_samples", "expected an integer >= 1"),
             (self.infidelity_sigma > 0, "infidelity_sigma", "expected a number > 0"),
+            (self.heatmap_examples >= 1, "heatmap_examples", "expected an integer >= 1"),
+            (self.heatmap_shown >= 0, "heatmap_shown", "expected an integer >= 0"),
         ]
         for ok, field, message in checks:
             if not ok:
@@ -192,20 +196,52 @@ def _group_table(
     return rows
 
 
+def _as_images(values: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray:
+    """(n, ...) → (n, H, W): reshaped to the image shape, channels summed (attributions add up)."""
+    n = values.shape[0]
+    if shape is not None and len(shape) == 3 and int(np.prod(shape)) == values[0].size:
+        return values.reshape(n, *shape).sum(axis=1)
+    if values.ndim == 4:  # (n, C, H, W) from a handle that encodes images already shaped
+        return values.sum(axis=1)
+    if values.ndim == 3:
+        return values
+    return values.reshape(n, 1, -1)  # unknown shape: one row of pixels
+
+
 def _heatmaps(
-    attributions: np.ndarray, target: np.ndarray, classes: tuple[str, ...], k: int
-) -> dict[str, Any]:
-    """Per-class mean |attribution| over up to ``k`` examples, channels summed, as nested lists."""
-    maps: dict[str, Any] = {}
+    attributions: np.ndarray,
+    inputs: np.ndarray,
+    target: np.ndarray,
+    classes: tuple[str, ...],
+    shape: tuple[int, ...] | None,
+    opts: AttributionOptions,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Per-class mean signed attribution maps, and a few single examples per class.
+
+    Signed, not absolute: red (positive) pixels raise the predicted class's logit above the
+    baseline's, blue ones lower it; for digits that separates the strokes that make a "3" from
+    those that argue against it. Channels are summed (IG is additive). Classes are the
+    *predicted* ones (the audit's ``target``). Values are rounded to 6 decimals for the JSON.
+    """
+    maps = _as_images(attributions, shape)
+    pixels = _as_images(inputs, shape) / (shape[0] if shape is not None and len(shape) == 3 else 1)
+    means: dict[str, Any] = {}
+    examples: list[dict[str, Any]] = []
     for c, label in enumerate(classes):
-        idx = np.flatnonzero(target == c)[:k]
+        idx = np.flatnonzero(target == c)
         if len(idx) == 0:
             continue
-        a = np.abs(attributions[idx])
-        if a.ndim == 4:  # (n, C, H, W) -> (n, H, W)
-            a = a.sum(axis=1)
-        maps[str(label)] = np.round(a.mean(axis=0), 6).tolist()
-    return maps
+        means[str(label)] = np.round(maps[idx[: opts.heatmap_examples]].mean(axis=0), 6).tolist()
+        for i in idx[: opts.heatmap_shown]:
+            examples.append(
+                {
+                    "class": str(label),
+                    "row": int(i),
+                    "input": np.round(pixels[i], 4).tolist(),
+                    "attribution": np.round(maps[i], 6).tolist(),
+                }
+            )
+    return means, examples
 
 
 class AttributionAudit(Audit):
@@ -276,9 +312,23 @@ class AttributionAudit(Audit):
         else:
             metrics[metric_id(NAME, "sensitive_share")] = None
             details["sensitive_share_note"] = "sensitive attributes are not pixel inputs of an image model"
-            details["heatmaps"] = _heatmaps(
-                attr.detach().cpu().numpy(), target.cpu().numpy(), handle.classes, opts.heatmap_examples
+            shape = context.data.image_shape
+            means, examples = _heatmaps(
+                attr.detach().cpu().numpy(),
+                x.detach().cpu().numpy(),
+                target.cpu().numpy(),
+                handle.classes,
+                shape,
+                opts,
             )
+            details["heatmaps"] = means
+            details["heatmap_examples"] = examples
+            details["heatmap_info"] = {
+                "image_shape": None if shape is None else list(shape),
+                "value": "signed Integrated Gradients attribution to the predicted class, channels summed",
+                "averaged_per_class": opts.heatmap_examples,
+                "input_units": "pixel units (fraction of the brightest training pixel)",
+            }
         return AuditSection(
             NAME,
             metrics=metrics,

@@ -26,7 +26,7 @@ from governance.audit._disparity import DISPARITIES, GROUP_RATES, disparities, g
 from governance.audit._encode import class_codes, group_codes
 from governance.audit.base import Audit, AuditContext
 from governance.errors import InputError
-from governance.results import AuditSection, Finding, Severity, metric_id
+from governance.results import AuditSection, Finding, SectionStatus, Severity, metric_id
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -38,6 +38,12 @@ __all__ = ["FairnessAudit", "FairnessOptions", "audit_counts"]
 
 ERR_ONE_GROUP = "has a single group ({group!r}) in the eval data; fairness needs at least two groups"
 ERR_NO_SENSITIVE = "lists no sensitive attributes; the fairness audit needs data.sensitive"
+#: The reason shown when the spec names no sensitive attribute (images of digits, say): group
+#: fairness has nothing to compare, which is a fact to report, not an error in the run.
+SKIP_NO_SENSITIVE = (
+    "the spec declares no sensitive attribute (data.sensitive is empty), so there are no groups to "
+    "compare; add data.sensitive to audit group fairness"
+)
 ERR_POSITIVE = "positive_label {label!r} is not one of the classes {classes}"
 
 #: NYC Local Law 144 rules, 6 RCNY §5-301(d): categories under 2% of the data may be left out of
@@ -127,12 +133,15 @@ class FairnessAudit(Audit):
     def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:
         source = None if spec.source is None else str(spec.source)
         FairnessOptions.parse(options, source=source)
-        _sensitive_codes(data, source)
+        if data.sensitive:
+            _sensitive_codes(data, source)
 
     def run(self, context: AuditContext) -> AuditSection:
         source = None if context.spec.source is None else str(context.spec.source)
         options = FairnessOptions.parse(context.options, source=source)
         bundle = context.data
+        if not bundle.sensitive:
+            return AuditSection(name=self.name, status=SectionStatus.SKIPPED, reason=SKIP_NO_SENSITIVE)
         classes, y_true, y_pred = class_codes(context.eval_predictions, bundle.classes)
         attr_codes, categories = _sensitive_codes(bundle, source)
         joint = JointCounts.from_codes(

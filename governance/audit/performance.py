@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from governance.data.bundle import DataBundle
     from governance.spec import Spec
 
-__all__ = ["PerformanceAudit", "confusion_matrix", "roc_auc", "scores_from_confusion"]
+__all__ = ["PerformanceAudit", "confusion_matrix", "per_class_scores", "roc_auc", "scores_from_confusion"]
 
 OPTIONS = ("positive_label", "max_gap")
 DEFAULT_MAX_GAP = 0.1
@@ -83,6 +83,29 @@ def scores_from_confusion(cm: NDArray[np.integer], pos: int | None) -> dict[str,
         "balanced_accuracy": balanced,
         **{k: float(v) for k, v in chosen.items()},
     }
+
+
+def per_class_scores(cm: NDArray[np.integer], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One row per class: precision, recall, F1 and support (true rows), as scikit-learn's
+    ``precision_recall_fscore_support(average=None, zero_division=0)`` gives them."""
+    c = cm.astype(np.float64)
+    tp = np.diag(c)
+    actual = c.sum(axis=1)
+    predicted = c.sum(axis=0)
+    precision = _div(tp, predicted)
+    recall = _div(tp, actual)
+    f1 = _div(2 * tp, actual + predicted)
+    return [
+        {
+            "class": names[i],
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(actual[i]),
+            "predicted": int(predicted[i]),
+        }
+        for i in range(len(names))
+    ]
 
 
 def roc_auc(y_positive: NDArray[np.bool_], scores: NDArray[np.floating]) -> float | None:
@@ -151,6 +174,14 @@ class PerformanceAudit(Audit):
                 if m == "roc_auc" and v is None and pred.y_score is None and pred.proba is None:
                     continue  # no scores: AUC is absent, not undefined
                 metrics[f"{prefix}.{m}"] = v
+            if split == "eval":
+                # Per-class rows: an aggregate can hide one class the model fails (a digit, a
+                # rare outcome); the worst class recall is the number a policy can hold.
+                tables["per_class"] = per_class_scores(cm, names)
+                present = [r for r in tables["per_class"] if r["support"] > 0]
+                if k > 2 and present:
+                    metrics["performance.worst_class.recall"] = min(r["recall"] for r in present)
+                    metrics["performance.worst_class.f1"] = min(r["f1"] for r in present)
             tables[f"confusion_matrix_{split}"] = [
                 {"true": names[i], "pred": names[j], "count": int(cm[i, j])}
                 for i in range(k)

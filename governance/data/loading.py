@@ -41,6 +41,13 @@ ERR_NOT_NUMERIC = "column {column!r} is declared numeric but holds {value!r}"
 ERR_NO_FEATURES = "no feature columns remain after removing the label and the sensitive attributes"
 ERR_POSITIVE = "positive class {value!r} is not a label value; the labels are {classes}"
 ERR_BINARY = "task is binary_classification but the label has {n} classes {classes}"
+ERR_SHAPE_FORM = "expected [channels, height, width] as positive whole numbers, got {value!r}"
+ERR_SHAPE_SIZE = "input_shape {shape} holds {want} pixels but {src} has {found} feature columns"
+ERR_SHAPE_MISSING = (
+    "required for image_classification: the [channels, height, width] each row's {found} pixel "
+    "columns reshape to"
+)
+ERR_PIXEL = "pixel column {column!r} holds {value!r}; expected numbers"
 
 #: Max rows whose fields are counted for the ragged-CSV check (pandas silently pads short rows).
 _RAGGED_CHECK_BYTES = 256 << 20
@@ -227,8 +234,10 @@ def load_bundle(spec: Spec) -> DataBundle:
         if data.train is not None:
             paths["train"] = data.train
         paths["eval"] = data.eval
-    if image_shape is None and spec.model.options.get("input_shape") is not None:
-        image_shape = tuple(int(v) for v in spec.model.options["input_shape"])
+    declared_shape = spec.model.options.get("input_shape")
+    if declared_shape is not None:
+        # The model's declared shape wins over a built-in's: it is what the cnn will be built with.
+        image_shape = _parse_shape(declared_shape, spec_file)
 
     frames = [(train_src, train), (eval_src, evaluation)] if train is not None else [(eval_src, evaluation)]
     for src, frame in frames:
@@ -259,6 +268,10 @@ def load_bundle(spec: Spec) -> DataBundle:
         numeric: tuple[str, ...] = ()
     else:
         numeric = _numeric_features(frames, features, data.numeric, spec_file)
+    if spec.task == "image_classification" or image_shape is not None:
+        image_shape = _check_image(
+            frames, features, numeric, image_shape, spec_file, declared_shape is not None
+        )
 
     cleaned: list[pd.DataFrame] = []
     for src, frame in frames:
@@ -312,6 +325,55 @@ def load_bundle(spec: Spec) -> DataBundle:
         numeric=numeric,
         image_shape=image_shape,
     )
+
+
+def _parse_shape(value: object, spec_file: str) -> tuple[int, ...]:
+    """``model.options.input_shape`` as a tuple of three positive ints, or bad input."""
+    field = "model.options.input_shape"
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise InputError(spec_file, field, ERR_SHAPE_FORM.format(value=value))
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise InputError(spec_file, field, ERR_SHAPE_FORM.format(value=value))
+    return tuple(int(v) for v in value)
+
+
+def _check_image(
+    frames: list[tuple[Path | str, pd.DataFrame]],
+    features: tuple[str, ...],
+    numeric: tuple[str, ...],
+    shape: tuple[int, ...] | None,
+    spec_file: str,
+    declared: bool,
+) -> tuple[int, ...]:
+    """Images must be all-numeric pixel columns that fill ``shape`` exactly.
+
+    Caught here, at load time, so that a CSV with 63 pixel columns for an 8x8 model exits 2
+    naming the file and the field, instead of failing inside the model's reshape mid-training.
+    """
+    import pandas as pd
+
+    if shape is None:
+        raise InputError(
+            spec_file, "model.options.input_shape", ERR_SHAPE_MISSING.format(found=len(features))
+        )
+    want = shape[0] * shape[1] * shape[2]
+    if want != len(features):
+        src = frames[-1][0]
+        field = "model.options.input_shape" if declared else "data.features"
+        raise InputError(
+            spec_file,
+            field,
+            ERR_SHAPE_SIZE.format(shape=list(shape), want=want, src=src, found=len(features)),
+        )
+    for src, frame in frames:
+        for column in features:
+            if column in numeric:
+                continue
+            values = frame[column]
+            bad = values.notna() & pd.to_numeric(values, errors="coerce").isna()
+            first = values[bad].iloc[0] if bad.any() else None
+            raise InputError(src, column, ERR_PIXEL.format(column=column, value=first))
+    return shape
 
 
 def _numeric_features(
