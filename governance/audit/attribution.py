@@ -252,18 +252,16 @@ class AttributionAudit(Audit):
     def run(self, context: AuditContext) -> AuditSection:
         import torch
 
+        if context.model is not None and context.model.kind == "text":
+            from governance.audit._text_attribution import run_text_attribution
+
+            return run_text_attribution(context)  # token-level audit, its own options
         started = time.perf_counter()
         opts = parse_options(AttributionOptions, context.options, context, NAME)
         opts.validate(context)
         handle = context.model
         if handle is None:
             return AuditSection(NAME, status=SectionStatus.SKIPPED, reason="no model: predictions only")
-        if handle.kind == "text":
-            return AuditSection(
-                NAME,
-                status=SectionStatus.SKIPPED,
-                reason="Integrated Gradients on text models is not supported yet",
-            )
 
         data = context.data
         frame = sample_frame(data.eval, opts.max_rows, context.seed)

@@ -22,6 +22,7 @@ import numpy as np
 
 from governance.audit._bootstrap import percentile_interval, resample_counts
 from governance.audit._confusion import GroupTable, JointCounts, reduce_joint
+from governance.audit._counterfactual import add_counterfactual, counterfactual_options
 from governance.audit._disparity import DISPARITIES, GROUP_RATES, disparities, group_rates, worst
 from governance.audit._encode import class_codes, group_codes
 from governance.audit.base import Audit, AuditContext
@@ -69,6 +70,9 @@ class FairnessOptions:
         Also audit every pair of sensitive attributes.
     seed
         Bootstrap seed (default: the spec's seed).
+    counterfactual
+        ``{pair_column, term_column}``: also report counterfactual fairness over rows that share
+        a pair id (see :mod:`governance.audit._counterfactual`); not stored here.
     """
 
     positive_label: str | None = None
@@ -85,6 +89,8 @@ class FairnessOptions:
         "confidence",
         "intersections",
         "seed",
+        # Parsed by governance.audit._counterfactual: {pair_column, term_column}.
+        "counterfactual",
     )
 
     @classmethod
@@ -135,6 +141,7 @@ class FairnessAudit(Audit):
         FairnessOptions.parse(options, source=source)
         if data.sensitive:
             _sensitive_codes(data, source)
+        counterfactual_options(options, data.eval, source=source)
 
     def run(self, context: AuditContext) -> AuditSection:
         source = None if context.spec.source is None else str(context.spec.source)
@@ -148,7 +155,8 @@ class FairnessAudit(Audit):
             attr_codes, categories, y_true, y_pred, classes, attributes=bundle.sensitive
         )
         seed = context.seed if options.seed is None else options.seed
-        return audit_counts(joint, options, seed=seed, source=source)
+        section = audit_counts(joint, options, seed=seed, source=source)
+        return add_counterfactual(section, context, source=source)
 
 
 def _sensitive_codes(

@@ -122,18 +122,16 @@ class RobustnessAudit(Audit):
     def run(self, context: AuditContext) -> AuditSection:
         import torch
 
+        if context.model is not None and context.model.kind == "text":
+            from governance.audit._text_robustness import run_text_robustness
+
+            return run_text_robustness(context)  # character-noise audit, its own options
         started = time.perf_counter()
         opts = parse_options(RobustnessOptions, context.options, context, NAME)
         opts.validate(context)
         handle = context.model
         if handle is None:
             return AuditSection(NAME, status=SectionStatus.SKIPPED, reason="no model: predictions only")
-        if handle.kind == "text":
-            return AuditSection(
-                NAME,
-                status=SectionStatus.SKIPPED,
-                reason="input-space attacks on text models are not supported yet",
-            )
         kind = "image" if handle.kind == "image" else "tabular"
         eps_grid = opts.eps if opts.eps is not None else DEFAULT_EPS[kind]
         sigmas = opts.noise_sigma if opts.noise_sigma is not None else DEFAULT_SIGMA[kind]

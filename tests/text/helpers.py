@@ -65,3 +65,46 @@ def write_spec(folder: Path, spec: dict[str, Any], name: str = "spec.yaml") -> P
     path = folder / name
     path.write_text(yaml.safe_dump(spec), encoding="utf-8")
     return path
+
+
+def tiny_handle(folder: Path, *, seed: int = 0) -> Any:
+    """A TextHandle over a randomly initialised classifier on the tiny BERT in ``folder``."""
+    import torch
+
+    from governance.train.hf import TextHandle, build_hf_classifier, load_tokenizer
+
+    torch.manual_seed(seed)
+    module = build_hf_classifier(n_classes=2, path=folder, train_layers=1).eval()
+    return TextHandle(
+        classes=("negative", "positive"),
+        device="cpu",
+        text_column="text",
+        tokenizer=load_tokenizer(folder),
+        max_length=32,
+        _module=module,
+        positive="positive",
+    )
+
+
+def text_context(folder: Path, tmp: Path, audit: str, options: dict[str, Any], **spec_overrides: Any) -> Any:
+    """An AuditContext for ``audit`` over the tiny handle and a slice of the shipped data."""
+    from governance.audit.base import AuditContext
+    from governance.audit.runner import predict
+    from governance.data.loading import load_bundle
+    from governance.spec import load_spec
+
+    train, evaluation = write_text_data(tmp)
+    spec = load_spec(
+        write_spec(tmp, text_spec(folder, train, evaluation, audits={audit: options}, **spec_overrides))
+    )
+    bundle = load_bundle(spec)
+    handle = tiny_handle(folder)
+    return AuditContext(
+        spec=spec,
+        data=bundle,
+        model=handle,
+        eval_predictions=predict(handle, bundle.eval, bundle.label),
+        train_predictions=None if bundle.train is None else predict(handle, bundle.train, bundle.label),
+        options=options,
+        seed=0,
+    )
