@@ -2,7 +2,9 @@
 
 Each builder is ``build(results) -> list[ChartSpec]`` and raises :class:`NoData` when the
 results lack what it draws; the chart is then listed as omitted with that reason, so a report
-is always complete about what it could not show. Builders are registered by import path, so
+is always complete about what it could not show. A builder whose chart does not apply to the
+kind of model audited (heatmaps of a tabular model, feature bars of an image model) returns an
+empty list: nothing is shown, and nothing is reported missing. Builders are registered by import path, so
 listing them does not import matplotlib.
 """
 
@@ -31,6 +33,8 @@ _REGISTRY: dict[str, tuple[str, str | Builder]] = {
     "group_rates": ("fairness", "governance.report.charts.fairness:group_rates"),
     "top_attributions": ("attribution", "governance.report.charts.attribution:top_attributions"),
     "group_attributions": ("attribution", "governance.report.charts.attribution:group_attributions"),
+    "attribution_heatmaps": ("attribution", "governance.report.charts.heatmaps:attribution_heatmaps"),
+    "attribution_heatmap_examples": ("attribution", "governance.report.charts.heatmaps:heatmap_examples"),
     "robust_accuracy": ("robustness", "governance.report.charts.robustness:robust_accuracy"),
     "epsilon_per_epoch": ("privacy", "governance.report.charts.privacy:epsilon_per_epoch"),
     "membership_roc": ("privacy", "governance.report.charts.privacy:membership_roc"),
@@ -43,6 +47,8 @@ _FALLBACK_TITLES: dict[str, str] = {
     "group_rates": "Selection rate, TPR and FPR per group",
     "top_attributions": "Top feature attributions",
     "group_attributions": "Top feature attributions per group",
+    "attribution_heatmaps": "Attribution heatmaps per predicted class",
+    "attribution_heatmap_examples": "Attribution heatmaps of single images",
     "robust_accuracy": "Robust accuracy against ε",
     "epsilon_per_epoch": "Privacy budget ε spent per epoch",
     "membership_roc": "Membership-inference ROC",

@@ -48,7 +48,16 @@ def _sensitive(results: Results, section: AuditSection) -> set[str]:
     return flagged
 
 
+def _image(results: Results) -> bool:
+    # Image models are explained by heatmaps (charts/heatmaps.py), not per-feature bars.
+    from governance.report.charts.heatmaps import applies
+
+    return applies(results)
+
+
 def top_attributions(results: Results) -> list[ChartSpec]:
+    if _image(results):
+        return []
     section = ok_section(results, "attribution")
     top = _overall(section)[:TOP_K]
     sensitive = _sensitive(results, section)
@@ -87,6 +96,8 @@ def top_attributions(results: Results) -> list[ChartSpec]:
 
 
 def group_attributions(results: Results) -> list[ChartSpec]:
+    if _image(results):
+        return []
     section = ok_section(results, "attribution")
     top = [f for f, _ in _overall(section)[: min(TOP_K, 8)]]
     table = rows(section, "importance_by_group", "by_group", "groups", need=("feature", "group"))
