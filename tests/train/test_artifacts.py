@@ -63,7 +63,9 @@ def test_factory_with_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     reference = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     save_file(reference.state_dict(), str(tmp_path / "w.safetensors"))
     write_split(tmp_path)
-    spec = spec_dict(model={"factory": "factory_ok:build", "weights": "w.safetensors", "options": {"width": 4}})
+    spec = spec_dict(
+        model={"factory": "factory_ok:build", "weights": "w.safetensors", "options": {"width": 4}}
+    )
     loaded = load_spec(write_spec(tmp_path, spec))
     bundle = load_bundle(loaded)
     handle = handle_from_spec(loaded, bundle)
@@ -79,7 +81,12 @@ def test_cnn_on_digits_trains_privately(tmp_path: Path) -> None:
         "task": "image_classification",
         "data": {"builtin": "sklearn:digits", "label": "label"},
         "model": {"architecture": "cnn"},
-        "train": {"epochs": 2, "batch_size": 64, "lr": 0.5, "privacy": {"target_epsilon": 8.0, "delta": 1e-4}},
+        "train": {
+            "epochs": 2,
+            "batch_size": 64,
+            "lr": 0.5,
+            "privacy": {"target_epsilon": 8.0, "delta": 1e-4},
+        },
         "audits": {"data_quality": {"min_group_share": 0.0}},
     }
     outcome = train(load_spec(write_spec(tmp_path, spec)), tmp_path / "cnn", progress=False)
