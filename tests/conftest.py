@@ -58,3 +58,21 @@ def write_file(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return _write
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``@pytest.mark.gpu`` tests unless CUDA is available (``make test-gpu`` runs them).
+
+    torch is imported only when a collected test is marked ``gpu``, so collecting the policy and
+    report tests stays free of it.
+    """
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False); run `make test-gpu` on a GPU")
+    for item in gpu_items:
+        item.add_marker(skip)

@@ -25,6 +25,11 @@ def digits_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def digits_context(digits_model: tuple[Path, Path]) -> Any:
     """A factory ``(audit options) -> AuditContext`` over the trained digits model, on the CPU."""
+    return context_factory(*digits_model, device="cpu")
+
+
+def context_factory(spec_path: Path, model_dir: Path, *, device: str) -> Any:
+    """``(audit options) -> AuditContext`` over a trained model loaded on ``device``."""
     from governance.audit.base import AuditContext
     from governance.audit.runner import predict
     from governance.data.loading import load_bundle
@@ -32,10 +37,9 @@ def digits_context(digits_model: tuple[Path, Path]) -> Any:
     from governance.train.artifacts import read_ledger
     from governance.train.handle import load_handle
 
-    spec_path, model_dir = digits_model
     spec = load_spec(spec_path)
     bundle = load_bundle(spec)
-    handle = load_handle(model_dir, "cpu")
+    handle = load_handle(model_dir, device)
     assert bundle.train is not None
     eval_pred = predict(handle, bundle.eval, bundle.label)
     train_pred = predict(handle, bundle.train, bundle.label)
@@ -48,7 +52,7 @@ def digits_context(digits_model: tuple[Path, Path]) -> Any:
             eval_predictions=eval_pred,
             train_predictions=train_pred,
             ledger=read_ledger(model_dir),
-            device="cpu",
+            device=handle.device,
             seed=0,
             options=options or {},
         )

@@ -57,3 +57,18 @@ def file_spec(directory: Path, input_shape: list[int] | None) -> dict[str, Any]:
         "data": {"train": "train.csv", "eval": "eval.csv", "label": "label"},
         "model": {"architecture": "cnn", "options": options},
     }
+
+
+def batchnorm_cnn(n_inputs: int, n_classes: int) -> Any:
+    """A user factory's 8x8 CNN with BatchNorm, which DP training cannot use as it is."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, n_classes),
+    )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from governance.cli import main
 from governance.data.loading import load_bundle
@@ -90,3 +91,32 @@ def test_image_files_of_the_right_shape_load(tmp_path: Path) -> None:
     write_digit_csvs(tmp_path)
     bundle = load_bundle(load_spec(write_spec(tmp_path, file_spec(tmp_path, [1, 8, 8]))))
     assert bundle.image_shape == (1, 8, 8) and len(bundle.features) == 64
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for machines without CUDA")
+def test_device_cuda_without_cuda_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(tmp_path, DIGITS_SPEC)
+    assert main(["audit", str(spec), "--out", str(tmp_path / "out"), "--device", "cuda"]) == 2
+    err = _one_line_error(capsys)
+    assert "--device" in err and "CUDA is not available" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_batchnorm_factory_is_fixed_for_dp_and_the_fix_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torch import nn
+
+    from governance.train.artifacts import load_model, read_config, read_ledger
+
+    spec = dict(DIGITS_SPEC, model={"factory": "tests.image.helpers:batchnorm_cnn"})
+    spec["train"] = dict(DIGITS_SPEC["train"], epochs=1)
+    path = write_spec(tmp_path, spec)
+    assert main(["train", str(path), "--out", str(tmp_path / "model")]) == 0
+    assert "Opacus fixed the model" in capsys.readouterr().err  # the console says so
+    fixes = read_ledger(tmp_path / "model")["privacy"]["module_fixes"]
+    assert any("BatchNorm" in f for f in fixes)
+    assert read_config(tmp_path / "model")["module_fixes"] == fixes
+    module = load_model(tmp_path / "model")  # rebuilt with the same fix, so the weights fit
+    assert any(isinstance(m, nn.GroupNorm) for m in module.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in module.modules())
