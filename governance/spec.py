@@ -64,9 +64,11 @@ class DataSpec(_Strict):
     def _sensitive_not_label(self) -> DataSpec:
         if self.label in self.sensitive:
             raise ValueError(f"sensitive attribute {self.label!r} is also the label")
-        if self.train is None and self.eval is None and self.builtin is None:
-            raise ValueError("give data.train and/or data.eval files, or data.builtin")
         return self
+
+    @property
+    def has_files(self) -> bool:
+        return self.train is not None or self.eval is not None or self.builtin is not None
 
 
 class ModelSpec(_Strict):
@@ -149,6 +151,13 @@ class Spec(_Strict):
             return {k: ({} if opts is None else opts) for k, opts in v.items()}
         return v
 
+    @model_validator(mode="after")
+    def _data_or_decision_log(self) -> Spec:
+        # A decision log alone is enough for a predictions-only audit: it is then the eval data.
+        if not self.data.has_files and self.model.predictions is None:
+            raise ValueError("give data.train and/or data.eval files, data.builtin, or model.predictions")
+        return self
+
     @property
     def trains(self) -> bool:
         return self.model.predictions is None and self.model.weights is None and self.train is not None
@@ -215,7 +224,10 @@ def _resolve_paths(spec: Spec, source: Path) -> Spec:
     model_path = spec.model.path
     if model_path is not None and not str(model_path).startswith(PACKAGE_PREFIX):
         model_path = resolve(model_path)
-    data = spec.data.model_copy(update={"train": resolve(spec.data.train), "eval": resolve(spec.data.eval)})
+    eval_path = spec.data.eval
+    if not spec.data.has_files:
+        eval_path = spec.model.predictions  # the decision log carries label and sensitive columns
+    data = spec.data.model_copy(update={"train": resolve(spec.data.train), "eval": resolve(eval_path)})
     model = spec.model.model_copy(
         update={
             "path": model_path,
@@ -259,7 +271,9 @@ def resolve_model_path(path: str | PathLike[str], *, source: str | PathLike[str]
         found = None
     locations = list(found.submodule_search_locations or []) if found is not None else []
     if not locations:
-        raise InputError(source, "model.path", f"package {name!r} is not installed; expected {text!r} to name one")
+        raise InputError(
+            source, "model.path", f"package {name!r} is not installed; expected {text!r} to name one"
+        )
     folder = Path(locations[0]) / sub if sub else Path(locations[0])
     if not sub and not (folder / "config.json").is_file() and (folder / "model" / "config.json").is_file():
         folder = folder / "model"
