@@ -57,7 +57,7 @@ def test_model_folder_holds_trained_tensors_config_tokenizer_and_ledger(
     assert not any("embeddings" in k or ".layer.0." in k for k in stored)
     ledger = json.loads((out / "training.json").read_text())
     privacy = ledger["privacy"]
-    assert privacy["grad_sample_mode"] == "ghost"
+    assert privacy["grad_sample_mode"] == "fast"  # auto: single-pass clipping for Linear + LayerNorm
     assert 0 < privacy["epsilon"] <= 8.0
     assert ledger["trainable_parameters"] < ledger["frozen_parameters"]
 
@@ -209,3 +209,54 @@ def test_unknown_hf_option_exits_2(tiny: Path, tmp_path: Path, capsys: pytest.Ca
     spec["model"]["options"] = {"train_layers": 9}
     assert main(["train", str(write_spec(tmp_path, spec)), "--out", str(tmp_path / "m")]) == 2
     assert "train_layers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("train_layers", [0, 1, 2])
+def test_single_pass_clipping_reproduces_opacus_hooks_on_a_transformer(tiny: Path, train_layers: int) -> None:
+    """Same seed: fast_dp's sequence Linear/LayerNorm clipping and Opacus' hooks end with the same
+    weights (same Poisson batches, clipping and noise), with frozen lower layers in the model."""
+    import torch
+
+    from governance.text.tokens import encode_texts
+    from governance.train.fast_dp import supports_fast_clipping
+    from governance.train.hf import build_hf_classifier, load_tokenizer, token_dataset
+    from governance.train.trainer import PrivacySettings, Trainer
+    from tests.text.helpers import DATA
+
+    frame = pd.read_csv(DATA / "train.csv").head(48)
+    ids = encode_texts(load_tokenizer(tiny), frame["text"].tolist(), 32).ids
+    labels = (frame["label"] == "positive").astype(int).to_numpy()
+    results = {}
+    for mode in ("fast", "hooks"):
+        torch.manual_seed(0)
+        model = build_hf_classifier(n_classes=2, path=tiny, train_layers=train_layers, dropout=0.0)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0  # dropout draws from the global RNG; keep the two runs comparable
+        assert supports_fast_clipping(model)
+        privacy = PrivacySettings(
+            target_epsilon=50.0, delta=1e-3, noise_multiplier=0.7, grad_sample_mode=mode
+        )
+        results[mode] = Trainer(
+            model=model,
+            train_data=token_dataset(ids, labels),
+            privacy=privacy,
+            epochs=2,
+            batch_size=16,
+            lr=0.05,
+            seed=3,
+        ).fit()
+    fast, hooks = results["fast"], results["hooks"]
+    assert fast.ledger["privacy"]["grad_sample_mode"] == "fast"
+    assert fast.epsilon == hooks.epsilon
+    for (name, p), q in zip(fast.model.named_parameters(), hooks.model.parameters()):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_auto_mode_for_text_tries_fast_then_ghost_then_hooks(tiny: Path) -> None:
+    from governance.train.hf import _fallbacks, build_hf_classifier
+
+    model = build_hf_classifier(n_classes=2, path=tiny, train_layers=1)
+    assert _fallbacks("auto", model, None) == ("fast", "ghost", "hooks")
+    assert _fallbacks("auto", model, 8) == ("ghost", "hooks")
+    assert _fallbacks("ghost", model, None) == ("ghost",)
