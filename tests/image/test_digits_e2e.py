@@ -88,3 +88,4 @@ def test_digits_cnn_audit_end_to_end(tmp_path: Path) -> None:
         figure = re.search(rf'<figure id="chart-{chart}" class="chart">\s*<svg', html)
         assert figure is not None, chart
     assert "no sensitive attribute" in html
+    assert "ε is an L∞ budget in pixel units" in html  # the robustness curve says its unit

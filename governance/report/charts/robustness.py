@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
@@ -84,9 +85,14 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
             + ", ".join(f"{g} {fmt_number(pts[-1][1], 3)}" for g, pts in lines.items())
             + "."
         )
+    # The audit records ε's unit: standard deviations (tabular) or pixel units (images).
+    units = section.details.get("units") if isinstance(section.details, Mapping) else None
+    units = units if isinstance(units, str) and units else None
     caption = (
         "Accuracy on adversarially perturbed eval inputs as the perturbation budget ε grows "
-        "(ε = 0 is clean accuracy). Left: each attack over all rows."
+        "(ε = 0 is clean accuracy"
+        + (f"; ε is an L∞ budget in {units}" if units else "")
+        + "). Left: each attack over all rows."
     )
     if per_attr:
         caption += (
@@ -107,7 +113,7 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
                 _line(ax, pts, group if len(group) <= 20 else group[:19] + "…", i)
             ax.set_title(f"by {attr} ({strongest})")
         for ax in axes:
-            ax.set_xlabel("ε")
+            ax.set_xlabel(f"ε ({units})" if units else "ε")
             ax.set_ylim(0, 1)
             ax.legend(frameon=False, loc="lower left")
 
