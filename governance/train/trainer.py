@@ -111,23 +111,15 @@ def _as_dataset(data: DataLike) -> Dataset:
 
 
 def _batched_tensor_dataset(x: torch.Tensor, y: torch.Tensor) -> Dataset:
-    """A TensorDataset that fetches a whole batch with one index operation.
+    """A dataset that fetches a whole batch with one index operation.
 
     Why: the DataLoader otherwise indexes row by row and stacks 256 tiny tensors per batch,
-    which costs more than a small model's forward and backward pass. ``__getitems__`` is the
-    DataLoader's batched-fetch hook; it works unchanged under Opacus' Poisson sampler and
-    BatchMemoryManager, which only change the index batches.
+    which costs more than a small model's forward and backward pass; the trainer goes further
+    and skips the DataLoader for it (:func:`governance.train.sampling.iterate_batches`).
     """
-    from torch.utils.data import TensorDataset
+    from governance.train.sampling import TensorRows
 
-    class BatchedTensorDataset(TensorDataset):
-        def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-            import torch
-
-            index = torch.as_tensor(indices, dtype=torch.long)
-            return tuple(t[index] for t in self.tensors)
-
-    return BatchedTensorDataset(x, y)
+    return TensorRows(x, y)
 
 
 def _collate(batch: Any) -> Any:
@@ -483,16 +475,51 @@ class Trainer:
         return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum)
 
     def _make_loader(self, generator: torch.Generator) -> DataLoader:
+        """Shuffled batches of ``batch_size``; the DataLoader a plain training epoch walks."""
         from torch.utils.data import DataLoader
 
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            shuffle=True,
-            generator=generator,
-            drop_last=False,
-            collate_fn=_collate,
+        from governance.train.sampling import ShuffleBatchSampler, TensorRows
+
+        sampler = ShuffleBatchSampler(
+            len(self.train_set),  # type: ignore[arg-type]
+            self.batch_size,
+            generator,
+            as_list=not isinstance(self.train_set, TensorRows),
         )
+        return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=_collate)
+
+    def _make_poisson_loader(self, loader: DataLoader) -> DataLoader:
+        """Poisson batches for DP: the same expected batch size and steps per epoch as ``loader``.
+
+        Replaces Opacus' ``DPDataLoader`` (same ``q = 1/len(loader)``, same steps, same generator)
+        with :class:`governance.train.sampling.PoissonBatchSampler`, which draws the identical
+        distribution in O(batch) instead of O(rows) per step.
+        """
+        from opacus.data_loader import wrap_collate_with_empty
+        from torch.utils.data import DataLoader, default_collate
+
+        from governance.train.sampling import PoissonBatchSampler, TensorRows
+
+        dataset = loader.dataset
+        tensor_rows = isinstance(dataset, TensorRows)
+        steps = len(loader)
+        sampler = PoissonBatchSampler(
+            num_samples=len(dataset),  # type: ignore[arg-type]
+            sample_rate=1.0 / steps,
+            steps=steps,
+            generator=loader.batch_sampler.generator,  # type: ignore[union-attr]
+            as_list=not tensor_rows,
+        )
+        collate: Any = _collate
+        if not tensor_rows:
+            # A Poisson batch can be empty: learn the batch structure as Opacus' DPDataLoader does.
+            first = dataset[0]
+            collate = wrap_collate_with_empty(
+                collate_fn=default_collate,
+                sample_empty_shapes=[(0, *tuple(getattr(t, "shape", ()))) for t in first],
+                dtypes=[getattr(t, "dtype", type(t)) for t in first],
+            )
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
     def _make_private(
         self,
@@ -529,6 +556,8 @@ class Trainer:
         # about a second: do it here so that the ledger's step time measures steps, not imports.
         import torch.distributed.tensor  # noqa: F401
 
+        if privacy.poisson_sampling:
+            loader = self._make_poisson_loader(loader)
         mode = choose_grad_sample_mode(model, privacy.grad_sample_mode)
         if (
             privacy.grad_sample_mode == "auto"
@@ -552,7 +581,8 @@ class Trainer:
                         criterion=criterion,
                         noise_multiplier=noise_multiplier,
                         max_grad_norm=privacy.max_grad_norm,
-                        poisson_sampling=privacy.poisson_sampling,
+                        # The loader already samples Poisson batches (_make_poisson_loader).
+                        poisson_sampling=False,
                         noise_generator=noise_gen,
                         grad_sample_mode=candidate,
                     )
@@ -564,6 +594,10 @@ class Trainer:
             else:
                 dp_model, dp_opt, dp_loader = wrapped
                 dp_criterion = criterion
+            if privacy.poisson_sampling:
+                # What make_private(poisson_sampling=True) would do: with Poisson batches a step
+                # must never accumulate gradients of two batches.
+                dp_model.forbid_grad_accumulation()
             return dp_model, dp_opt, dp_criterion, dp_loader, engine, candidate, noise_multiplier
         raise ValueError(f"Opacus cannot make this model private: {last_error}")
 
@@ -581,7 +615,6 @@ class Trainer:
         from types import SimpleNamespace
 
         from opacus.accountants import create_accountant
-        from opacus.data_loader import DPDataLoader
 
         from governance.train.fast_dp import FastLinearClipping, FastOptimizer
 
@@ -590,7 +623,8 @@ class Trainer:
             raise ValueError(
                 "grad_sample_mode 'fast' does not support max_physical_batch_size; use ghost or hooks"
             )
-        dp_loader = DPDataLoader.from_data_loader(loader) if self.privacy.poisson_sampling else loader
+        # The loader arrives Poisson already when poisson_sampling is on (_make_private).
+        dp_loader = loader
         sample_rate = 1.0 / len(dp_loader)
         expected_batch_size = int(len(loader.dataset) * sample_rate)  # type: ignore[arg-type]
         accountant = create_accountant(mechanism=self.privacy.accountant)
@@ -634,8 +668,10 @@ class Trainer:
         total, count, steps = 0.0, 0, 0
         start_steps = _accounted_steps(engine)
         t0 = time.perf_counter()
+        from governance.train.sampling import iterate_batches
+
         with self._batches(loader, optimizer) as batches:
-            for x, y in batches:
+            for x, y in iterate_batches(batches):
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
