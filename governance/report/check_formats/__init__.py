@@ -6,9 +6,10 @@ choices come from :func:`format_names`, so a new format needs no CLI change.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from governance._registry import Registry
 
 if TYPE_CHECKING:
     from governance.policy.outcome import CheckReport
@@ -17,34 +18,24 @@ __all__ = ["format_names", "get_format", "register_format"]
 
 Renderer = Callable[["CheckReport"], str]
 
-ERR_DUPLICATE = "check format {name!r} is already registered"
-ERR_UNKNOWN = "unknown check format {name!r}; expected one of {known}"
-
-_REGISTRY: dict[str, str | Renderer] = {
-    "text": "governance.report.check_formats.text:render",
-    "json": "governance.report.check_formats.json_format:render",
-    "junit": "governance.report.check_formats.junit:render",
-    "markdown": "governance.report.check_formats.markdown:render",
-}
+_FORMATS: Registry[Renderer] = Registry(
+    "check format",
+    {
+        "text": "governance.report.check_formats.text:render",
+        "json": "governance.report.check_formats.json_format:render",
+        "junit": "governance.report.check_formats.junit:render",
+        "markdown": "governance.report.check_formats.markdown:render",
+    },
+)
 
 
 def register_format(name: str, renderer: str | Renderer) -> None:
-    if name in _REGISTRY:
-        raise ValueError(ERR_DUPLICATE.format(name=name))
-    _REGISTRY[name] = renderer
+    _FORMATS.register(name, renderer)
 
 
 def format_names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return _FORMATS.names()
 
 
 def get_format(name: str) -> Renderer:
-    try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(ERR_UNKNOWN.format(name=name, known=sorted(_REGISTRY))) from None
-    if isinstance(target, str):
-        module_name, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(module_name), attr)
-        _REGISTRY[name] = target
-    return target
+    return _FORMATS.get(name)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from governance._registry import Registry
+
 if TYPE_CHECKING:
     from governance.policy.outcome import CheckReport
     from governance.report.context import ReportContext
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 ERR_DUPLICATE = "report format {name!r} is already registered"
-ERR_UNKNOWN = "unknown report format {name!r}; expected one of {known}"
+ERR_UNKNOWN = "unknown report format {name!r}; expected one of {known}"  # raised by the Registry
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class Format:
         return target(job)
 
 
-_REGISTRY: dict[str, Format] = {}
+_FORMATS: Registry[Format] = Registry("report format")
 
 
 def register_format(name: str, renderer: str | Renderer, *, filename: str) -> None:
@@ -83,9 +85,7 @@ def register_format(name: str, renderer: str | Renderer, *, filename: str) -> No
     ValueError
         If ``name`` is already registered.
     """
-    if name in _REGISTRY:
-        raise ValueError(ERR_DUPLICATE.format(name=name))
-    _REGISTRY[name] = Format(name=name, filename=filename, target=renderer)
+    _FORMATS.register(name, Format(name=name, filename=filename, target=renderer))
 
 
 def get_format(name: str) -> Format:
@@ -96,14 +96,11 @@ def get_format(name: str) -> Format:
     ValueError
         If no format has that name; the message lists the known ones.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(ERR_UNKNOWN.format(name=name, known=sorted(_REGISTRY))) from None
+    return _FORMATS.get(name)
 
 
 def format_names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return _FORMATS.names()
 
 
 register_format("html", "governance.report.formats.html:render_html", filename="report.html")
