@@ -20,7 +20,7 @@ from governance.report.charts.base import Chart, ChartSpec
 if TYPE_CHECKING:
     from governance.results import Results
 
-__all__ = ["Chart", "ChartSpec", "NoData", "build_charts", "chart_builders", "register_chart"]
+__all__ = ["Chart", "ChartSpec", "NoData", "build_charts", "chart_builders", "register_chart", "warm_up"]
 
 ERR_DUPLICATE = "chart {name!r} is already registered"
 
@@ -128,6 +128,20 @@ def _draw(spec: ChartSpec) -> str:
     from governance.report.charts._svg import chart_style, figure_to_svg, new_figure
 
     with chart_style(spec.id):
-        fig = new_figure(*spec.size)
+        fig = new_figure(*spec.size, layout=spec.layout)
         spec.plot(fig)
         return figure_to_svg(fig, chart_id=spec.id, title=spec.title, desc=spec.alt)
+
+
+def warm_up() -> None:
+    """Import every chart builder and the parts of matplotlib that drawing to SVG needs.
+
+    Imports are most of the cost of a process's first chart; a report worker calls this before
+    the results exist (see :class:`governance.report.render.ReportWorker`). Drawing a throwaway
+    chart as well was measured and bought nothing: fonts load within the first real chart.
+    """
+    for _, target in _REGISTRY.values():
+        _resolve(target)
+    import matplotlib.backends.backend_agg
+    import matplotlib.backends.backend_svg
+    import matplotlib.figure  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -17,6 +17,8 @@ class ChartSpec:
     """A chart ready to draw: words first (they go into every format), pixels on demand.
 
     ``plot`` fills a figure of ``size`` inches; it is called only for formats that show images.
+    ``layout`` is matplotlib's layout engine for the figure, or None when ``plot`` places its
+    axes itself (cheaper: see :func:`governance.report.charts._svg.new_figure`).
     """
 
     id: str
@@ -25,6 +27,7 @@ class ChartSpec:
     alt: str
     plot: Callable[[Figure], None]
     size: tuple[float, float] = (7.0, 3.0)
+    layout: Literal["constrained", "compressed", "tight"] | None = "constrained"
 
 
 @dataclass(frozen=True)

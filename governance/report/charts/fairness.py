@@ -124,10 +124,31 @@ def _spec(
     if below:
         caption += f" Below the line: {', '.join(below)}."
 
+    labels = [_short(g) for g in groups]
+    with_ci = any(ci(r, k) for r in group_rows for k, _ in shown)
+
     def plot(fig: Figure) -> None:
-        axes = fig.subplots(1, len(shown), sharey=True, squeeze=False)[0]
+        from governance.report.charts._svg import fixed_margins, text_width
+
+        # Margins from the measured widths of the group names (no layout engine: see new_figure).
+        # Inches: 9 pt label + ticks left; titles on top; tick labels (+ legend row) below.
+        fixed_margins(
+            fig,
+            left=0.32 + text_width(labels, 8) + 0.12,
+            right=0.18,
+            top=0.3,
+            bottom=0.32 + (0.28 if line is not None else 0.0),
+            wspace=0.32,
+            columns=len(shown),
+        )
+        from matplotlib.ticker import NullLocator
+
+        # Not sharey: a shared axis shares its ticks, and the hidden y ticks of the other panels
+        # would still be built and drawn (a dozen artists each); equal limits align the bars.
+        axes = fig.subplots(1, len(shown), squeeze=False)[0]
         ypos = list(range(len(groups)))
-        for ax, (key, label), color in zip(axes, shown, ("#0072B2", "#E69F00", "#009E73")):
+        ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
+        for i, (ax, (key, label), color) in enumerate(zip(axes, shown, ("#0072B2", "#E69F00", "#009E73"))):
             values = [num(r, key) for r in group_rows]
             bars = [v if v is not None else 0.0 for v in values]
             err = _errors(group_rows, key, values)
@@ -142,7 +163,13 @@ def _spec(
                     color="white" if v and v > 0.12 else "#333333",
                 )
             ax.set_xlim(0, 1)
-            ax.set_title(label)
+            ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top, as in the tables
+            # Fixed ticks: no locator search, and the same five labels on every panel.
+            ax.set_xticks(ticks, ["0", "0.25", "0.5", "0.75", "1"])
+            if i:
+                ax.yaxis.set_major_locator(NullLocator())
+            # An explicit y keeps matplotlib from measuring the axes at draw time to place it.
+            ax.set_title(label, y=1.0)
             ax.grid(axis="y", visible=False)
             if key == "selection_rate" and line is not None:
                 ax.axvline(line, color="#D55E00", linestyle="--", linewidth=1.4)
@@ -151,13 +178,12 @@ def _spec(
             from matplotlib.lines import Line2D
 
             handles = [Line2D([], [], color="#D55E00", linestyle="--", linewidth=1.4)]
-            labels = [f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}"]
-            if any(ci(r, k) for r in group_rows for k, _ in shown):
+            texts = [f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}"]
+            if with_ci:
                 handles.append(Line2D([], [], color="#333333", marker="|", linestyle="-", linewidth=1))
-                labels.append("95% confidence interval")
-            fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
-        axes[0].set_yticks(ypos, [_short(g) for g in groups])
-        axes[0].invert_yaxis()
+                texts.append("95% confidence interval")
+            fig.legend(handles, texts, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=2, frameon=False)
+        axes[0].set_yticks(ypos, labels)
         axes[0].set_ylabel(attr)
 
     height = 1.0 + 0.32 * len(groups)
@@ -168,6 +194,7 @@ def _spec(
         alt=alt,
         plot=plot,
         size=(7.0, max(1.8, height)),
+        layout=None,
     )
 
 
