@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,50 @@ def run_audit(
     hashes = _HashCache()
     # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
     policy_obj, waiver_objs = _load_policy(policy, waivers)
+    # The input files' SHA-256 go into results.subject; read them while the data loads.
+    hashes.prefetch(_input_files(spec, policy, waivers))
+    # The report stage's fixed cost (matplotlib, fonts, templates) is paid by a worker while the
+    # audits run; it renders once the results exist (see ReportWorker).
+    worker = _start_report_worker(tuple(report_formats))
+    try:
+        return _run(
+            spec,
+            out,
+            started,
+            hashes,
+            worker,
+            policy=policy,
+            waivers=waivers,
+            policy_obj=policy_obj,
+            waiver_objs=waiver_objs,
+            model_dir=model_dir,
+            device=device,
+            force=force,
+            progress=progress,
+            report_formats=tuple(report_formats),
+        )
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _run(
+    spec: Spec,
+    out: Path,
+    started: str,
+    hashes: _HashCache,
+    worker: Any,
+    *,
+    policy: Any,
+    waivers: Any,
+    policy_obj: Any,
+    waiver_objs: Any,
+    model_dir: str | PathLike[str] | None,
+    device: str,
+    force: bool,
+    progress: bool,
+    report_formats: tuple[str, ...],
+) -> RunOutcome:
     with _progress(progress) as bar:
         with bar.step("loading data"):
             subject = _prepare(spec, out, model_dir=model_dir, device=device, force=force, progress=progress)
@@ -173,14 +218,17 @@ def run_audit(
     results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes))
     paths: dict[str, Path] = {}
     out.mkdir(parents=True, exist_ok=True)
-    paths["results"] = out / "results.json"
-    save_results(results, paths["results"])
     check_report = None
     if policy_obj is not None:
         from governance.policy.engine import check
 
         check_report = check(results, policy_obj, waiver_objs)
-    paths.update(_write_reports(results, out, check_report, tuple(report_formats)))
+    if worker is not None:
+        # The worker draws and writes the reports while this process writes results.json.
+        worker.submit(results, out, check_report=check_report)
+    paths["results"] = out / "results.json"
+    save_results(results, paths["results"])
+    paths.update(_write_reports(results, out, check_report, report_formats, worker))
     if subject.model_dir is not None:
         paths["model"] = subject.model_dir
     paths["manifest"] = out / "manifest.json"
@@ -396,16 +444,47 @@ def library_versions() -> dict[str, str]:
 
 
 class _HashCache:
-    """SHA-256 of each file once, shared by results.subject and the manifest."""
+    """SHA-256 of each file once, shared by results.subject and the manifest.
+
+    :meth:`prefetch` hashes files on a background thread: hashlib and file reads release the GIL,
+    so a large decision log is hashed while the main thread loads and audits it.
+    """
 
     def __init__(self) -> None:
         self._done: dict[Path, str] = {}
+        self._pending: dict[Path, threading.Thread] = {}
+
+    def prefetch(self, paths: Sequence[Path]) -> None:
+        keys = [k for k in dict.fromkeys(Path(p).resolve() for p in paths) if k.is_file()]
+        keys = [k for k in keys if k not in self._done and k not in self._pending]
+        if not keys:
+            return
+
+        def work() -> None:
+            for key in keys:
+                # A file that cannot be read here is hashed (and its error raised) on demand.
+                with contextlib.suppress(OSError):
+                    self._done[key] = sha256_file(key)
+
+        thread = threading.Thread(target=work, name="governance-sha256", daemon=True)
+        for key in keys:
+            self._pending[key] = thread
+        thread.start()
 
     def __call__(self, path: Path) -> str:
         key = Path(path).resolve()
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            pending.join()
         if key not in self._done:
             self._done[key] = sha256_file(key)
         return self._done[key]
+
+
+def _input_files(spec: Spec, policy: Any, waivers: Any) -> list[Path]:
+    """The data, predictions, policy and waiver files a run will hash (those named in the spec)."""
+    named = (spec.data.eval, getattr(spec.data, "train", None), spec.model.predictions, policy, waivers)
+    return [Path(p) for p in named if isinstance(p, str | PathLike)]
 
 
 def _model_files(model_dir: Path) -> list[Path]:
@@ -450,15 +529,31 @@ def _mode(subject: _Subject) -> str:
     return "model" if subject.handle is not None else "predictions"
 
 
+def _start_report_worker(formats: tuple[str, ...]) -> Any:
+    """A :class:`~governance.report.render.ReportWorker` for ``formats``, or None (none asked)."""
+    if not formats:
+        return None
+    from governance.report.render import ReportWorker
+
+    return ReportWorker.start(formats)
+
+
 def _write_reports(
-    results: Results, out: Path, check_report: CheckReport | None, formats: tuple[str, ...]
+    results: Results,
+    out: Path,
+    check_report: CheckReport | None,
+    formats: tuple[str, ...],
+    worker: Any = None,
 ) -> dict[str, Path]:
     """The reports (report.html by default) through the report stage, policy outcomes included."""
     if not formats:
         return {}
-    from governance.report.render import write_reports
+    if worker is not None:
+        written = worker.write(results, out, check_report=check_report)
+    else:
+        from governance.report.render import write_reports
 
-    written = write_reports(results, out, check_report=check_report, formats=formats)
+        written = write_reports(results, out, check_report=check_report, formats=formats)
     return {str(fmt): Path(p) for fmt, p in written.items()}
 
 

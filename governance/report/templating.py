@@ -6,6 +6,7 @@ escapes every ``{{ … }}`` value for Markdown unless the template marked it saf
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import re
 from collections.abc import Callable
@@ -81,20 +82,30 @@ def _md_finalize(value: Any) -> Any:
 def environment(kind: str, template_dir: Path | None = None) -> jinja2.Environment:
     """A Jinja environment for ``kind`` ("html" or "markdown"); ``template_dir`` templates win over ours.
 
+    Environments are kept per (kind, folder) for the life of the process: Jinja caches compiled
+    templates per environment, and compiling the report templates costs more than rendering
+    them. A user template edited on disk is still picked up (Jinja checks its modification time).
+
     Raises
     ------
     InputError
         If ``template_dir`` is not a folder.
     """
+    if template_dir is not None and not Path(template_dir).is_dir():
+        raise InputError(
+            template_dir, None, "not a folder; expected --template-dir to name a folder of templates"
+        )
+    folder = None if template_dir is None else str(Path(template_dir).resolve())
+    return _environment(kind, folder)
+
+
+@functools.lru_cache(maxsize=16)
+def _environment(kind: str, template_dir: str | None) -> jinja2.Environment:
     import jinja2
 
     loaders: list[jinja2.BaseLoader] = []
     if template_dir is not None:
-        if not Path(template_dir).is_dir():
-            raise InputError(
-                template_dir, None, "not a folder; expected --template-dir to name a folder of templates"
-            )
-        loaders.append(jinja2.FileSystemLoader(str(template_dir)))
+        loaders.append(jinja2.FileSystemLoader(template_dir))
     loaders.append(_package_loader())
     common: dict[str, Any] = {
         "loader": jinja2.ChoiceLoader(loaders),
