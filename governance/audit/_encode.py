@@ -7,8 +7,8 @@ factorised once here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,18 +18,117 @@ if TYPE_CHECKING:
 
     from governance.audit.base import Predictions
 
-__all__ = ["MISSING_GROUP", "class_codes", "group_codes"]
+__all__ = ["MISSING_GROUP", "CodedColumn", "CodedFrame", "class_codes", "group_codes"]
 
 #: The group name given to rows whose sensitive value is missing: they are counted, not dropped.
 MISSING_GROUP = "(missing)"
 
 
-def group_codes(values: pd.Series) -> tuple[NDArray[np.integer], tuple[str, ...]]:
+class CodedFrame:
+    """Categorical columns held as integer codes; a pandas ``DataFrame`` only when one is needed.
+
+    The predictions-only path (``governance audit`` over a decision log) reads the label and the
+    sensitive columns as codes, and the fairness audit needs nothing else: importing pandas would
+    cost more than loading and auditing a million rows. Indexing one column gives a
+    :class:`CodedColumn`, which :func:`group_codes` reads without pandas; any other use (a list of
+    columns, ``.columns``, ``.isna()``…) builds the ``DataFrame`` of categoricals once and hands
+    the request to it, so audits written against pandas see a real frame.
+    """
+
+    def __init__(self, columns: Mapping[str, tuple[NDArray[np.integer], Sequence[str]]], n_rows: int) -> None:
+        self._coded = {name: (codes, tuple(names)) for name, (codes, names) in columns.items()}
+        self._n_rows = n_rows
+        self._frame: pd.DataFrame | None = None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The pandas ``DataFrame`` (categorical columns), built on first use."""
+        if self._frame is None:
+            import pandas as pd
+
+            self._frame = pd.DataFrame(
+                {
+                    name: pd.Categorical.from_codes(codes, categories=list(names))
+                    for name, (codes, names) in self._coded.items()
+                },
+                copy=False,
+            )
+        return self._frame
+
+    def coded(self, name: str) -> tuple[NDArray[np.integer], tuple[str, ...]]:
+        """Codes (``-1`` never occurs) and category names of column ``name``."""
+        return self._coded[name]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str) and key in self._coded:
+            return CodedColumn(self, key)
+        return self.frame[key]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_coded", "_n_rows", "_frame"):
+            raise AttributeError(name)
+        return getattr(self.frame, name)
+
+    def __len__(self) -> int:
+        return self._n_rows
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._coded
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._coded)
+
+
+class CodedColumn:
+    """One column of a :class:`CodedFrame`; behaves as its pandas ``Series`` when used as one."""
+
+    def __init__(self, frame: CodedFrame, name: str) -> None:
+        self._owner = frame
+        self.name = name
+
+    @property
+    def coded(self) -> tuple[NDArray[np.integer], tuple[str, ...]]:
+        return self._owner.coded(self.name)
+
+    @property
+    def series(self) -> pd.Series:
+        return self._owner.frame[self.name]
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") or attr in ("_owner", "name"):
+            raise AttributeError(attr)
+        return getattr(self.series, attr)
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.series)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        return np.asarray(self.series, dtype=dtype)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.series[key]
+
+    def __eq__(self, other: object) -> Any:
+        return self.series == other
+
+    def __ne__(self, other: object) -> Any:
+        return self.series != other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def group_codes(values: pd.Series | CodedColumn) -> tuple[NDArray[np.integer], tuple[str, ...]]:
     """Codes and group names (strings, as they appear in the data) of a sensitive column.
 
     Missing values become their own group, :data:`MISSING_GROUP`. Unused categories are dropped so
     that every returned group has at least one row.
     """
+    if isinstance(values, CodedColumn):
+        codes, coded_names = values.coded  # no pandas: see CodedFrame
+        return _drop_unused(np.asarray(codes), list(coded_names))
     import pandas as pd
 
     if isinstance(values.dtype, pd.CategoricalDtype):
@@ -44,6 +143,10 @@ def group_codes(values: pd.Series) -> tuple[NDArray[np.integer], tuple[str, ...]
     if codes.size and codes.min() < 0:
         codes = np.where(codes < 0, len(names), codes)
         names.append(MISSING_GROUP)
+    return _drop_unused(codes, names)
+
+
+def _drop_unused(codes: NDArray[np.integer], names: list[str]) -> tuple[NDArray[np.integer], tuple[str, ...]]:
     used = np.bincount(codes, minlength=len(names)) > 0
     if not used.all():
         remap = np.cumsum(used) - 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from governance.audit.base import Predictions
 from governance.errors import InputError
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
     from numpy.typing import NDArray
 
@@ -112,7 +113,9 @@ def _read(path: Path, suffix: str, wanted: list[str], have: list[str]) -> pa.Tab
             for c in wanted
             if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
         ]
-        return pq.read_table(path, columns=wanted, read_dictionary=strings)
+        # ParquetFile, not pq.read_table: read_table goes through pyarrow.dataset, whose import
+        # pulls in pandas and pyarrow.compute (~0.5 s, more than reading 10M rows).
+        return pq.ParquetFile(path, read_dictionary=strings).read(columns=wanted, use_threads=True)
     if suffix == ".csv":
         import pyarrow.csv as pcsv
 
@@ -130,13 +133,16 @@ def encode(column: pa.ChunkedArray) -> EncodedColumn:
     integers and a prediction column read as floats still agree. Codes are int32.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if (pa.types.is_integer(column.type) or pa.types.is_boolean(column.type)) and column.null_count == 0:
         small = _encode_small_ints(column)
         if small is not None:
             return small
     if not pa.types.is_dictionary(column.type):
+        # Imported here only: pyarrow.compute builds its function wrappers at import (~0.1 s),
+        # and Parquet string columns arrive dictionary-encoded already.
+        import pyarrow.compute as pc
+
         column = pc.dictionary_encode(column)
     combined = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if isinstance(combined, pa.ChunkedArray):  # pragma: no cover - older pyarrow
@@ -145,8 +151,8 @@ def encode(column: pa.ChunkedArray) -> EncodedColumn:
     indices = combined.indices
     if indices.null_count:
         indices = indices.fill_null(-1)
-    index_array = indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    values = dictionary.to_numpy(zero_copy_only=False)
+    index_array = _numpy(indices).astype(np.int32, copy=False)
+    values = _numpy(dictionary)
     valid = np.ones(len(values), dtype=bool)
     if pa.types.is_floating(dictionary.type):
         valid = np.isfinite(values)  # NaN is a missing value, not a class
@@ -170,9 +176,47 @@ def encode(column: pa.ChunkedArray) -> EncodedColumn:
     return EncodedColumn(codes=codes, names=tuple(sorted_names), n_missing=n_missing)
 
 
+def _numpy(column: pa.ChunkedArray | pa.Array) -> NDArray[Any]:
+    """A column as one numpy array, without pyarrow's ``to_numpy`` where that can be avoided.
+
+    pyarrow's ``to_numpy`` imports pandas (~0.5 s, more than reading 10M rows); fixed-width
+    numbers and booleans without nulls are read straight from their Arrow buffers instead
+    (zero-copy for numbers in one chunk). Anything else goes through ``to_numpy``.
+    """
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks == 1:
+            return _array_numpy(column.chunk(0))
+        if column.num_chunks == 0:
+            return _array_numpy(column.combine_chunks())
+        return np.concatenate([_array_numpy(c) for c in column.chunks])
+    return _array_numpy(column)
+
+
+def _array_numpy(array: pa.Array) -> NDArray[Any]:
+    import pyarrow as pa
+
+    kind = array.type
+    if array.null_count == 0 and len(array) and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        width = kind.bit_width // 8
+        letter = "f" if pa.types.is_floating(kind) else ("i" if pa.types.is_signed_integer(kind) else "u")
+        data = array.buffers()[1]
+        return np.frombuffer(
+            data, dtype=np.dtype(f"<{letter}{width}"), count=len(array), offset=array.offset * width
+        )
+    if array.null_count == 0 and len(array) and pa.types.is_boolean(kind):
+        bits = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+        unpacked = np.unpackbits(bits, bitorder="little", count=array.offset + len(array))
+        return unpacked[array.offset :].astype(bool)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return np.asarray(array.to_pylist(), dtype=object)  # dictionaries: a handful of values
+    return array.to_numpy(zero_copy_only=False)
+
+
 def _encode_small_ints(column: pa.ChunkedArray) -> EncodedColumn | None:
     """Integer columns with a small range (labels, decisions): codes by offset, no hashing."""
-    values = column.to_numpy()
+    values = _numpy(column)
     if values.size == 0:
         return None
     is_bool = values.dtype.kind == "b"
@@ -210,7 +254,7 @@ def _scores(table: pa.Table, path: Path) -> NDArray[np.floating] | None:
             ERR_NULL.format(n=col.null_count, row=_first(col.is_null().to_numpy(zero_copy_only=False))),
         )
     try:
-        values = col.to_numpy()
+        values = _numpy(col)
         if not np.issubdtype(values.dtype, np.floating):
             values = values.astype(np.float64)
     except (TypeError, ValueError):
@@ -266,8 +310,9 @@ def load_prediction_inputs(spec: Spec) -> tuple[DataBundle, Predictions]:
     Returns
     -------
     (DataBundle, Predictions)
-        The bundle's eval frame holds the label and sensitive columns (as pandas categoricals when
-        read here); the predictions carry integer codes.
+        The bundle's eval frame holds the label and sensitive columns (when read here, as a
+        :class:`~governance.audit._encode.CodedFrame`: integer codes, a pandas frame of
+        categoricals on demand); the predictions carry integer codes.
 
     Raises
     ------
@@ -292,8 +337,7 @@ def _check_task(
 
 def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
     """The predictions file carries the label and sensitive columns: it is the eval data."""
-    import pandas as pd
-
+    from governance.audit._encode import CodedFrame
     from governance.data.bundle import DataBundle
 
     label = spec.data.label
@@ -307,7 +351,7 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
     pred_codes = _recode(y_pred, classes, path, PRED_COLUMN)
     scores = _scores(table, path)
     _check_task(spec, scores, classes, path)
-    frame = {label: pd.Categorical.from_codes(true_codes, categories=list(classes))}
+    columns: dict[str, tuple[NDArray[np.integer], list[str]]] = {label: (true_codes, list(classes))}
     for attr in sensitive:
         col = encode(table[attr])
         names = list(col.names)
@@ -317,7 +361,7 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
 
             codes = np.where(codes < 0, len(names), codes)
             names.append(MISSING_GROUP)
-        frame[attr] = pd.Categorical.from_codes(codes, categories=names)
+        columns[attr] = (codes, names)
     bundle = DataBundle(
         task=spec.task.value,
         label=label,
@@ -325,7 +369,9 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
         features=(),
         sensitive=sensitive,
         train=None,
-        eval=pd.DataFrame(frame, copy=False),
+        # Codes, not pandas: the fairness audit reads them as they are, and a pandas frame of
+        # categoricals is built only if another audit asks for one (see CodedFrame).
+        eval=cast("pd.DataFrame", CodedFrame(columns, table.num_rows)),
         paths={"eval": path},
         source=spec.data.source,
         license=spec.data.license,
