@@ -7,7 +7,7 @@ factorised once here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,9 +35,17 @@ class CodedFrame:
     the request to it, so audits written against pandas see a real frame.
     """
 
-    def __init__(self, columns: Mapping[str, tuple[NDArray[np.integer], Sequence[str]]], n_rows: int) -> None:
+    def __init__(
+        self,
+        columns: Mapping[str, tuple[NDArray[np.integer], Sequence[str]]],
+        n_rows: int,
+        *,
+        all_used: Collection[str] = (),
+    ) -> None:
         self._coded = {name: (codes, tuple(names)) for name, (codes, names) in columns.items()}
         self._n_rows = n_rows
+        #: Columns every one of whose names occurs (the loader counted them already).
+        self.all_used = frozenset(all_used)
         self._frame: pd.DataFrame | None = None
 
     @property
@@ -65,7 +73,7 @@ class CodedFrame:
         return self.frame[key]
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_coded", "_n_rows", "_frame"):
+        if name.startswith("__") or name in ("_coded", "_n_rows", "_frame", "all_used"):
             raise AttributeError(name)
         return getattr(self.frame, name)
 
@@ -128,6 +136,8 @@ def group_codes(values: pd.Series | CodedColumn) -> tuple[NDArray[np.integer], t
     """
     if isinstance(values, CodedColumn):
         codes, coded_names = values.coded  # no pandas: see CodedFrame
+        if values.name in values._owner.all_used:
+            return np.asarray(codes), coded_names  # no pass over the rows to find empty groups
         return _drop_unused(np.asarray(codes), list(coded_names))
     import pandas as pd
 

@@ -60,6 +60,8 @@ class EncodedColumn:
     codes: NDArray[np.integer]
     names: tuple[str, ...]
     n_missing: int = 0
+    #: Every name occurs in ``codes`` (known without another pass over the rows).
+    all_used: bool = False
 
 
 def read_columns(path: Path, columns: Sequence[str], *, optional: Sequence[str] = ()) -> pa.Table:
@@ -125,12 +127,16 @@ def _read(path: Path, suffix: str, wanted: list[str], have: list[str]) -> pa.Tab
     return pj.read_json(path).select(wanted)
 
 
-def encode(column: pa.ChunkedArray) -> EncodedColumn:
+def encode(column: pa.ChunkedArray, *, drop_unused: bool = False) -> EncodedColumn:
     """Dictionary-encode a column: integer codes plus its distinct values as strings, sorted.
 
     Values are sorted in their own type (so numeric groups sort numerically) before becoming
     strings; integral floats are written as integers (``1.0`` → ``"1"``), so a label column read as
-    integers and a prediction column read as floats still agree. Codes are int32.
+    integers and a prediction column read as floats still agree. Codes are int32 (or the
+    narrower type the column had).
+
+    With ``drop_unused``, dictionary values no row uses are left out of the names (sensitive
+    groups: a group needs rows), and the result says ``all_used``.
     """
     import pyarrow as pa
 
@@ -171,9 +177,26 @@ def encode(column: pa.ChunkedArray) -> EncodedColumn:
         if name not in sorted_names:
             sorted_names.append(name)
         remap[old] = sorted_names.index(name)
-    codes = remap[index_array]  # code -1 picks remap[-1] == -1
-    n_missing = int((codes < 0).sum()) if (combined.indices.null_count or not valid.all()) else 0
-    return EncodedColumn(codes=codes, names=tuple(sorted_names), n_missing=n_missing)
+    has_missing = bool(combined.indices.null_count or not valid.all())
+    all_used = False
+    if drop_unused and not has_missing:
+        # One count over the dictionary indices finds the unused values, so the caller need not
+        # count the codes again (group_codes would, to drop empty groups).
+        used_raw = np.bincount(index_array, minlength=len(names_raw)) > 0
+        mapped = remap[:-1] >= 0
+        used = np.zeros(len(sorted_names), dtype=bool)
+        np.logical_or.at(used, remap[:-1][mapped], used_raw[mapped])
+        renumber = (np.cumsum(used) - 1).astype(np.int32)
+        keep = mapped & used[np.where(mapped, remap[:-1], 0)]
+        remap = np.append(np.where(keep, renumber[np.where(mapped, remap[:-1], 0)], -1), -1).astype(np.int32)
+        used_names = [n for n, u in zip(sorted_names, used) if u]
+        sorted_names, all_used = used_names, True
+    if not has_missing and np.array_equal(remap[:-1], np.arange(len(names_raw))):
+        codes = index_array  # the dictionary is sorted and fully used: its indices are the codes
+    else:
+        codes = remap[index_array]  # code -1 picks remap[-1] == -1
+    n_missing = int((codes < 0).sum()) if has_missing else 0
+    return EncodedColumn(codes=codes, names=tuple(sorted_names), n_missing=n_missing, all_used=all_used)
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array) -> NDArray[Any]:
@@ -226,12 +249,15 @@ def _encode_small_ints(column: pa.ChunkedArray) -> EncodedColumn | None:
     if values.dtype.kind == "b":
         values = values.view(np.int8)  # codes must be integers: a bool array would index as a mask
     shifted = values.astype(np.int32) - np.int32(lo) if lo or values.dtype.itemsize > 4 else values
-    present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+    if hi - lo <= 1:  # min and max both occur: nothing to count (the usual 0/1 labels)
+        present = np.ones(hi - lo + 1, dtype=bool)
+    else:
+        present = np.bincount(shifted, minlength=hi - lo + 1) > 0
     names = tuple(str(bool(lo + i)) if is_bool else str(lo + i) for i in np.flatnonzero(present))
-    if present.all():  # codes are the shifted values already (the usual 0/1 labels)
-        return EncodedColumn(codes=shifted, names=names)
+    if present.all():  # codes are the shifted values already
+        return EncodedColumn(codes=shifted, names=names, all_used=True)
     lookup = (np.cumsum(present) - 1).astype(np.int32)
-    return EncodedColumn(codes=lookup[shifted], names=names)
+    return EncodedColumn(codes=lookup[shifted], names=names, all_used=True)
 
 
 def _first(mask: NDArray[np.bool_]) -> int:
@@ -352,8 +378,9 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
     scores = _scores(table, path)
     _check_task(spec, scores, classes, path)
     columns: dict[str, tuple[NDArray[np.integer], list[str]]] = {label: (true_codes, list(classes))}
+    all_used = set()
     for attr in sensitive:
-        col = encode(table[attr])
+        col = encode(table[attr], drop_unused=True)
         names = list(col.names)
         codes = col.codes
         if col.n_missing:
@@ -362,6 +389,8 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
             codes = np.where(codes < 0, len(names), codes)
             names.append(MISSING_GROUP)
         columns[attr] = (codes, names)
+        if col.all_used:
+            all_used.add(attr)
     bundle = DataBundle(
         task=spec.task.value,
         label=label,
@@ -371,7 +400,7 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
         train=None,
         # Codes, not pandas: the fairness audit reads them as they are, and a pandas frame of
         # categoricals is built only if another audit asks for one (see CodedFrame).
-        eval=cast("pd.DataFrame", CodedFrame(columns, table.num_rows)),
+        eval=cast("pd.DataFrame", CodedFrame(columns, table.num_rows, all_used=all_used)),
         paths={"eval": path},
         source=spec.data.source,
         license=spec.data.license,
