@@ -158,11 +158,11 @@ def figure_to_svg(fig: Figure, *, chart_id: str, title: str, desc: str) -> str:
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
-    svg = _TAG.sub(lambda m: _LONG_DECIMAL.sub(r"\1", m.group(0)), svg)
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "-", chart_id)
-    # matplotlib numbers its element ids per figure (axes_1, line2d_3): prefix them so several
-    # charts in one document keep ids unique, and their url(#…) / href="#…" references with them.
-    svg = _TAG.sub(lambda m: _prefix_ids(m.group(0), safe_id), svg)
+    # One pass over the tags: round coordinates, and prefix the element ids matplotlib numbers
+    # per figure (axes_1, line2d_3) so several charts in one document keep ids unique, with their
+    # url(#…) / href="#…" references.
+    svg = _TAG.sub(lambda m: _prefix_ids(_LONG_DECIMAL.sub(r"\1", m.group(0)), safe_id), svg)
     open_end = svg.index(">") + 1
     opening = svg[: open_end - 1]
     # Drop the fixed size so the chart shrinks with the page, but never draw it larger than made:
