@@ -33,6 +33,7 @@ from governance.results import AuditSection, Results, RunInfo, SectionStatus, sa
 if TYPE_CHECKING:
     from governance.data.bundle import DataBundle
     from governance.policy.outcome import CheckReport
+    from governance.report.render import ReportWorker
     from governance.spec import Spec
 
 __all__ = ["LIBRARIES", "RunOutcome", "predict", "run_audit"]
@@ -111,6 +112,7 @@ def run_audit(
     force: bool = False,
     progress: bool = True,
     report_formats: Sequence[str] = ("html",),
+    report_worker: ReportWorker | None = None,
 ) -> RunOutcome:
     """Run the audits a spec lists and write ``results.json``, reports and ``manifest.json``.
 
@@ -133,23 +135,29 @@ def run_audit(
         Show progress bars (only when stderr is a terminal).
     report_formats
         Report formats written next to results.json (``html``, ``markdown``, ``pdf``…).
+    report_worker
+        A :class:`~governance.report.render.ReportWorker` for ``report_formats`` started by the
+        caller (the earlier it starts, the more of the report stage's fixed cost it hides); by
+        default one is started here. The run closes it.
 
     Raises
     ------
     InputError
         Bad input anywhere (spec, data, predictions, model, audit options): nothing is written.
     """
-    out = check_output_dir(out_dir)
-    started = _now()
-    hashes = _HashCache()
-    # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
-    policy_obj, waiver_objs = _load_policy(policy, waivers)
-    # The input files' SHA-256 go into results.subject; read them while the data loads.
-    hashes.prefetch(_input_files(spec, policy, waivers))
-    # The report stage's fixed cost (matplotlib, fonts, templates) is paid by a worker while the
-    # audits run; it renders once the results exist (see ReportWorker).
-    worker = _start_report_worker(tuple(report_formats))
+    worker = report_worker
     try:
+        out = check_output_dir(out_dir)
+        started = _now()
+        hashes = _HashCache()
+        # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
+        policy_obj, waiver_objs = _load_policy(policy, waivers)
+        # The input files' SHA-256 go into results.subject; read them while the data loads.
+        hashes.prefetch(_input_files(spec, policy, waivers))
+        # The report stage's fixed cost (matplotlib, fonts, templates) is paid by a worker while
+        # the audits run; it renders once the results exist (see ReportWorker).
+        if worker is None:
+            worker = _start_report_worker(tuple(report_formats))
         return _run(
             spec,
             out,
