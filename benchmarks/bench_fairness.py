@@ -8,11 +8,14 @@ the same metrics (selection rate, TPR, FPR, accuracy per group → the demograph
 difference/ratio, equalized odds, equal opportunity and accuracy differences) for the two
 attributes and the intersection, timed in the same run; and 10M rows from Parquet take ≤ 5 s.
 Smoke mode uses 50k and 200k rows (the ratio is reported, not judged: process start dominates).
+The audit runs 3 times at each size: the best time is judged, the median reported next to it
+(the machine is shared).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,8 +65,8 @@ def write_spec(folder: Path, data: Path) -> Path:
     return spec
 
 
-def time_audit(spec: Path, out: Path, repeats: int) -> tuple[float, dict[str, Any]]:
-    """Best wall time of the whole `governance audit` process, and its results."""
+def time_audit(spec: Path, out: Path, repeats: int) -> tuple[list[float], dict[str, Any]]:
+    """Wall times of the whole `governance audit` process (one per repeat), and its results."""
     command = [
         str(Path(sys.executable).with_name("governance")),
         "audit",
@@ -72,14 +75,14 @@ def time_audit(spec: Path, out: Path, repeats: int) -> tuple[float, dict[str, An
         str(out),
         "--no-progress",
     ]
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
-        best = min(best, time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
         if done.returncode != 0:
             raise RuntimeError(f"governance audit exited {done.returncode}: {done.stderr.strip()}")
-    return best, json.loads((out / "results.json").read_text())
+    return times, json.loads((out / "results.json").read_text())
 
 
 _REPORT_ONLY = (
@@ -90,10 +93,11 @@ _REPORT_ONLY = (
 
 
 def time_report(results: Path, out: Path) -> float | None:
-    """Seconds the report stage alone takes inside the process (imports + rendering), or None.
+    """Seconds the report stage alone takes in a process of its own (imports + rendering), or None.
 
-    A fixed cost, independent of the number of rows: reported so the fairness engine's share of
-    the process time is visible.
+    A fixed cost, independent of the number of rows. Inside ``governance audit`` most of it is
+    hidden: a forked worker imports matplotlib and compiles the templates while the data loads
+    (``governance.report.render.ReportWorker``), so it is reported, not subtracted.
     """
     done = subprocess.run(
         [sys.executable, "-c", _REPORT_ONLY, str(results), str(out)], capture_output=True, text=True
@@ -139,7 +143,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
         folder = Path(tmp)
         small = folder / "log_small.parquet"
         write_log(small, n_small)
-        ours_s, results = time_audit(write_spec(folder, small), folder / "out_small", repeats=3)
+        ours, results = time_audit(write_spec(folder, small), folder / "out_small", repeats=3)
         report_s = time_report(folder / "out_small" / "results.json", folder / "report_only")
         theirs_s, reference = time_fairlearn(small)
         max_err = max(abs(results["metrics"][k] - v) for k, v in reference.items())
@@ -148,21 +152,22 @@ def run(smoke: bool = False) -> dict[str, Any]:
         large_dir.mkdir()
         large = large_dir / "log_large.parquet"
         write_log(large, n_large, seed=1)
-        large_s, _ = time_audit(write_spec(large_dir, large), large_dir / "out", repeats=2)
+        large_times, _ = time_audit(write_spec(large_dir, large), large_dir / "out", repeats=3)
+    ours_s, large_s = min(ours), min(large_times)
     ratio = theirs_s / ours_s
     return {
         "rows": n_small,
         "governance_audit_s": round(ours_s, 3),
+        "governance_audit_median_s": round(statistics.median(ours), 3),
         "fairlearn_metricframe_s": round(theirs_s, 3),
         "speedup": round(ratio, 1),
+        "speedup_vs_median": round(theirs_s / statistics.median(ours), 1),
         "speedup_target": RATIO_TARGET,
-        "report_stage_s": None if report_s is None else round(report_s, 3),
-        "speedup_without_report_stage": None
-        if report_s is None
-        else round(theirs_s / (ours_s - report_s), 1),
+        "report_stage_alone_s": None if report_s is None else round(report_s, 3),
         "max_abs_diff_vs_fairlearn": max_err,
         "rows_large": n_large,
         "governance_audit_large_s": round(large_s, 3),
+        "governance_audit_large_median_s": round(statistics.median(large_times), 3),
         "large_target_s": SECONDS_10M_TARGET,
         "met": None
         if smoke
