@@ -102,3 +102,18 @@ def test_encode_multi_chunk_dictionary_columns() -> None:
     col = encode(pa.chunked_array(chunks))
     assert col.names == ("f", "m")
     assert col.codes.tolist() == [1, 0, 0, 0, 1]
+
+
+def test_run_audit_uses_and_closes_a_worker_started_by_the_caller(tmp_path: Path) -> None:
+    from governance.audit.runner import run_audit
+    from governance.report.render import ReportWorker
+
+    worker = ReportWorker.start(("html",))
+    assert worker is not None
+    process = worker._process
+    assert process is not None
+    outcome = run_audit(
+        load_spec(_write_log(tmp_path)), tmp_path / "out", progress=False, report_worker=worker
+    )
+    assert outcome.paths["html"].read_text().count("<svg") == 3  # sex, race, sex*race
+    assert not process.is_alive()
