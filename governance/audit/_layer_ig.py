@@ -95,16 +95,23 @@ def layer_integrated_gradients(
     return out
 
 
+class _Captured(Exception):
+    """Raised by the capturing hook: the rest of the forward pass is not needed."""
+
+
 def _layer_output(module: torch.nn.Module, layer: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """``layer``'s output when ``module`` runs on ``inputs`` (one forward pass, hooked)."""
+    """``layer``'s output when ``module`` runs on ``inputs``; the forward stops at ``layer``."""
     seen: list[torch.Tensor] = []
 
     def grab(_m: torch.nn.Module, _i: object, output: torch.Tensor) -> None:
         seen.append(output.detach())
+        raise _Captured
 
     handle = layer.register_forward_hook(grab)
     try:
         module(inputs)
+    except _Captured:
+        pass
     finally:
         handle.remove()
     return seen[0]
