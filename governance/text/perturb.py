@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from governance._registry import Registry
+
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["Perturbation", "create_perturbation", "perturb", "perturbation_names", "register_perturbation"]
 
 Perturbation = Callable[[str, float, "np.random.Generator"], str]
-
-ERR_DUPLICATE = "perturbation {name!r} is already registered"
-ERR_UNKNOWN = "unknown perturbation {name!r}; expected one of {known}"
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -58,30 +57,24 @@ def _whitespace(text: str, rate: float, rng: np.random.Generator) -> str:
     return "".join(out)
 
 
-_REGISTRY: dict[str, Perturbation] = {
-    "char_typo": _typo,
-    "char_case": _case,
-    "whitespace": _whitespace,
-}
+_PERTURBATIONS: Registry[Perturbation] = Registry(
+    "perturbation",
+    {"char_typo": _typo, "char_case": _case, "whitespace": _whitespace},
+)
 
 
 def register_perturbation(name: str, fn: Perturbation) -> None:
     """Register ``fn(text, rate, rng) -> text`` under ``name`` (raises on duplicates)."""
-    if name in _REGISTRY:
-        raise ValueError(ERR_DUPLICATE.format(name=name))
-    _REGISTRY[name] = fn
+    _PERTURBATIONS.register(name, fn)
 
 
 def perturbation_names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return _PERTURBATIONS.names()
 
 
 def create_perturbation(name: str) -> Perturbation:
     """The perturbation registered under ``name``; raises ValueError on an unknown name."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(ERR_UNKNOWN.format(name=name, known=sorted(_REGISTRY))) from None
+    return _PERTURBATIONS.get(name)
 
 
 def perturb(texts: Sequence[str], name: str, rate: float, seed: int) -> list[str]:
