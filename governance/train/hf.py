@@ -260,6 +260,17 @@ def _options(spec: Spec) -> dict[str, Any]:
     return {"max_length": int(max_length), "train_layers": int(layers), "dropout": float(dropout)}
 
 
+def _base_layers(folder: Path) -> int | None:
+    """``num_hidden_layers`` from the base folder's config.json, if it says."""
+    import json
+
+    try:
+        value = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("num_hidden_layers")
+    except (OSError, ValueError):
+        return None
+    return int(value) if isinstance(value, int) else None
+
+
 def check_text_bundle(spec: Spec, bundle: DataBundle) -> str:
     """The text column of a text task, every value checked (exit 2 on empty or non-string)."""
     from governance.text.tokens import check_texts
@@ -332,6 +343,13 @@ def train_hf(
     options = _options(spec)
     base = resolve_model_path(spec.model.path, source=source)
     check_model_folder(base)
+    layers = _base_layers(base)
+    if layers is not None and options["train_layers"] > layers:
+        raise InputError(
+            source,
+            "model.options.train_layers",
+            ERR_TRAIN_LAYERS.format(n=layers, value=options["train_layers"]),
+        )
     bundle = bundle if bundle is not None else load_bundle(spec)
     text = check_text_bundle(spec, bundle)
     if bundle.train is None:

@@ -174,12 +174,15 @@ def test_package_reference_resolves_to_the_wheel_model_folder(tmp_path: Path) ->
         resolve_model_path("package:no_such_package_here")
 
 
-def test_unknown_hf_option_exits_2(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_more_train_layers_than_the_encoder_has_exits_2(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     train, evaluation = write_text_data(tmp_path)
     spec = text_spec(tiny, train, evaluation)
     spec["model"]["options"] = {"train_layers": 9}
-    assert main(["train", str(write_spec(tmp_path, spec)), "--out", str(tmp_path / "m")]) == 2
-    assert "train_layers" in capsys.readouterr().err
+    path = write_spec(tmp_path, spec)
+    assert main(["train", str(path), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and "model.options.train_layers" in err
+    assert "between 0 and 2" in err
 
 
 @pytest.mark.parametrize("train_layers", [0, 1, 2])
