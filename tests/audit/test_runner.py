@@ -101,7 +101,7 @@ def test_a_failing_audit_is_an_error_section_and_others_still_run(
         def run(self, context: AuditContext) -> AuditSection:
             raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(registry._REGISTRY, "performance", Boom)
+    monkeypatch.setitem(registry._AUDITS._entries, "performance", Boom)
     outcome = run_audit(load_spec(write_spec(tmp_path, _decision_log())), tmp_path / "out", progress=False)
     assert outcome.exit_code == 1 and outcome.errored == ("performance",)
     saved = load_results(tmp_path / "out" / "results.json")
