@@ -18,6 +18,7 @@ from governance.policy.outcome import CheckReport, Outcome, Status
 from governance.report._text import audit_title, fmt_number, humanize
 from governance.report.annex import AnnexItem, SignOff, annex_iv, limitations, sign_off
 from governance.report.charts import Chart, build_charts
+from governance.report.tokens import TokenExampleView, token_examples
 from governance.results import AUDIT_NAMES, AuditSection, Finding, Results, SectionStatus, Severity
 
 __all__ = ["AuditView", "ReportContext", "TableView", "Verdict", "build_context", "run_id"]
@@ -82,6 +83,8 @@ class AuditView:
     tables: tuple[TableView, ...]
     charts: tuple[Chart, ...]
     findings: tuple[Finding, ...]
+    #: Text models: token attributions as highlighted sentences.
+    token_examples: tuple[TokenExampleView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ def _audit_view(name: str, results: Results, charts: list[Chart]) -> AuditView:
         # Charts of a section that did not complete would only repeat its error.
         charts=tuple(charts) if ok else (),
         findings=tuple(sorted(section.findings, key=lambda f: _SEVERITY_ORDER[f.severity])),
+        token_examples=token_examples(section.details) if ok else (),
     )
 
 
