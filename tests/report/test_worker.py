@@ -73,3 +73,19 @@ def test_closing_an_unused_worker_ends_it() -> None:
 
 def test_no_formats_no_worker() -> None:
     assert ReportWorker.start(()) is None
+
+
+def test_an_edited_user_template_is_recompiled_not_served_from_the_cache(tmp_path: Path) -> None:
+    from governance.report.templating import environment
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    template = folder / "report.md.j2"
+    template.write_text("first {{ spec_name }}\n")
+    assert environment("markdown", folder).get_template("report.md.j2").render(spec_name="x") == "first x\n"
+    # A fresh environment (another process) with the same file edited: the checksum differs.
+    from governance.report import templating
+
+    templating._environment.cache_clear()
+    template.write_text("second {{ spec_name }}\n")
+    assert environment("markdown", folder).get_template("report.md.j2").render(spec_name="x") == "second x\n"
