@@ -80,6 +80,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     if torch.cuda.is_available():
         return
-    skip = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False); run `make test-gpu` on a GPU")
+    skip = pytest.mark.skip(
+        reason="needs CUDA (torch.cuda.is_available() is False); run `make test-gpu` on a GPU"
+    )
     for item in gpu_items:
         item.add_marker(skip)

@@ -52,5 +52,8 @@ def test_demo_bad_output_folder_exits_2(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert main(["demo", "--out", str(blocker / "sub"), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == f"governance demo: error: --out: {blocker / 'sub'}: cannot create output folder: {blocker} is a file"
+    assert (
+        err.strip()
+        == f"governance demo: error: --out: {blocker / 'sub'}: cannot create output folder: {blocker} is a file"
+    )
     assert not (tmp_path / "out").exists()
