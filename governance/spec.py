@@ -96,7 +96,7 @@ class PrivacySpec(_Strict):
     delta: float = 1e-5
     max_grad_norm: float = 1.0
     accountant: Literal["prv", "rdp", "gdp"] = "prv"
-    grad_sample_mode: Literal["auto", "fast", "ghost", "hooks", "functorch", "ew"] = "auto"
+    grad_sample_mode: Literal["auto", "fused", "fast", "ghost", "hooks", "functorch", "ew"] = "auto"
 
     @field_validator("target_epsilon")
     @classmethod

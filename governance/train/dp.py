@@ -35,9 +35,10 @@ __all__ = [
     "supports_fast_clipping",
 ]
 
-#: Modes accepted in ``train.privacy.grad_sample_mode``. "auto": ``fast`` (our single-pass ghost
-#: clipping, governance.train.fast_dp) for all-Linear models, else ghost or hooks (below).
-GRAD_SAMPLE_MODES = ("auto", "fast", "ghost", "hooks", "functorch", "ew")
+#: Modes accepted in ``train.privacy.grad_sample_mode``. "auto": ``fused`` (a hand-written DP step,
+#: governance.train.fast_dp.FusedMLPStep) for Sequential Linear/ReLU MLPs with cross-entropy,
+#: ``fast`` (our single-pass ghost clipping) for other all-Linear models, else ghost or hooks.
+GRAD_SAMPLE_MODES = ("auto", "fused", "fast", "ghost", "hooks", "functorch", "ew")
 ACCOUNTANTS = ("prv", "rdp", "gdp")
 
 
@@ -57,8 +58,9 @@ class PrivacySettings:
     accountant
         ``prv`` (default, tight), ``rdp`` or ``gdp``.
     grad_sample_mode
-        ``auto`` (``fast`` for all-Linear models, else ghost clipping where every layer has an
-        Opacus norm sampler, else hooks), ``fast``, ``ghost``, ``hooks``, ``functorch``, ``ew``.
+        ``auto`` (``fused`` for Sequential Linear/ReLU MLPs, ``fast`` for other all-Linear models,
+        else ghost clipping where every layer has an Opacus norm sampler, else hooks), ``fused``,
+        ``fast``, ``ghost``, ``hooks``, ``functorch``, ``ew``.
     noise_multiplier
         Use this σ instead of calibrating from ``target_epsilon`` (benchmarks, tests, resume).
     poisson_sampling

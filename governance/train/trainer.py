@@ -32,6 +32,7 @@ from governance.train.dp import (
     max_steps_within,
     supports_fast_clipping,
 )
+from governance.train.fast_dp import supports_fused_mlp
 
 if TYPE_CHECKING:
     import torch
@@ -565,8 +566,14 @@ class Trainer:
             and supports_fast_clipping(model)
         ):
             mode = "fast"
-        if mode == "fast":
-            return self._make_fast_private(model, optimizer, loader, criterion, noise_gen, noise_multiplier)
+            if supports_fused_mlp(model, criterion):
+                mode = "fused"
+        if mode == "fused" and not supports_fused_mlp(model, criterion):
+            raise ValueError("grad_sample_mode 'fused' needs nn.Sequential of Linear/ReLU with cross-entropy")
+        if mode in ("fast", "fused"):
+            return self._make_fast_private(
+                model, optimizer, loader, criterion, noise_gen, noise_multiplier, fused=mode == "fused"
+            )
         attempts = [mode] if privacy.grad_sample_mode != "auto" or mode == "hooks" else [mode, "hooks"]
         last_error: Exception | None = None
         for candidate in attempts:
@@ -609,14 +616,17 @@ class Trainer:
         criterion: Any,
         noise_gen: torch.Generator,
         noise_multiplier: float,
+        *,
+        fused: bool = False,
     ) -> tuple[Any, Any, Any, Any, Any, str, float]:
         """The fast path for all-Linear models (see governance.train.fast_dp): Opacus' Poisson
-        loader and accountant, our single-pass clipping."""
+        loader and accountant, our single-pass clipping; ``fused``: the hand-written step for
+        Sequential Linear/ReLU MLPs with cross-entropy (FusedMLPStep), model and criterion in one."""
         from types import SimpleNamespace
 
         from opacus.accountants import create_accountant
 
-        from governance.train.fast_dp import FastLinearClipping, FastOptimizer
+        from governance.train.fast_dp import FastLinearClipping, FastOptimizer, FusedMLPStep
 
         assert self.privacy is not None
         if self.max_physical_batch_size:
@@ -628,6 +638,20 @@ class Trainer:
         sample_rate = 1.0 / len(dp_loader)
         expected_batch_size = int(len(loader.dataset) * sample_rate)  # type: ignore[arg-type]
         accountant = create_accountant(mechanism=self.privacy.accountant)
+        fast_optimizer = FastOptimizer(
+            optimizer, accountant, noise_multiplier=noise_multiplier, sample_rate=sample_rate
+        )
+        engine = SimpleNamespace(accountant=accountant)
+        if fused:
+            step = FusedMLPStep(
+                model,
+                optimizer,
+                noise_multiplier=noise_multiplier,
+                max_grad_norm=self.privacy.max_grad_norm,
+                expected_batch_size=expected_batch_size,
+                generator=noise_gen,
+            )
+            return step, fast_optimizer, step.criterion, dp_loader, engine, "fused", noise_multiplier
         clipping = FastLinearClipping(
             model,
             optimizer,
@@ -637,10 +661,6 @@ class Trainer:
             expected_batch_size=expected_batch_size,
             generator=noise_gen,
         )
-        fast_optimizer = FastOptimizer(
-            optimizer, accountant, noise_multiplier=noise_multiplier, sample_rate=sample_rate
-        )
-        engine = SimpleNamespace(accountant=accountant)
         return model, fast_optimizer, clipping, dp_loader, engine, "fast", noise_multiplier
 
     @staticmethod

@@ -56,7 +56,7 @@ def test_train_writes_the_model_folder(tmp_path: Path, capsys: pytest.CaptureFix
     assert (
         privacy["epsilon"] <= 5.0
         and privacy["target_epsilon"] == 5.0
-        and privacy["grad_sample_mode"] == "fast"
+        and privacy["grad_sample_mode"] == "fused"  # auto on the built-in Linear/ReLU MLP
     )
     assert ledger["history"][0]["eval_accuracy"] is not None
     assert "ε =" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from governance.train.dp import (
     max_steps_within,
     supports_fast_clipping,
 )
+from governance.train.fast_dp import supports_fused_mlp
 from governance.train.trainer import Trainer
 
 
@@ -47,7 +48,8 @@ def _microbatch_reference(model: nn.Module, x: np.ndarray, y: np.ndarray, clip: 
 
 
 @pytest.mark.parametrize(
-    ("mode", "physical"), [("fast", None), ("ghost", None), ("hooks", None), ("ghost", 16), ("hooks", 16)]
+    ("mode", "physical"),
+    [("fused", None), ("fast", None), ("ghost", None), ("hooks", None), ("ghost", 16), ("hooks", 16)],
 )
 def test_per_sample_clipping_matches_microbatch_reference(mode: str, physical: int | None) -> None:
     x, y = _data()
@@ -115,7 +117,7 @@ def test_ledger_epsilon_is_never_below_pld(private_run: dict) -> None:
 def test_spent_epsilon_within_target_and_ledger_complete(private_run: dict) -> None:
     p = private_run["privacy"]
     assert 0 < p["epsilon"] <= p["target_epsilon"]
-    assert p["accountant"] == "prv" and p["grad_sample_mode"] == "fast"  # auto on an all-Linear model
+    assert p["accountant"] == "prv" and p["grad_sample_mode"] == "fused"  # auto on a Linear/ReLU MLP
     assert p["steps"] == private_run["steps"] == sum(h["steps"] for h in private_run["history"])
     assert p["sample_rate"] == pytest.approx(0.1)
     epsilons = [h["epsilon"] for h in private_run["history"]]
@@ -203,3 +205,51 @@ def test_fast_path_reproduces_opacus_with_noise() -> None:
     for (name, p), q in zip(fast.model.named_parameters(), hooks.model.parameters()):
         torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-4, atol=1e-5, msg=name)
     assert not fast.model[0]._forward_hooks  # hooks removed after training
+
+
+def test_fused_step_matches_fast_path_and_opacus_with_noise() -> None:
+    """The hand-written MLP step (FusedMLPStep) is the same DP-SGD update as FastLinearClipping
+    and Opacus' hooks (the oracle): same Poisson batches, same noise draws, so the same weights
+    after every step to float rounding, and the same ε."""
+    x, y = _data(n=300)
+    results = {}
+    for mode in ("fused", "fast", "hooks"):
+        privacy = PrivacySettings(
+            target_epsilon=50.0, delta=1e-3, noise_multiplier=0.7, grad_sample_mode=mode
+        )
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Linear(x.shape[1], 8), nn.ReLU(), nn.Linear(8, 5), nn.ReLU(), nn.Linear(5, 2)
+        )
+        trainer = Trainer(
+            model=model,
+            train_data=(x, y),
+            privacy=privacy,
+            epochs=3,
+            batch_size=30,
+            lr=0.3,
+            momentum=0.9,
+            seed=5,
+        )
+        results[mode] = trainer.fit()
+    fused = results["fused"]
+    assert fused.ledger["privacy"]["grad_sample_mode"] == "fused"
+    for other in ("fast", "hooks"):
+        assert fused.epsilon == results[other].epsilon
+        assert fused.ledger["steps"] == results[other].ledger["steps"]
+        assert fused.ledger["train_loss"] == pytest.approx(results[other].ledger["train_loss"], rel=1e-5)
+        for (name, p), q in zip(fused.model.named_parameters(), results[other].model.parameters()):
+            torch.testing.assert_close(p.detach(), q.detach(), rtol=0, atol=1e-6, msg=f"{other} {name}")
+
+
+def test_auto_picks_fused_only_for_plain_mlps() -> None:
+    ce = nn.CrossEntropyLoss()
+    assert supports_fused_mlp(_model(), ce)
+    assert not supports_fused_mlp(_model(), nn.CrossEntropyLoss(label_smoothing=0.1))
+    assert not supports_fused_mlp(nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)), ce)
+    assert not supports_fused_mlp(nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3), nn.Linear(3, 2)), ce)
+    x, y = _data(n=100)
+    privacy = PrivacySettings(target_epsilon=50.0, delta=1e-3, noise_multiplier=0.7, grad_sample_mode="fused")
+    tanh = nn.Sequential(nn.Linear(x.shape[1], 3), nn.Tanh(), nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="fused"):
+        Trainer(model=tanh, train_data=(x, y), privacy=privacy, epochs=1, batch_size=20).fit()
