@@ -13,7 +13,13 @@ from benchmarks import run as harness
 
 def test_every_benchmark_module_exposes_run():
     names = harness.discover()
-    assert {"bench_check", "bench_fairness", "bench_training", "bench_attribution", "bench_robustness"} <= set(names)
+    assert {
+        "bench_check",
+        "bench_fairness",
+        "bench_training",
+        "bench_attribution",
+        "bench_robustness",
+    } <= set(names)
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         assert callable(module.run), name

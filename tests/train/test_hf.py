@@ -174,7 +174,9 @@ def test_package_reference_resolves_to_the_wheel_model_folder(tmp_path: Path) ->
         resolve_model_path("package:no_such_package_here")
 
 
-def test_more_train_layers_than_the_encoder_has_exits_2(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_more_train_layers_than_the_encoder_has_exits_2(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     train, evaluation = write_text_data(tmp_path)
     spec = text_spec(tiny, train, evaluation)
     spec["model"]["options"] = {"train_layers": 9}
