@@ -52,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
             out,
             policy=DEMO_POLICY,
             device=args.device,
-            force=True,
             progress=args.progress,
             report_formats=DEMO_FORMATS,
         )
