@@ -17,6 +17,7 @@ from governance.errors import InputError
 from governance.train.preprocessing import Preprocessor, fit_preprocessor
 
 if TYPE_CHECKING:
+    import pandas as pd
     from torch import nn
 
     from governance.data.bundle import DataBundle
@@ -86,6 +87,25 @@ def _build_model(spec: Spec, config: dict[str, Any]) -> nn.Module:
     return module
 
 
+def trainable_rows(spec: Spec, bundle: DataBundle) -> pd.DataFrame:
+    """The training frame, after checking it exists and that δ < 1/rows.
+
+    Shared by every architecture's training path: a δ at or above 1/rows would admit a mechanism
+    that publishes one whole record, so it is bad input whatever the model.
+    """
+    if bundle.train is None:
+        raise InputError(spec.source, "data.train", ERR_NO_TRAIN_DATA)
+    rows = len(bundle.train)
+    privacy_spec = spec.train.privacy if spec.train is not None else None
+    if privacy_spec is not None and privacy_spec.delta >= 1.0 / rows:
+        raise InputError(
+            spec.source,
+            "train.privacy.delta",
+            ERR_DELTA.format(delta=privacy_spec.delta, limit=1.0 / rows, rows=rows),
+        )
+    return bundle.train
+
+
 def _gate(spec: Spec, bundle: DataBundle, force: bool) -> list[dict[str, Any]]:
     from governance.data.quality import QualityOptions, assess, blocking_findings
 
@@ -152,16 +172,8 @@ def train(
             spec, out_dir, bundle=bundle, force=force, resume=resume, device=device, progress=progress
         )
     bundle = bundle if bundle is not None else load_bundle(spec)
-    if bundle.train is None:
-        raise InputError(source, "data.train", ERR_NO_TRAIN_DATA)
-    rows = len(bundle.train)
+    train_frame = trainable_rows(spec, bundle)
     privacy_spec = spec.train.privacy
-    if privacy_spec is not None and privacy_spec.delta >= 1.0 / rows:
-        raise InputError(
-            source,
-            "train.privacy.delta",
-            ERR_DELTA.format(delta=privacy_spec.delta, limit=1.0 / rows, rows=rows),
-        )
     device = resolve_device(device)
     findings = _gate(spec, bundle, force)
 
@@ -169,8 +181,8 @@ def train(
     config = model_config(spec, bundle, preprocessor)
     model = _build_model(spec, config)
     index = {c: i for i, c in enumerate(bundle.classes)}
-    x_train = preprocessor.transform(bundle.train)
-    y_train = bundle.train[bundle.label].map(index).to_numpy()
+    x_train = preprocessor.transform(train_frame)
+    y_train = train_frame[bundle.label].map(index).to_numpy()
     x_eval = preprocessor.transform(bundle.eval)
     y_eval = bundle.eval[bundle.label].map(index).fillna(-1).astype(int).to_numpy()
 

@@ -335,7 +335,7 @@ def train_hf(
     from governance.data.loading import load_bundle
     from governance.spec import resolve_model_path
     from governance.text.tokens import encode_texts
-    from governance.train.api import ERR_DELTA, ERR_NO_TRAIN_DATA, TrainOutcome, _gate, checkpoint_dir_for
+    from governance.train.api import TrainOutcome, _gate, checkpoint_dir_for, trainable_rows
     from governance.train.trainer import PrivacySettings, Trainer, resolve_device
 
     assert spec.train is not None and spec.model.path is not None
@@ -352,16 +352,8 @@ def train_hf(
         )
     bundle = bundle if bundle is not None else load_bundle(spec)
     text = check_text_bundle(spec, bundle)
-    if bundle.train is None:
-        raise InputError(source, "data.train", ERR_NO_TRAIN_DATA)
-    rows = len(bundle.train)
+    train_frame = trainable_rows(spec, bundle)
     privacy_spec = spec.train.privacy
-    if privacy_spec is not None and privacy_spec.delta >= 1.0 / rows:
-        raise InputError(
-            source,
-            "train.privacy.delta",
-            ERR_DELTA.format(delta=privacy_spec.delta, limit=1.0 / rows, rows=rows),
-        )
     device = resolve_device(device)
     findings = _gate(spec, bundle, force)
 
@@ -377,9 +369,9 @@ def train_hf(
     trainable = tuple(n for n, p in model.named_parameters() if p.requires_grad)
     index = {c: i for i, c in enumerate(bundle.classes)}
     # Tokenise once, up front: training steps only index this tensor.
-    train_ids = encode_texts(tokenizer, bundle.train[text].tolist(), options["max_length"]).ids
+    train_ids = encode_texts(tokenizer, train_frame[text].tolist(), options["max_length"]).ids
     eval_ids = encode_texts(tokenizer, bundle.eval[text].tolist(), options["max_length"]).ids
-    y_train = bundle.train[bundle.label].map(index).to_numpy()
+    y_train = train_frame[bundle.label].map(index).to_numpy()
     y_eval = bundle.eval[bundle.label].map(index).fillna(-1).astype(int).to_numpy()
 
     privacy = None
