@@ -6,7 +6,8 @@ large share of that. Measured per step on the 50k × 32 benchmark (one thread, 4
 
 * Opacus' ``UniformWithReplacementSampler`` draws one uniform per row per step
   (``torch.rand(N) < q`` then ``nonzero``): about 0.7 ms. :class:`PoissonBatchSampler` draws the
-  batch size from ``Binomial(N, q)`` and then a uniform subset of that size: about 0.05 ms.
+  batch size from ``Binomial(N, q)`` and then a uniform subset of that size, a few hundred steps
+  at a time (:func:`uniform_subsets`): about 0.02 ms per step.
 * ``DataLoader`` iteration (fetcher, ``record_function``, index lists turned back into tensors):
   about 0.1-0.2 ms. :func:`iterate_batches` walks the batch sampler itself and gathers rows
   with one ``index_select`` per tensor (``x[idx]`` is 5x slower than ``index_select`` here).
@@ -47,6 +48,7 @@ __all__ = [
     "TensorRows",
     "iterate_batches",
     "uniform_subset",
+    "uniform_subsets",
 ]
 
 
@@ -87,6 +89,53 @@ def uniform_subset(n: int, k: int, generator: torch.Generator | None = None) -> 
         extra = torch.randint(n, (k - chosen.numel(),), generator=generator)
         chosen = torch.cat([chosen, extra]).unique()
     return chosen
+
+
+#: Index draws per chunk of Poisson batches: about 8 MB of int64 keys at most.
+_DRAWS_PER_CHUNK = 1 << 20
+
+
+def uniform_subsets(
+    n: int, sizes: torch.Tensor, generator: torch.Generator | None = None
+) -> list[torch.Tensor]:
+    """Independent uniformly random subsets of ``range(n)``, of ``sizes[s]`` rows each (sorted).
+
+    :func:`uniform_subset` for many steps at once: every step draws its ``k_s`` indices with
+    replacement, duplicates within a step are dropped and the missing number drawn again until
+    each step has ``k_s`` distinct rows. Each step's subset comes from its own draws through
+    the same stopping rule, so the argument of :func:`uniform_subset` holds step by step and the
+    steps stay independent given their sizes. Keys ``step·n + row`` make one sort deduplicate
+    and order every step together. Steps with ``k_s > n/2`` take a permutation prefix.
+
+    The randomness comes from ``generator`` (checkpointed for ``--resume``); the sort is
+    NumPy's: torch's default CPU sort took 58 ms on 40 000 keys here, NumPy's 0.6 ms.
+    """
+    import numpy as np
+
+    count = int(sizes.numel())
+    if count == 0:
+        return []
+    want = sizes.to(torch.long).numpy()
+    if int(want.min()) < 0 or int(want.max()) > n:
+        raise ValueError(f"subset sizes outside [0, {n}]")
+    big = want * 2 > n
+    wanted = np.where(big, 0, want)
+    steps = np.arange(count, dtype=np.int64)
+    keys = np.empty(0, dtype=np.int64)
+    missing = wanted
+    while True:
+        draws = torch.randint(n, (int(missing.sum()),), generator=generator).numpy()
+        keys = np.concatenate([keys, np.repeat(steps, missing) * n + draws])
+        keys.sort()
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+        missing = wanted - np.bincount(keys // n, minlength=count)
+        if not missing.any():
+            break
+    rows = torch.from_numpy(keys % n).split(wanted.tolist())
+    out = list(rows)
+    for s in np.flatnonzero(big).tolist():
+        out[s] = torch.randperm(n, generator=generator)[: int(want[s])].sort().values
+    return out
 
 
 class PoissonBatchSampler(Sampler[Any]):
@@ -140,9 +189,15 @@ class PoissonBatchSampler(Sampler[Any]):
         return int(torch.binomial(self._count, self._rate, generator=self.generator))
 
     def __iter__(self) -> Iterator[Any]:
-        for _ in range(self.steps):
-            batch = uniform_subset(self.num_samples, self.batch_size(), self.generator)
-            yield batch.tolist() if self.as_list else batch
+        # Batches are drawn a chunk of steps at a time (see uniform_subsets): per step, a
+        # Binomial draw, a randint and a sort cost about 0.04 ms, 6 % of the benchmark MLP's
+        # whole step; a chunk of a few hundred steps costs the same handful of ops once.
+        chunk = max(1, _DRAWS_PER_CHUNK // max(1, round(self.num_samples * self.sample_rate)))
+        for start in range(0, self.steps, chunk):
+            m = min(chunk, self.steps - start)
+            sizes = torch.binomial(self._count.expand(m), self._rate.expand(m), generator=self.generator)
+            for batch in uniform_subsets(self.num_samples, sizes.long(), self.generator):
+                yield batch.tolist() if self.as_list else batch
 
 
 class ShuffleBatchSampler(Sampler[Any]):

@@ -17,6 +17,7 @@ from governance.train.sampling import (
     TensorRows,
     iterate_batches,
     uniform_subset,
+    uniform_subsets,
 )
 
 #: Reject only on strong evidence: with fixed seeds these tests are deterministic, and a correct
@@ -57,6 +58,34 @@ def test_subset_distribution_is_independent_bernoulli() -> None:
     observed = np.array(list(counts.values()), dtype=float)
     expected = np.array([steps * q ** len(s) * (1 - q) ** (n - len(s)) for s in counts])
     assert stats.chisquare(observed, expected).pvalue > ALPHA
+
+
+def test_consecutive_batches_are_independent() -> None:
+    """Batches drawn together in one chunk: the pair (batch t, batch t+1) has the product law."""
+    n, q, steps = 3, 0.5, 40_000
+    subsets = list(itertools.chain.from_iterable(itertools.combinations(range(n), k) for k in range(n + 1)))
+    index = {s: i for i, s in enumerate(subsets)}
+    draws = [index[tuple(b.tolist())] for b in _draws(n, q, steps, seed=5)]
+    pairs = np.zeros((len(subsets), len(subsets)))
+    for a, b in zip(draws[::2], draws[1::2]):
+        pairs[a, b] += 1
+    p = np.array([q ** len(s) * (1 - q) ** (n - len(s)) for s in subsets])
+    expected = pairs.sum() * np.outer(p, p)
+    assert stats.chisquare(pairs.ravel(), expected.ravel()).pvalue > ALPHA
+
+
+def test_uniform_subsets_sizes_order_and_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = torch.tensor([3, 0, 6, 10, 2, 9])
+    out = uniform_subsets(10, sizes, torch.Generator().manual_seed(4))
+    assert [len(b) for b in out] == sizes.tolist()
+    for b in out:
+        assert b.unique().numel() == b.numel() and torch.equal(b, b.sort().values)
+    with pytest.raises(ValueError):
+        uniform_subsets(5, torch.tensor([6]))
+    # Chunks of a few steps give the same number of batches and the same law as one chunk.
+    monkeypatch.setattr("governance.train.sampling._DRAWS_PER_CHUNK", 64)
+    batches = _draws(1_000, 0.05, 23, seed=9)
+    assert len(batches) == 23 and all(b.numel() == b.unique().numel() for b in batches)
 
 
 def test_inclusion_probabilities_are_all_q() -> None:
