@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -228,14 +229,20 @@ def test_html_report_for_german_credit_is_under_2_mb(full_html: str) -> None:
     assert len(full_html.encode("utf-8")) < 2_000_000
 
 
-def test_charts_do_not_touch_pyplot_or_the_backend(results: Results) -> None:
-    import matplotlib
+def test_charts_import_no_plotting_library() -> None:
+    """Charts are drawn by our own SVG writer: a report never imports (or reconfigures) matplotlib."""
+    from .conftest import RESULTS_FILE
 
-    backend = matplotlib.get_backend()
-    had_pyplot = "matplotlib.pyplot" in sys.modules
-    build_charts(results)
-    assert matplotlib.get_backend() == backend
-    assert ("matplotlib.pyplot" in sys.modules) == had_pyplot
+    code = (
+        "import sys, json\n"
+        "from governance.results import load_results\n"
+        "from governance.report.render import render\n"
+        f"html = render(load_results({str(RESULTS_FILE)!r}), 'html').decode()\n"
+        "assert html.count('<svg') >= 10, html.count('<svg')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'PIL', 'cycler'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
 def test_charts_are_reproducible_and_lean(results: Results) -> None:

@@ -5,7 +5,10 @@ results lack what it draws; the chart is then listed as omitted with that reason
 is always complete about what it could not show. A builder whose chart does not apply to the
 kind of model audited (heatmaps of a tabular model, feature bars of an image model) returns an
 empty list: nothing is shown, and nothing is reported missing. Builders are registered by import path, so
-listing them does not import matplotlib.
+listing them imports none of them.
+
+Charts are drawn by :mod:`governance.report.charts._plot`, a small pure-Python SVG writer: no
+plotting library is imported, and drawing every chart of a report takes milliseconds.
 """
 
 from __future__ import annotations
@@ -85,8 +88,7 @@ def build_charts(results: Results, *, draw: bool = True) -> dict[str, list[Chart
     results
         The audit results the charts are drawn from.
     draw
-        Render SVG (HTML, PDF). Text formats pass False: they show the words, not the picture,
-        and need not import matplotlib.
+        Render SVG (HTML, PDF). Text formats pass False: they show the words, not the picture.
     """
     out: dict[str, list[Chart]] = {}
     for name, (audit, target) in _REGISTRY.items():
@@ -125,23 +127,19 @@ def _build_one(name: str, audit: str, target: str | Builder, results: Results, *
 
 
 def _draw(spec: ChartSpec) -> str:
-    from governance.report.charts._svg import chart_style, figure_to_svg, new_figure
+    from governance.report.charts._plot import Figure
 
-    with chart_style(spec.id):
-        fig = new_figure(*spec.size, layout=spec.layout)
-        spec.plot(fig)
-        return figure_to_svg(fig, chart_id=spec.id, title=spec.title, desc=spec.alt)
+    fig = Figure(*spec.size)
+    spec.plot(fig)
+    return fig.to_svg(chart_id=spec.id, title=spec.title, desc=spec.alt)
 
 
 def warm_up() -> None:
-    """Import every chart builder and the parts of matplotlib that drawing to SVG needs.
+    """Import every chart builder and the SVG writer (a few milliseconds: pure Python).
 
-    Imports are most of the cost of a process's first chart; a report worker calls this before
-    the results exist (see :class:`governance.report.render.ReportWorker`). Drawing a throwaway
-    chart as well was measured and bought nothing: fonts load within the first real chart.
+    A report worker calls this before the results exist (see
+    :class:`governance.report.render.ReportWorker`).
     """
     for _, target in _REGISTRY.values():
         _resolve(target)
-    import matplotlib.backends.backend_agg
-    import matplotlib.backends.backend_svg
-    import matplotlib.figure  # noqa: F401
+    import governance.report.charts._plot  # noqa: F401

@@ -10,8 +10,7 @@ from governance.report.charts._data import NoData, num, ok_section, rows, text
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
+    from governance.report.charts._plot import Figure
     from governance.results import AuditSection, Results
 
 __all__ = ["group_attributions", "top_attributions"]
@@ -74,14 +73,15 @@ def top_attributions(results: Results) -> list[ChartSpec]:
         caption += " Sensitive attributes and their declared or detected proxies are drawn in vermillion."
 
     def plot(fig: Figure) -> None:
-        ax = fig.subplots()
+        ax = fig.add_axes()
         names = [f for f, _ in top]
         colors = ["#D55E00" if f in sensitive else "#0072B2" for f in names]
         ax.barh(range(len(top)), [abs(v) for _, v in top], color=colors, height=0.65)
-        ax.set_yticks(range(len(top)), [f if len(f) <= 26 else f[:25] + "…" for f in names])
-        ax.invert_yaxis()
+        ax.set_yticks(range(len(top)), names)
+        ax.set_ylim(len(top) - 0.5, -0.5)
+        ax.set_xlim(0)
         ax.set_xlabel("mean |attribution|")
-        ax.grid(axis="y", visible=False)
+        ax.grid = "x"
 
     return [
         ChartSpec(
@@ -90,7 +90,7 @@ def top_attributions(results: Results) -> list[ChartSpec]:
             caption=caption,
             alt=alt,
             plot=plot,
-            size=(7.0, 0.7 + 0.24 * len(top)),
+            size=(672, 67 + 23 * len(top)),
         )
     ]
 
@@ -125,21 +125,18 @@ def group_attributions(results: Results) -> list[ChartSpec]:
         )
 
         def plot(fig: Figure, groups: dict[str, dict[str, float]] = groups, attr: str = attr) -> None:
-            ax = fig.subplots()
+            ax = fig.add_axes()
             width = 0.8 / len(groups)
             for i, (group, values) in enumerate(groups.items()):
                 ypos = [k + (i - (len(groups) - 1) / 2) * width for k in range(len(top))]
-                ax.barh(
-                    ypos,
-                    [values.get(f, 0.0) for f in top],
-                    height=width,
-                    label=group if len(group) <= 24 else group[:23] + "…",
-                )
-            ax.set_yticks(range(len(top)), [f if len(f) <= 26 else f[:25] + "…" for f in top])
-            ax.invert_yaxis()
+                ax.barh(ypos, [values.get(f, 0.0) for f in top], height=width, label=group)
+            ax.set_yticks(range(len(top)), top)
+            ax.set_ylim(len(top) - 0.5, -0.5)
+            ax.set_xlim(0)
             ax.set_xlabel("mean |attribution|")
-            ax.grid(axis="y", visible=False)
-            ax.legend(title=attr if len(attr) <= 24 else attr[:23] + "…", frameon=False, loc="lower right")
+            ax.grid = "x"
+            # Under the bars: long bars leave no free corner for a legend inside.
+            fig.legend(ax.entries(), title=attr)
 
         specs.append(
             ChartSpec(
@@ -148,7 +145,7 @@ def group_attributions(results: Results) -> list[ChartSpec]:
                 caption=caption,
                 alt=alt,
                 plot=plot,
-                size=(7.0, 0.8 + 0.16 * len(top) * len(groups)),
+                size=(672, 99 + 15 * len(top) * len(groups)),
             )
         )
     return specs

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from governance.report.charts._plot import Figure
 
 __all__ = ["Chart", "ChartSpec"]
 
@@ -16,9 +16,8 @@ __all__ = ["Chart", "ChartSpec"]
 class ChartSpec:
     """A chart ready to draw: words first (they go into every format), pixels on demand.
 
-    ``plot`` fills a figure of ``size`` inches; it is called only for formats that show images.
-    ``layout`` is matplotlib's layout engine for the figure, or None when ``plot`` places its
-    axes itself (cheaper: see :func:`governance.report.charts._svg.new_figure`).
+    ``plot`` fills a :class:`~governance.report.charts._plot.Figure` of ``size`` px (width,
+    height); it is called only for formats that show images.
     """
 
     id: str
@@ -26,8 +25,7 @@ class ChartSpec:
     caption: str
     alt: str
     plot: Callable[[Figure], None]
-    size: tuple[float, float] = (7.0, 3.0)
-    layout: Literal["constrained", "compressed", "tight"] | None = "constrained"
+    size: tuple[float, float] = (672.0, 288.0)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from governance.report.charts._data import NoData, num, ok_section, rows, text
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
+    from governance.report.charts._plot import Figure
     from governance.results import Results
 
 __all__ = ["group_representation"]
@@ -50,7 +49,9 @@ def group_representation(results: Results) -> list[ChartSpec]:
     )
 
     def plot(fig: Figure) -> None:
-        axes = fig.subplots(1, len(by_attr), squeeze=False)[0]
+        from governance.report.charts._plot import LegendEntry
+
+        (axes,) = fig.subplots(1, len(by_attr), wspace=24)
         width = 0.8 / max(len(splits), 1)
         for ax, (attr, attr_rows) in zip(axes, by_attr.items()):
             groups = list(dict.fromkeys(text(r["group"]) for r in attr_rows))
@@ -64,15 +65,15 @@ def group_representation(results: Results) -> list[ChartSpec]:
                     ]
                     values.append(_share(match[0], attr_rows) if match else 0.0)
                 ypos = [g + (i - (len(splits) - 1) / 2) * width for g in range(len(groups))]
-                ax.barh(ypos, values, height=width, label=split, color=_SPLIT_COLORS.get(split, "#009E73"))
-            ax.set_yticks(range(len(groups)), [g if len(g) <= 24 else g[:23] + "…" for g in groups])
-            ax.invert_yaxis()
+                ax.barh(ypos, values, height=width, color=_SPLIT_COLORS.get(split, "#009E73"))
+            ax.set_yticks(range(len(groups)), groups)
+            ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top
             ax.set_xlim(0, 1)
             ax.set_xlabel("share of rows")
             ax.set_title(attr)
-            ax.grid(axis="y", visible=False)
+            ax.grid = "x"
         if len(splits) > 1:
-            axes[-1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncols=len(splits), frameon=False)
+            fig.legend([LegendEntry(split, _SPLIT_COLORS.get(split, "#009E73")) for split in splits])
 
     n_groups = max(len({text(r["group"]) for r in rs}) for rs in by_attr.values())
     return [
@@ -82,7 +83,10 @@ def group_representation(results: Results) -> list[ChartSpec]:
             caption=caption,
             alt=alt,
             plot=plot,
-            size=(7.0, max(1.8, 0.9 + 0.35 * n_groups * max(1, len(splits)) / 1.5)),
+            size=(
+                672,
+                max(173, 86 + 34 * n_groups * max(1, len(splits)) / 1.5 + (22 if len(splits) > 1 else 0)),
+            ),
         )
     ]
 

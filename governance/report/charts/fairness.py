@@ -11,8 +11,7 @@ from governance.report.charts._data import NoData, ci, num, ok_section, rows, te
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
+    from governance.report.charts._plot import Figure
     from governance.results import Results
 
 __all__ = ["group_rates"]
@@ -124,95 +123,70 @@ def _spec(
     if below:
         caption += f" Below the line: {', '.join(below)}."
 
-    labels = [_short(g) for g in groups]
     with_ci = any(ci(r, k) for r in group_rows for k, _ in shown)
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._svg import fixed_margins, text_width
+        from governance.report.charts._plot import LegendEntry
 
-        # Margins from the measured widths of the group names (no layout engine: see new_figure).
-        # Inches: 9 pt label + ticks left; titles on top; tick labels (+ legend row) below.
-        fixed_margins(
-            fig,
-            left=0.32 + text_width(labels, 8) + 0.12,
-            right=0.18,
-            top=0.3,
-            bottom=0.32 + (0.28 if line is not None else 0.0),
-            wspace=0.32,
-            columns=len(shown),
-        )
-        from matplotlib.ticker import NullLocator
-
-        # Not sharey: a shared axis shares its ticks, and the hidden y ticks of the other panels
-        # would still be built and drawn (a dozen artists each); equal limits align the bars.
-        axes = fig.subplots(1, len(shown), squeeze=False)[0]
+        # One y scale: the panels' bars line up, and only the first names the groups.
+        (axes,) = fig.subplots(1, len(shown), sharey=True, wspace=18)
         ypos = list(range(len(groups)))
         ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
-        for i, (ax, (key, label), color) in enumerate(zip(axes, shown, ("#0072B2", "#E69F00", "#009E73"))):
+        for ax, (key, label), color in zip(axes, shown, ("#0072B2", "#E69F00", "#009E73")):
             values = [num(r, key) for r in group_rows]
             bars = [v if v is not None else 0.0 for v in values]
-            err = _errors(group_rows, key, values)
-            ax.barh(ypos, bars, color=color, height=0.6, xerr=err, ecolor="#333333", capsize=3)
+            ax.barh(ypos, bars, color=color, height=0.6, xerr=_errors(group_rows, key, values))
             for y, v in zip(ypos, values):
                 ax.text(
                     0.01,
                     y,
                     "n/a" if v is None else fmt_number(v, 2),
-                    va="center",
-                    fontsize=7,
-                    color="white" if v and v > 0.12 else "#333333",
+                    color="#FFFFFF" if v and v > 0.12 else "#333333",
                 )
             ax.set_xlim(0, 1)
             ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top, as in the tables
-            # Fixed ticks: no locator search, and the same five labels on every panel.
+            # The same five ticks on every panel.
             ax.set_xticks(ticks, ["0", "0.25", "0.5", "0.75", "1"])
-            if i:
-                ax.yaxis.set_major_locator(NullLocator())
-            # An explicit y keeps matplotlib from measuring the axes at draw time to place it.
-            ax.set_title(label, y=1.0)
-            ax.grid(axis="y", visible=False)
+            ax.set_title(label)
+            ax.grid = "x"
             if key == "selection_rate" and line is not None:
-                ax.axvline(line, color="#D55E00", linestyle="--", linewidth=1.4)
+                ax.axvline(line, color="#D55E00", dash="5 3", width=1.4)
         if line is not None:
             # Under the panels, not on them: a legend inside would cover the bars it explains.
-            from matplotlib.lines import Line2D
-
-            handles = [Line2D([], [], color="#D55E00", linestyle="--", linewidth=1.4)]
-            texts = [f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}"]
+            entries = [
+                LegendEntry(
+                    f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}",
+                    "#D55E00",
+                    "line",
+                    dash="5 3",
+                    width=1.4,
+                )
+            ]
             if with_ci:
-                handles.append(Line2D([], [], color="#333333", marker="|", linestyle="-", linewidth=1))
-                texts.append("95% confidence interval")
-            fig.legend(handles, texts, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=2, frameon=False)
-        axes[0].set_yticks(ypos, labels)
+                entries.append(LegendEntry("95% confidence interval", "#333333", "whisker"))
+            fig.legend(entries)
+        axes[0].set_yticks(ypos, groups)
         axes[0].set_ylabel(attr)
 
-    height = 1.0 + 0.32 * len(groups)
+    height = 96 + 31 * len(groups) + (22 if line is not None else 0)
     return ChartSpec(
         id=f"group_rates-{attr}",
         title=f"Selection rate, TPR and FPR by {attr}",
         caption=caption,
         alt=alt,
         plot=plot,
-        size=(7.0, max(1.8, height)),
-        layout=None,
+        size=(672, max(173, height)),
     )
 
 
-def _errors(group_rows: list[Mapping[str, Any]], key: str, values: list[float | None]) -> Any:
-    """Asymmetric whiskers for barh, zero where a row has no interval."""
-    lower, upper = [], []
+def _errors(
+    group_rows: list[Mapping[str, Any]], key: str, values: list[float | None]
+) -> list[tuple[float, float] | None] | None:
+    """Whisker ends (low, high) per bar, None where a row has no interval; None when no row has one."""
+    ends: list[tuple[float, float] | None] = []
     for row, value in zip(group_rows, values):
         interval = ci(row, key)
-        if interval is None or value is None:
-            lower.append(0.0)
-            upper.append(0.0)
-        else:
-            lower.append(max(value - interval[0], 0.0))
-            upper.append(max(interval[1] - value, 0.0))
-    if not any(lower) and not any(upper):
-        return None
-    return [lower, upper]
-
-
-def _short(name: str, limit: int = 28) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+        ends.append(
+            None if interval is None or value is None else (min(interval[0], value), max(interval[1], value))
+        )
+    return ends if any(e is not None for e in ends) else None

@@ -15,24 +15,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from governance.report._text import fmt_number
 from governance.report.charts._data import NoData, details, ok_section
-from governance.report.charts._svg import OKABE_ITO
+from governance.report.charts._plot import DIVERGING as _DIVERGING_MAP
+from governance.report.charts._plot import GREYS, Axes, Colormap
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.colors import Colormap
-    from matplotlib.figure import Figure
+    import numpy as np
 
+    from governance.report.charts._plot import Figure
     from governance.results import Results
 
 __all__ = ["DIVERGING", "applies", "attribution_heatmaps", "heatmap_examples"]
 
 #: (negative, zero, positive) ends of the diverging map: Okabe–Ito blue, white, vermillion.
-DIVERGING: tuple[str, str, str] = (OKABE_ITO[0], "#FFFFFF", OKABE_ITO[5])
+DIVERGING: tuple[str, str, str] = _DIVERGING_MAP.stops
 #: Most classes drawn in one chart (one panel each); more would make the panels unreadable.
 MAX_CLASSES = 20
 _COLUMNS = 10
@@ -40,6 +38,8 @@ _COLUMNS = 10
 
 def _grid(value: Any, where: str) -> np.ndarray:
     """A 2-D finite float array from the JSON, or NoData naming what is wrong."""
+    import numpy as np  # here, not at the top: only image results need it
+
     try:
         grid = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -68,9 +68,8 @@ def _class_maps(results: Results) -> dict[str, np.ndarray]:
 
 
 def _cmap() -> Colormap:
-    from matplotlib.colors import LinearSegmentedColormap
-
-    return LinearSegmentedColormap.from_list("governance_diverging", list(DIVERGING))
+    """The diverging map: ``t`` = 0 (−limit) blue, 0.5 (zero) white, 1 (+limit) vermillion."""
+    return _DIVERGING_MAP
 
 
 def _limit(grids: Sequence[np.ndarray]) -> float:
@@ -79,26 +78,34 @@ def _limit(grids: Sequence[np.ndarray]) -> float:
     A percentile, not the maximum: one extreme pixel would otherwise wash every other panel out
     to near-white; the few pixels beyond the limit show at full colour.
     """
+    import numpy as np
+
     values = np.abs(np.concatenate([g.ravel() for g in grids]))
     peak = float(np.percentile(values, 99))
     return peak if peak > 0 else (float(values.max()) or 1.0)
 
 
-def _panel(ax: Axes, grid: np.ndarray, title: str | None, **style: Any) -> Any:
-    image = ax.imshow(grid, interpolation="nearest", **style)
+def _panel(
+    ax: Axes, grid: np.ndarray, title: str | None, *, cmap: Colormap, vmin: float, vmax: float
+) -> None:
+    """One image as square vector cells (no raster), framed in light grey, with a small title."""
+    ax.heatmap(grid.tolist(), cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.grid(False)
-    for spine in ax.spines.values():
-        spine.set_visible(True)
-        spine.set_color("#bbbbbb")
+    ax.spines = "box"
     if title is not None:
-        ax.set_title(title, fontsize=8, pad=2)
-    return image
+        ax.set_title(title, size=10.5)
+
+
+def _side(columns: int, most: float) -> float:
+    """About the side in px of a square panel when ``columns`` of them share a 672 px row with a colour bar."""
+    return min(most, (570 - 10 * columns) / max(columns, 1))
 
 
 def _hotspot(grid: np.ndarray) -> str:
     """Where the strongest positive evidence lies, in words (row, column from the top left)."""
+    import numpy as np
+
     r, c = np.unravel_index(int(np.argmax(grid)), grid.shape)
     return f"strongest positive pixel at row {r + 1}, column {c + 1}"
 
@@ -141,16 +148,13 @@ def attribution_heatmaps(results: Results) -> list[ChartSpec]:
     cols = min(len(maps), _COLUMNS)
 
     def plot(fig: Figure) -> None:
-        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-        image = None
-        for ax, (label, grid) in zip(axes, maps.items(), strict=False):
-            image = _panel(ax, grid, label, cmap=_cmap(), vmin=-limit, vmax=limit)
+        grid = fig.subplots(rows, cols, wspace=6, hspace=4)
+        axes = [ax for row in grid for ax in row]
+        for ax, (label, values) in zip(axes, maps.items(), strict=False):
+            _panel(ax, values, label, cmap=_cmap(), vmin=-limit, vmax=limit)
         for ax in axes[len(maps) :]:
-            ax.set_visible(False)
-        if image is not None:
-            bar = fig.colorbar(image, ax=list(axes), shrink=0.8, pad=0.02)
-            bar.set_label("attribution", fontsize=8)
-            bar.ax.tick_params(labelsize=7)
+            ax.visible = False
+        fig.colorbar(_cmap(), -limit, limit, label="attribution")
 
     return [
         ChartSpec(
@@ -159,7 +163,7 @@ def attribution_heatmaps(results: Results) -> list[ChartSpec]:
             caption=caption,
             alt=alt,
             plot=plot,
-            size=(7.0, 0.5 + 0.95 * rows),
+            size=(672, 14 + rows * (_side(cols, 110) + 26)),
         )
     ]
 
@@ -213,29 +217,25 @@ def heatmap_examples(results: Results) -> list[ChartSpec]:
     )
 
     def plot(fig: Figure) -> None:
-        axes = fig.subplots(2 * depth, len(by_class), squeeze=False)
-        image = None
+        axes = fig.subplots(2 * depth, len(by_class), wspace=6, hspace=4)
         for col, (label, pairs) in enumerate(by_class.items()):
             for k in range(depth):
                 top, bottom = axes[2 * k][col], axes[2 * k + 1][col]
                 if k >= len(pairs):
-                    top.set_visible(False)
-                    bottom.set_visible(False)
+                    top.visible = False
+                    bottom.visible = False
                     continue
                 pixels, attribution = pairs[k]
                 _panel(
                     top,
                     pixels,
                     label if k == 0 else None,
-                    cmap="Greys",
+                    cmap=GREYS,
                     vmin=0.0,
-                    vmax=max(1.0, pixels.max()),
+                    vmax=max(1.0, float(pixels.max())),
                 )
-                image = _panel(bottom, attribution, None, cmap=_cmap(), vmin=-limit, vmax=limit)
-        if image is not None:
-            bar = fig.colorbar(image, ax=list(axes.ravel()), shrink=0.8, pad=0.02)
-            bar.set_label("attribution", fontsize=8)
-            bar.ax.tick_params(labelsize=7)
+                _panel(bottom, attribution, None, cmap=_cmap(), vmin=-limit, vmax=limit)
+        fig.colorbar(_cmap(), -limit, limit, label="attribution")
 
     return [
         ChartSpec(
@@ -244,6 +244,6 @@ def heatmap_examples(results: Results) -> list[ChartSpec]:
             caption=caption,
             alt=alt,
             plot=plot,
-            size=(7.0, 0.4 + 1.4 * depth),
+            size=(672, 34 + 2 * depth * (_side(len(by_class), 80) + 8)),
         )
     ]

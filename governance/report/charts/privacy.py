@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
 from governance.report.charts._data import NoData, details, num, ok_section, rows
-from governance.report.charts._svg import OKABE_ITO
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
+    from governance.report.charts._plot import Figure
     from governance.results import Results
 
 __all__ = ["epsilon_per_epoch", "membership_roc"]
@@ -79,20 +77,16 @@ def epsilon_per_epoch(results: Results) -> list[ChartSpec]:
         caption += " The dashed line is the target ε of the spec."
 
     def plot(fig: Figure) -> None:
-        ax = fig.subplots()
+        ax = fig.add_axes()
         ax.plot([e for e, _ in points], [v for _, v in points], marker="o", color="#0072B2", label="ε spent")
         if target is not None:
             ax.axhline(
-                target,
-                color="#D55E00",
-                linestyle="--",
-                linewidth=1.2,
-                label=f"target ε = {fmt_number(target)}",
+                target, color="#D55E00", dash="5 3", width=1.2, label=f"target ε = {fmt_number(target)}"
             )
         ax.set_xlabel("epoch")
         ax.set_ylabel("ε")
-        ax.set_ylim(bottom=0)
-        ax.legend(frameon=False, loc="lower right")
+        ax.set_ylim(0)
+        ax.legend("lower right")
 
     return [
         ChartSpec(
@@ -101,7 +95,7 @@ def epsilon_per_epoch(results: Results) -> list[ChartSpec]:
             caption=caption,
             alt=alt,
             plot=plot,
-            size=(7.0, 2.4),
+            size=(672, 230),
         )
     ]
 
@@ -142,10 +136,10 @@ def membership_roc(results: Results) -> list[ChartSpec]:
         caption += f" The strongest attack here is {strongest}."
 
     def plot(fig: Figure) -> None:
-        from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+        from governance.report.charts._plot import OKABE_ITO
 
-        ax = fig.subplots()
-        ax.plot([floor, 1], [floor, 1], linestyle="--", color="#777777", linewidth=1, label="chance")
+        ax = fig.add_axes()
+        ax.plot([floor, 1], [floor, 1], dash="5 3", color="#777777", width=1, label="chance")
         for i, (name, pts) in enumerate(clipped.items()):
             name_auc = results.metrics.get(f"privacy.membership_inference.{name}.auc")
             label = name + (f" (AUC {fmt_number(name_auc, 3)})" if name_auc is not None else "")
@@ -154,23 +148,17 @@ def membership_roc(results: Results) -> list[ChartSpec]:
                 [p[1] for p in pts],
                 color=OKABE_ITO[i % 7],
                 label=label,
-                linewidth=2.0 if name == strongest else 1.4,
+                width=2.0 if name == strongest else 1.4,
             )
-        ax.axvline(1e-3, color="#D55E00", linestyle=":", linewidth=1, label="FPR = 0.001")
+        ax.axvline(1e-3, color="#D55E00", dash="1.5 2.5", width=1.2, label="FPR = 0.001")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        # Plain decimals: math text is off (user strings must not be parsed as TeX), so the default
-        # 10^{-3} labels would print as raw TeX.
-        decades = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(FixedLocator(decades))
-            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            axis.set_minor_locator(NullLocator())
+        # Decades as plain decimals (0.0001 … 1).
         ax.set_xlim(floor, 1)
         ax.set_ylim(floor, 1)
         ax.set_xlabel("false-positive rate")
         ax.set_ylabel("true-positive rate")
-        ax.legend(frameon=False, loc="lower right")
+        ax.legend("lower right")
 
     return [
         ChartSpec(
@@ -179,7 +167,7 @@ def membership_roc(results: Results) -> list[ChartSpec]:
             caption=caption,
             alt=alt,
             plot=plot,
-            size=(5.2, 3.6),
+            size=(499, 346),
         )
     ]
 

@@ -10,15 +10,12 @@ from governance.report.charts._data import NoData, num, ok_section, rows, text
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
+    from governance.report.charts._plot import Axes, Figure
     from governance.results import AuditSection, Results
 
 __all__ = ["robust_accuracy"]
 
-MAX_GROUP_LINES = 7  # one colour each in the Okabe–Ito palette
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+MAX_GROUP_LINES = 7  # one colour and one marker each (Okabe–Ito palette)
 Point = tuple[float, float]  # (ε, accuracy)
 
 
@@ -103,19 +100,20 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
         caption += " No per-group robustness rows were recorded."
 
     def plot(fig: Figure) -> None:
-        axes = fig.subplots(1, 1 + len(per_attr), sharey=True, squeeze=False)[0]
+        (axes,) = fig.subplots(1, 1 + len(per_attr), sharey=True)
         for i, (atk, pts) in enumerate(attacks.items()):
             _line(axes[0], pts, atk, i)
         axes[0].set_title("overall")
         axes[0].set_ylabel("accuracy")
         for ax, (attr, lines) in zip(axes[1:], per_attr.items()):
             for i, (group, pts) in enumerate(lines.items()):
-                _line(ax, pts, group if len(group) <= 20 else group[:19] + "…", i)
+                _line(ax, pts, group, i)
             ax.set_title(f"by {attr} ({strongest})")
+        axes[0].set_ylim(0, 1)  # shared by every panel
+        # ε means the same in every panel: one label under them all.
+        fig.set_xlabel(f"ε ({units})" if units else "ε")
         for ax in axes:
-            ax.set_xlabel(f"ε ({units})" if units else "ε")
-            ax.set_ylim(0, 1)
-            ax.legend(frameon=False, loc="lower left")
+            ax.legend("lower left")
 
     return [
         ChartSpec(
@@ -124,10 +122,18 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
             caption=caption,
             alt=alt,
             plot=plot,
-            size=(7.0, 2.8),
+            size=(672, 269),
         )
     ]
 
 
 def _line(ax: Axes, pts: list[Point], label: str, i: int) -> None:
-    ax.plot([e for e, _ in pts], [a for _, a in pts], marker=_MARKERS[i % 7], label=label)
+    from governance.report.charts._plot import MARKERS, OKABE_ITO
+
+    ax.plot(
+        [e for e, _ in pts],
+        [a for _, a in pts],
+        marker=MARKERS[i % len(MARKERS)],
+        color=OKABE_ITO[i % 7],
+        label=label,
+    )
