@@ -152,7 +152,7 @@ def run_audit(
         hashes = _HashCache()
         # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
         policy_obj, waiver_objs = _load_policy(policy, waivers)
-        # The report stage's fixed cost (matplotlib, fonts, templates) is paid by a worker while
+        # The report stage's fixed cost (Jinja, templates) is paid by a worker while
         # the audits run; it renders once the results exist (see ReportWorker). Forked before the
         # hashing thread starts, so the child never inherits a thread mid-work.
         if worker is None:

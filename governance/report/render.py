@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_FORMATS", "ReportWorker", "format_names", "render", "write_reports"]
 
-#: Formats whose rendering draws charts (matplotlib): worth warming up in a worker.
+#: Formats whose rendering draws charts (SVG): their builders are imported by a warm-up.
 _DRAWN = frozenset({"html", "pdf"})
 #: Format → (Jinja environment kind, template) compiled ahead of the results.
 _TEMPLATES = {
@@ -106,11 +106,11 @@ def write_reports(
 class ReportWorker:
     """Writes the reports in a child process that got ready while the audits ran.
 
-    The report stage costs about as much as the audits themselves on a large decision log, and
-    almost all of it is fixed cost: importing matplotlib and Jinja, loading fonts, compiling the
-    templates. None of that depends on the results, so :meth:`start` forks a child that does it
-    while the parent loads data and computes; :meth:`write` then hands it the results, and the
-    parent writes results.json and hashes files while the child draws the charts.
+    Most of the report stage is fixed cost: importing Jinja (and WeasyPrint for PDF) and
+    compiling the templates. None of that depends on the results, so :meth:`start` forks a child
+    that does it while the parent loads data and computes; :meth:`write` then hands it the
+    results, and the parent writes results.json and hashes files while the child draws the charts
+    and renders the templates.
 
     Any failure on the worker's side (it could not start, died, timed out, rendering raised)
     makes :meth:`write` render in this process instead, so the reports and the errors a caller
@@ -152,7 +152,7 @@ class ReportWorker:
         try:
             with warnings.catch_warnings():
                 # Python 3.12+ warns about fork in a process with threads; the child only imports
-                # matplotlib/Jinja and renders, it never touches the parent's thread pools.
+                # Jinja and renders, it never touches the parent's thread pools.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 process.start()
         except OSError:
@@ -216,7 +216,7 @@ class ReportWorker:
 
 
 def warm_up(formats: Sequence[str], template_dir: Path | None = None) -> None:
-    """Pay the report stage's fixed costs now: imports, template compilation, font loading.
+    """Pay the report stage's fixed costs now: imports and template compilation.
 
     Each step is best effort: whatever fails here fails again, with its real error, when the
     reports are rendered.

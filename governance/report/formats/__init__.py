@@ -1,8 +1,8 @@
 """Report output formats behind one registry (name → renderer), as pip-audit's ``_format``.
 
 A renderer is ``render(job: ReportJob) -> bytes``. Formats are registered by import path so
-that choosing one (CLI ``--format`` choices, ``--help``) never imports Jinja, matplotlib or
-WeasyPrint.
+that choosing one (CLI ``--format`` choices, ``--help``) never imports Jinja, the chart
+builders or WeasyPrint.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ def render_pdf(job: ReportJob) -> bytes:
         import weasyprint
     except (ImportError, OSError) as exc:  # OSError: pango missing, raised by cffi at import
         raise PdfUnavailable(ERR_NO_WEASYPRINT.format(error=exc)) from exc
-    # WeasyPrint logs a warning for every SVG presentation property it does not style (matplotlib
-    # writes many); the PDF is right regardless, and a reviewer's terminal should not fill up.
+    # WeasyPrint logs a warning for every SVG or CSS property it does not support; the PDF is
+    # right regardless, and a reviewer's terminal should not fill up.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     html = render_html_text(job, pdf=True)
     # No base_url and a fetcher that refuses everything: the report is self-contained, so any
