@@ -30,6 +30,7 @@ from governance.train.dp import (
     epsilon_for,
     fix_module,
     max_steps_within,
+    planned_epsilons,
     supports_fast_clipping,
 )
 from governance.train.fast_dp import supports_fused_mlp
@@ -317,6 +318,17 @@ class Trainer:
 
         records: list[dict[str, Any]] = list(prior_history)
         steps_done = sum(int(r["steps"]) for r in records)
+        if self.privacy is not None and noise_multiplier:
+            planned_epsilons(
+                engine.accountant.history,
+                float(noise_multiplier),
+                sample_rate,
+                len(loader),
+                self.epochs - start_epoch,
+                target_epsilon=self.privacy.target_epsilon,
+                delta=self.privacy.delta,
+                accountant=self.privacy.accountant,
+            )
         seconds = prior_seconds
         step_seconds = float(checkpoint.state.get("step_seconds", 0.0)) if checkpoint else 0.0
         stopped_early = bool(checkpoint.state.get("stopped_early", False)) if checkpoint else False

@@ -180,10 +180,23 @@ def test_privacy_settings_validate() -> None:
             PrivacySettings(**bad)
 
 
-def test_auto_mode_uses_hooks_for_convolutions() -> None:
-    cnn = nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
-    assert choose_grad_sample_mode(cnn, "auto") == "hooks"
-    assert choose_grad_sample_mode(cnn, "ghost") == "ghost"
+def test_auto_mode_uses_fast_path_for_plain_convolutions_and_hooks_for_others() -> None:
+    """Opacus alone would pick hooks for a CNN (its ghost mode has no Conv2d norm sampler); a
+    one-group zero-padded Conv2d goes through the fast path, a grouped one stays on hooks."""
+    x, y = _data(n=40, d=16)
+    modes = {}
+    for name, groups in (("plain", 1), ("grouped", 2)):
+        torch.manual_seed(0)
+        cnn = nn.Sequential(
+            nn.Unflatten(1, (2, 2, 4)), nn.Conv2d(2, 2, (1, 3), groups=groups), nn.Flatten(), nn.Linear(8, 2)
+        )
+        assert choose_grad_sample_mode(cnn, "auto") == "hooks"
+        assert choose_grad_sample_mode(cnn, "ghost") == "ghost"
+        assert supports_fast_clipping(cnn) == (groups == 1)
+        privacy = PrivacySettings(target_epsilon=50.0, delta=1e-3, noise_multiplier=1.0)
+        result = Trainer(model=cnn, train_data=(x, y), privacy=privacy, epochs=1, batch_size=20).fit()
+        modes[name] = result.ledger["privacy"]["grad_sample_mode"]
+    assert modes == {"plain": "fast", "grouped": "hooks"}
 
 
 def test_fast_path_reproduces_opacus_with_noise() -> None:
@@ -305,3 +318,22 @@ def test_auto_picks_fused_only_for_plain_mlps() -> None:
     tanh = nn.Sequential(nn.Linear(x.shape[1], 3), nn.Tanh(), nn.Linear(3, 2))
     with pytest.raises(ValueError, match="fused"):
         Trainer(model=tanh, train_data=(x, y), privacy=privacy, epochs=1, batch_size=20).fit()
+
+
+def test_planned_epsilons_project_each_epoch_and_stop_past_the_target() -> None:
+    from governance.train.dp import planned_epsilons
+
+    history = [(1.3, 0.02, 40)]
+    planned = planned_epsilons(history, 0.9, 0.05, 20, 6, target_epsilon=1e9, delta=1e-5)
+    expected = [epsilon_for([*history, (0.9, 0.05, 20 * k)], 1e-5) for k in range(1, 7)]
+    assert planned == expected and planned == sorted(planned)
+    # The first projection past the target is the last one computed.
+    cut = planned_epsilons(history, 0.9, 0.05, 20, 6, target_epsilon=planned[2], delta=1e-5)
+    assert cut == planned[:4]
+    # Memoised: merged histories hit the same entry, and a fresh accountant agrees.
+    assert epsilon_for([*history, (0.9, 0.05, 20), (0.9, 0.05, 20)], 1e-5) == planned[1]
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant(mechanism="prv")
+    acc.history = [(1.3, 0.02, 40), (0.9, 0.05, 40)]
+    assert acc.get_epsilon(delta=1e-5) == planned[1]
