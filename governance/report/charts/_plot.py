@@ -5,17 +5,18 @@ confusion matrix, attribution heatmaps). A general plotting library costs half a
 import and as much again to draw them; this module is pure Python and draws them all in a few
 milliseconds.
 
-What it writes is deliberately plain SVG 1.1 — ``rect``, ``line``, ``path``, ``circle`` and
-``text`` with ``text-anchor``, in ``g`` groups with presentation attributes — so that browsers and
+What it writes is deliberately plain SVG 1.1 — ``rect``, ``line``, ``polyline``, ``path``,
+``circle`` and ``text`` with ``text-anchor``, in ``g`` groups with presentation attributes — so that browsers and
 WeasyPrint (the PDF report) draw it the same way: no CSS variables, no ``foreignObject``, no
 embedded rasters, no fonts, no references between elements. Every string that comes from the
 results (group, feature and class names, titles, alt text) is escaped; labels too long for their
 room are cut with an ellipsis and keep the full text in a ``<title>`` child. The output depends
 only on the input: no dates, no random ids, coordinates rounded to two decimals.
 
-Layout works from text widths estimated from character counts (no font files are read), which
-is precise enough to size margins; a chart declares what it shows and :meth:`Figure.to_svg`
-places the panels around their tick labels, titles, legends and colour bar.
+Layout works from text widths estimated character by character (a small table of glyph widths;
+no font files are read), which is precise enough to size margins; a chart declares what it shows
+and :meth:`Figure.to_svg` places the panels around their tick labels, titles, legends and colour
+bar.
 
 Examples
 --------
