@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     import pandas as pd
 
@@ -123,6 +125,10 @@ class Audit(ABC):
     name: ClassVar[str]
     #: False for audits that work from predictions alone (performance, fairness, data quality).
     requires_model: ClassVar[bool] = True
+
+    def input_files(self, spec: Spec, options: Mapping[str, Any]) -> tuple[Path, ...]:
+        """Files this audit's options name (hashed into manifest.json with the spec's own inputs)."""
+        return ()
 
     def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:  # noqa: B027
         """Check options and data before any expensive work (training); raise InputError.

@@ -1,7 +1,10 @@
 """Privacy audit: the accountant's (ε, δ) and what a membership-inference attacker achieves.
 
-Members are rows of the train split, non-members rows of the eval split, balanced by a seeded
-subsample of the larger side (and capped at ``max_rows`` each). Each side is split in two
+Members are rows of the train split, non-members rows of the eval split (or of the
+``nonmembers`` file: held-out rows of the training distribution, for specs whose eval split comes
+from elsewhere, e.g. an identity-term template set, where the attack would otherwise partly
+detect the change of distribution), balanced by a seeded subsample of the larger side (and
+capped at ``max_rows`` each). Each side is split in two
 halves, seeded: the *attack* half trains ART's ``MembershipInferenceBlackBox`` and picks the
 loss attack's threshold; every reported rate is measured on the other, *evaluation* half.
 
@@ -40,11 +43,16 @@ from governance.audit.base import Audit
 from governance.results import AuditSection, Finding, SectionStatus, Severity, metric_id
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
     import pandas as pd
 
     from governance.audit.base import AuditContext
+    from governance.data.bundle import DataBundle
+    from governance.spec import Spec
 
-__all__ = ["PrivacyAudit", "PrivacyOptions", "epsilon_finding"]
+__all__ = ["PrivacyAudit", "PrivacyOptions", "epsilon_finding", "load_nonmembers", "nonmember_path"]
 
 NAME = "privacy"
 FPR_TARGETS = (0.001, 0.01)
@@ -65,6 +73,9 @@ class PrivacyOptions:
     alpha: float = 0.05
     #: δ for the empirical ε bound when the ledger has none.
     delta: float = 1e-5
+    #: A table (CSV/Parquet/JSONL, relative to the spec) of rows drawn like the train split but
+    #: never trained on; non-members come from it instead of the eval split.
+    nonmembers: str | None = None
 
     def validate(self, context: AuditContext) -> None:
         checks: list[tuple[bool, str, str]] = [
@@ -77,6 +88,61 @@ class PrivacyOptions:
         for ok, field, message in checks:
             if not ok:
                 raise option_error(context, NAME, field, f"{message}, got {getattr(self, field)!r}")
+
+
+def nonmember_path(spec: Spec, options: Mapping[str, Any]) -> Path | None:
+    """The ``nonmembers`` file of the spec's privacy options, resolved against the spec's folder."""
+    from pathlib import Path
+
+    value = options.get("nonmembers")
+    if not isinstance(value, str) or not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute() and spec.source is not None:
+        path = Path(spec.source).resolve().parent / path
+    return path
+
+
+def load_nonmembers(spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> pd.DataFrame | None:
+    """The ``nonmembers`` rows, checked: the label and every model input column present, labels
+    the model knows, and no row that is also a train row (it would be a member)."""
+    from governance.data.loading import _as_strings, read_table
+    from governance.errors import InputError
+
+    path = nonmember_path(spec, options)
+    if path is None:
+        if options.get("nonmembers") is not None:
+            raise InputError(spec.source or "spec", f"audits.{NAME}.nonmembers", "expected a file path")
+        return None
+    where = spec.source or path
+    field = f"audits.{NAME}.nonmembers"
+    try:
+        frame = read_table(path)
+    except InputError as exc:
+        raise InputError(where, field, f"{path}: {exc.message}") from None
+    inputs = (data.text,) if data.text else data.features
+    missing = [c for c in (data.label, *inputs) if c and c not in frame.columns]
+    if missing:
+        raise InputError(
+            where, field, f"{path} lacks column {missing[0]!r}; expected the train split's columns"
+        )
+    frame = frame.copy()
+    frame[data.label] = _as_strings(frame[data.label])
+    unknown = sorted(set(frame[data.label].dropna()) - set(data.classes))
+    if unknown or frame[data.label].isna().any():
+        bad = unknown[0] if unknown else "a missing value"
+        raise InputError(
+            where, field, f"{path}: label {bad!r} not in the model's labels {list(data.classes)}"
+        )
+    if data.train is not None:
+        keys = [c for c in (*inputs, data.label) if c]
+        seen = set(map(tuple, data.train[keys].astype(str).itertuples(index=False)))
+        overlap = sum(tuple(row) in seen for row in frame[keys].astype(str).itertuples(index=False))
+        if overlap:
+            raise InputError(
+                where, field, f"{path}: {overlap} rows are also train rows; non-members must be unseen"
+            )
+    return frame
 
 
 def epsilon_finding(claimed: float | None, empirical: float, alpha: float) -> Finding | None:
@@ -150,6 +216,13 @@ class PrivacyAudit(Audit):
 
     name: ClassVar[str] = NAME
 
+    def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:
+        load_nonmembers(spec, data, options)
+
+    def input_files(self, spec: Spec, options: Mapping[str, Any]) -> tuple[Path, ...]:
+        path = nonmember_path(spec, options)
+        return () if path is None else (path,)
+
     def run(self, context: AuditContext) -> AuditSection:
         started = time.perf_counter()
         opts = parse_options(PrivacyOptions, context.options, context, NAME)
@@ -166,9 +239,11 @@ class PrivacyAudit(Audit):
             reason = "no model: predictions only" if handle is None else "no train split: no members to test"
             return AuditSection(NAME, status=SectionStatus.SKIPPED, metrics=metrics, reason=reason)
 
-        n = min(len(data.train), len(data.eval), opts.max_rows or 10**12)
+        held_out = load_nonmembers(context.spec, data, context.options)
+        pool = data.eval if held_out is None else held_out
+        n = min(len(data.train), len(pool), opts.max_rows or 10**12)
         members = sample_frame(data.train, n, context.seed)
-        nonmembers = sample_frame(data.eval, n, context.seed + 1)
+        nonmembers = sample_frame(pool, n, context.seed + 1)
         proba, labels = self._halves(handle, members, nonmembers, data.label, context.seed)
 
         # Loss attack: score = log p(true label); its threshold is picked on the attack halves.
@@ -206,6 +281,7 @@ class PrivacyAudit(Audit):
                 "strongest_attack": strongest["attack"],
                 "roc": roc,
                 "members": n,
+                "nonmember_source": "eval split" if held_out is None else str(opts.nonmembers),
                 "evaluated_per_side": len(scores["loss_threshold"][0]),
                 "delta_for_bound": delta,
                 "confidence": 1 - opts.alpha,

@@ -496,6 +496,22 @@ def _input_files(spec: Spec, policy: Any, waivers: Any) -> list[Path]:
     return [Path(p) for p in named if isinstance(p, str | PathLike)]
 
 
+def _audit_input_files(spec: Spec) -> dict[str, tuple[Path, ...]]:
+    """Files named by the options of the spec's audits (e.g. the privacy audit's non-members)."""
+    out: dict[str, tuple[Path, ...]] = {}
+    for name in audit_names():
+        if name not in spec.audits:
+            continue
+        try:
+            audit = create_audit(name)
+        except Exception:  # its ERROR section says why; it names no file we could hash
+            continue
+        files = audit.input_files(spec, dict(spec.audits.get(name) or {}))
+        if files:
+            out[name] = files
+    return out
+
+
 def _model_files(model_dir: Path) -> list[Path]:
     return sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
 
@@ -592,6 +608,10 @@ def _write_manifest(
     for key, value in (("policy", policy), ("waivers", waivers)):
         if isinstance(value, str | PathLike) and Path(value).is_file():
             inputs[key] = Path(value)
+    for name, files in _audit_input_files(spec).items():
+        for i, p in enumerate(files):
+            if p.is_file():
+                inputs[f"audits.{name}" + (f".{i}" if i else "")] = p
     entries = {
         "inputs": {k: {"path": str(p), "sha256": hashes(p)} for k, p in inputs.items()},
         "outputs": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,18 +110,31 @@ def test_audit_reports_ledger_attacks_and_the_stronger_one() -> None:
     assert section.details["roc"]["loss_threshold"][0]["fpr"] == pytest.approx(1e-3)
 
 
-def test_loss_attack_auc_equals_sklearn_on_independently_computed_losses() -> None:
+@pytest.mark.parametrize("source", ["eval", "file"])
+def test_loss_attack_auc_equals_sklearn_on_independently_computed_losses(source: str, tmp_path: Path) -> None:
+    """Non-members from the eval split, or from a ``nonmembers`` file of held-out rows."""
     from sklearn.metrics import roc_auc_score
 
+    from tests.audit.tiny_models import credit_frames
+
     handle, bundle = tabular_handle()
-    section = PrivacyAudit().run(make_context(handle, bundle, {"n_boot": 0, "max_rows": None}))
+    options: dict[str, object] = {"n_boot": 0, "max_rows": None}
+    pool = bundle.eval
+    if source == "file":
+        pool = credit_frames(seed=7)[0].iloc[:150]
+        pool.to_csv(tmp_path / "held_out.csv", index=False)
+        options["nonmembers"] = str(tmp_path / "held_out.csv")
+    section = PrivacyAudit().run(make_context(handle, bundle, options))
+    assert section.details["nonmember_source"] == (
+        "eval split" if source == "eval" else options["nonmembers"]
+    )
     # Rebuild the evaluation halves exactly as documented: balanced seeded samples, then halves.
     from governance.audit._inputs import sample_frame
 
-    n = min(len(bundle.train), len(bundle.eval))
+    n = min(len(bundle.train), len(pool))
     rng = np.random.default_rng(0)
     losses = []
-    for frame in (sample_frame(bundle.train, n, 0), sample_frame(bundle.eval, n, 1)):
+    for frame in (sample_frame(bundle.train, n, 0), sample_frame(pool, n, 1)):
         p = handle.predict_proba(frame)
         y = (frame["risk"] == "good").to_numpy().astype(int)
         order = rng.permutation(len(frame))
@@ -190,3 +204,49 @@ def test_real_german_credit_model_through_all_three_audits(tmp_path: object) -> 
     robustness = RobustnessAudit().run(replace(context, options={"hopskipjump_rows": 5}))
     assert robustness.details["onehot_columns_frozen"] is True
     assert 0.0 <= robustness.metrics["robustness.pgd.eps_0.1.accuracy"] <= 1.0  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("missing", "file not found"),
+        ("no_label", "lacks column 'risk'"),
+        ("unknown_label", "not in the model's labels"),
+        ("train_rows", "also train rows"),
+        ("not_a_path", "expected a"),
+    ],
+)
+def test_bad_nonmembers_file_is_one_input_error(problem: str, message: str, tmp_path: Path) -> None:
+    handle, bundle = tabular_handle()
+    path = tmp_path / "held_out.csv"
+    frame = bundle.eval.copy()
+    if problem == "no_label":
+        frame = frame.drop(columns=["risk"])
+    elif problem == "unknown_label":
+        frame.loc[frame.index[0], "risk"] = "maybe"
+    elif problem == "train_rows":
+        frame = bundle.train.iloc[:3]
+    if problem != "missing":
+        frame.to_csv(path, index=False)
+    options: dict[str, object] = {"nonmembers": 5 if problem == "not_a_path" else str(path)}
+    context = make_context(handle, bundle, options)
+    for call in (
+        lambda: PrivacyAudit().preflight(context.spec, bundle, options),
+        lambda: PrivacyAudit().run(context),
+    ):
+        with pytest.raises(InputError) as info:
+            call()
+        assert info.value.field == "audits.privacy.nonmembers" and message in info.value.message
+
+
+def test_nonmembers_path_is_relative_to_the_spec_and_hashed(tmp_path: Path) -> None:
+    from governance.audit.privacy import nonmember_path
+
+    handle, bundle = tabular_handle()
+    spec = make_context(handle, bundle).spec.model_copy(update={"source": tmp_path / "audits" / "spec.yaml"})
+    assert (
+        nonmember_path(spec, {"nonmembers": "data/held.csv"})
+        == (tmp_path / "audits" / "data" / "held.csv").resolve()
+    )
+    assert nonmember_path(spec, {}) is None
+    assert PrivacyAudit().input_files(spec, {"nonmembers": "/x/held.csv"}) == (Path("/x/held.csv"),)

@@ -30,7 +30,7 @@ def test_shipped_data_is_what_the_script_writes(tmp_path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(tmp_path)
-    for name in ("train.csv", "eval.csv"):
+    for name in ("train.csv", "holdout.csv", "eval.csv"):
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), name
 
 

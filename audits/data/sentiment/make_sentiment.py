@@ -1,4 +1,6 @@
-"""Write the project's sentiment data: train.csv (general sentences) and eval.csv (identity terms).
+"""Write the project's sentiment data: train.csv (general sentences), holdout.csv (more general
+sentences, never trained on: the membership-inference audit's non-members) and eval.csv
+(identity terms).
 
 Everything is generated from the word lists below and the identity lexicon and templates in
 ``governance.text.identity``; the output is the same on every run (seeded). Run from the repo
@@ -90,10 +92,15 @@ NEGATIVE_FRAMES = (
     "i would never recommend {s}, {a} and {b}",
 )
 TRAIN_ROWS = 480
+#: Each label has at least 106 distinct candidates left after its 240 train rows.
+HOLDOUT_PER_LABEL = 106
 
 
-def _general(rng: random.Random) -> list[dict[str, str]]:
+def _general(rng: random.Random) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(train rows, holdout rows): the holdout takes the candidates left after the train rows,
+    the same number per label, so both come from one distribution."""
     rows = []
+    holdout = []
     for label, frames, adjectives in (
         ("positive", POSITIVE_FRAMES, POSITIVE_ADJ),
         ("negative", NEGATIVE_FRAMES, NEGATIVE_ADJ),
@@ -106,12 +113,16 @@ def _general(rng: random.Random) -> list[dict[str, str]]:
         unique = sorted(set(candidates))
         rng.shuffle(unique)
         # The general sentences mention no identity term: category "none", no term, no pair.
-        rows += [
-            {"text": t, "label": label, "identity_category": "none", "identity_term": "", "pair_id": ""}
-            for t in unique[: TRAIN_ROWS // 2]
-        ]
+        rows += [_general_row(t, label) for t in unique[: TRAIN_ROWS // 2]]
+        holdout += [_general_row(t, label) for t in unique[TRAIN_ROWS // 2 :][:HOLDOUT_PER_LABEL]]
     rng.shuffle(rows)
-    return rows
+    # Its own generator: train.csv stays what it was before holdout.csv existed.
+    random.Random(SEED + 1).shuffle(holdout)
+    return rows, holdout
+
+
+def _general_row(text: str, label: str) -> dict[str, str]:
+    return {"text": text, "label": label, "identity_category": "none", "identity_term": "", "pair_id": ""}
 
 
 def _identity() -> list[dict[str, str]]:
@@ -132,12 +143,14 @@ def _identity() -> list[dict[str, str]]:
 
 
 def main(out_dir: Path = HERE) -> None:
-    """Write train.csv and eval.csv into ``out_dir`` (the tests regenerate and compare)."""
+    """Write train.csv, holdout.csv and eval.csv into ``out_dir`` (the tests regenerate and compare)."""
     rng = random.Random(SEED)
-    train = _general(rng)
+    train, holdout = _general(rng)
     evaluation = _identity()
-    assert not {r["text"] for r in train} & {r["text"] for r in evaluation}
-    for name, rows in (("train.csv", train), ("eval.csv", evaluation)):
+    texts = [{r["text"] for r in rows} for rows in (train, holdout, evaluation)]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+    assert len(holdout) == 2 * HOLDOUT_PER_LABEL
+    for name, rows in (("train.csv", train), ("holdout.csv", holdout), ("eval.csv", evaluation)):
         with (out_dir / name).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
