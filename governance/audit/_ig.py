@@ -77,7 +77,7 @@ def integrated_gradients(
     feat_shape = tuple(inputs.shape[1:])
     view = (n_steps, 1) + (1,) * len(feat_shape)
     alphas = torch.tensor(alphas_fn(n_steps), dtype=inputs.dtype, device=inputs.device).view(view)
-    weights = torch.tensor(step_sizes_fn(n_steps), dtype=inputs.dtype, device=inputs.device).view(view)
+    weights = torch.tensor(step_sizes_fn(n_steps), dtype=inputs.dtype, device=inputs.device)
     per_chunk = chunk_size or rows_per_chunk(int(inputs[0].numel()) if n else 1, n_steps)
 
     out = torch.empty_like(inputs)
@@ -86,12 +86,15 @@ def integrated_gradients(
         b = baselines[start : start + per_chunk]
         t = target[start : start + per_chunk]
         diff = x - b
-        # (n_steps, m, ...) path points, flattened step-major as Captum orders them.
-        path = (b.unsqueeze(0) + alphas * diff.unsqueeze(0)).reshape(-1, *feat_shape).requires_grad_(True)
+        # (n_steps, m, ...) path points, flattened step-major as Captum orders them: one
+        # addcmul pass over the path tensor, not a product and a sum (two passes, a temporary).
+        path = torch.addcmul(b.unsqueeze(0), alphas, diff.unsqueeze(0)).reshape(-1, *feat_shape)
+        path.requires_grad_(True)
         with torch.enable_grad():
             logits = module(path)
             picked = logits.gather(1, t.repeat(n_steps).view(-1, 1)).sum()
             (grad,) = torch.autograd.grad(picked, path)
-        total = (grad.view(n_steps, x.shape[0], *feat_shape) * weights).sum(dim=0)
+        # Σ_k w_k ∇f(path_k): one matrix-vector product over the steps (no weighted temporary).
+        total = (weights @ grad.view(n_steps, -1)).view_as(x)
         out[start : start + per_chunk] = total * diff
     return out
