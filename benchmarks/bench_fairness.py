@@ -96,8 +96,8 @@ def time_report(results: Path, out: Path) -> float | None:
     """Seconds the report stage alone takes in a process of its own (imports + rendering), or None.
 
     A fixed cost, independent of the number of rows. Inside ``governance audit`` most of it is
-    hidden: a forked worker imports matplotlib and compiles the templates while the data loads
-    (``governance.report.render.ReportWorker``), so it is reported, not subtracted.
+    hidden: a forked worker imports Jinja and the chart code and compiles the templates while
+    the data loads (``governance.report.render.ReportWorker``), so it is reported, not subtracted.
     """
     done = subprocess.run(
         [sys.executable, "-c", _REPORT_ONLY, str(results), str(out)], capture_output=True, text=True
