@@ -69,3 +69,21 @@ def test_term_token_mask_marks_the_term_tokens(tiny_bert: Path) -> None:
     tokens = tokenizer.convert_ids_to_tokens(encoded.ids[0].tolist())
     assert [t for t, m in zip(tokens, mask[0]) if m] == ["deaf"]
     assert not any(mask[1])
+
+
+def test_reference_spec_takes_its_nonmembers_from_the_holdout() -> None:
+    """audits/minilm-sentiment.yaml: the privacy audit's non-members are held-out general
+    sentences (the train distribution), every one unseen, and the preflight accepts them."""
+    from governance.audit.privacy import PrivacyAudit, load_nonmembers, nonmember_path
+    from governance.data.loading import load_bundle
+    from governance.spec import load_spec
+
+    spec = load_spec(DATA.parents[1] / "minilm-sentiment.yaml")
+    bundle = load_bundle(spec)
+    options = dict(spec.audits["privacy"] or {})
+    assert nonmember_path(spec, options) == (DATA / "holdout.csv").resolve()
+    PrivacyAudit().preflight(spec, bundle, options)
+    held_out = load_nonmembers(spec, bundle, options)
+    assert held_out is not None and bundle.train is not None
+    assert set(held_out["identity_category"]) == set(bundle.train["identity_category"]) == {"none"}
+    assert held_out["label"].value_counts().to_dict() == {"positive": 106, "negative": 106}
