@@ -19,6 +19,7 @@ def test_every_benchmark_module_exposes_run():
         "bench_training",
         "bench_attribution",
         "bench_robustness",
+        "bench_audit",
     } <= set(names)
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")

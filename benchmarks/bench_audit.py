@@ -1,0 +1,87 @@
+"""The whole German Credit audit, model already trained: ``governance audit`` wall time.
+
+Target (issue 4): all five audits of ``audits/german-credit.yaml`` (performance, fairness,
+attribution, robustness, privacy; data quality too) on a model trained beforehand
+(``governance train``, not timed) take ≤ 30 s, the whole process: interpreter start, imports,
+loading, every audit, results.json, report.html and manifest.json. Best of two runs, the median
+reported beside it (the machine is shared). Smoke mode times one run of a spec cut down to two
+epochs of training and 200 robustness/privacy rows (reported, not judged).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = REPO / "audits" / "german-credit.yaml"
+TARGET_S = 30.0
+
+
+def _governance() -> str:
+    return str(Path(sys.executable).with_name("governance"))
+
+
+def _smoke_spec(folder: Path) -> Path:
+    """The reference spec with short training and smaller attack samples (paths made absolute)."""
+    import yaml
+
+    spec = yaml.safe_load(SPEC.read_text())
+    for split in ("train", "eval"):
+        spec["data"][split] = str((SPEC.parent / spec["data"][split]).resolve())
+    spec["train"]["epochs"] = 2
+    for audit in ("robustness", "privacy"):
+        options = spec["audits"].get(audit) or {}
+        options["max_rows"] = 200
+        spec["audits"][audit] = options
+    path = folder / "german-credit-smoke.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def _call(args: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([_governance(), *args], capture_output=True, text=True, check=False)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"governance {args[0]} exited {done.returncode}: {done.stderr.strip()[-400:]}")
+    return took
+
+
+def run(smoke: bool = False) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        spec = _smoke_spec(folder) if smoke else SPEC
+        model = folder / "model"
+        train_s = _call(["train", str(spec), "--out", str(model), "--no-progress"])
+        times = [
+            _call(
+                ["audit", str(spec), "--model", str(model), "--out", str(folder / f"out{i}"), "--no-progress"]
+            )
+            for i in range(1 if smoke else 2)
+        ]
+        results = json.loads((folder / "out0" / "results.json").read_text())
+    sections = results.get("sections", {})
+    best = min(times)
+    return {
+        "train_s": round(train_s, 2),
+        "audit_s": round(best, 2),
+        "audit_median_s": round(statistics.median(times), 2),
+        "target_s": TARGET_S,
+        "audits": sorted(sections),
+        "audit_seconds": {name: round(float(s.get("seconds") or 0.0), 2) for name, s in sections.items()},
+        "all_ok": all(s.get("status") == "ok" for s in sections.values()),
+        "met": None
+        if smoke
+        else bool(best <= TARGET_S and all(s.get("status") == "ok" for s in sections.values())),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(smoke="--smoke" in sys.argv), indent=2))
