@@ -1,4 +1,6 @@
-"""A fast DP-SGD step for models whose trainable parameters sit in ``nn.Linear`` (and ``nn.LayerNorm``).
+"""A fast DP-SGD step for models whose trainable parameters sit in ``nn.Linear``, ``nn.LayerNorm``,
+``nn.Conv2d`` (one group, zero padding) and ``nn.GroupNorm`` layers; the convolution and
+GroupNorm per-sample math lives in :mod:`governance.train.fast_conv`.
 
 Why this exists: on CPU, Opacus' per-step bookkeeping (module hooks, per-sample gradient
 tensors or ghost clipping's second backward pass, optimizer wrappers) costs several
@@ -42,15 +44,23 @@ __all__ = [
 
 
 def _clippable(module: nn.Module) -> bool:
-    """Layers this module clips: ``Linear``, and ``LayerNorm`` with an elementwise affine."""
+    """Layers this module clips: ``Linear``, ``LayerNorm`` with an elementwise affine, and (see
+    :mod:`governance.train.fast_conv`) one-group zero-padded ``Conv2d`` and affine ``GroupNorm``."""
     from torch import nn
 
-    return type(module) is nn.Linear or (type(module) is nn.LayerNorm and module.elementwise_affine)
+    from governance.train.fast_conv import conv_clippable, group_norm_clippable
+
+    return (
+        type(module) is nn.Linear
+        or (type(module) is nn.LayerNorm and module.elementwise_affine)
+        or conv_clippable(module)
+        or group_norm_clippable(module)
+    )
 
 
 def supports_fast_clipping(model: nn.Module) -> bool:
-    """True when every trainable parameter belongs to an ``nn.Linear`` (or ``nn.LayerNorm``) and
-    none is shared; at least one trainable ``Linear`` is required."""
+    """True when every trainable parameter belongs to a layer :func:`_clippable` accepts and none
+    is shared; at least one trainable ``Linear`` or ``Conv2d`` is required."""
     from torch import nn
 
     seen: set[int] = set()
@@ -61,7 +71,7 @@ def supports_fast_clipping(model: nn.Module) -> bool:
             continue
         if not _clippable(module):
             return False
-        has_linear = has_linear or type(module) is nn.Linear
+        has_linear = has_linear or type(module) in (nn.Linear, nn.Conv2d)
         for p in own:
             if id(p) in seen:
                 return False
@@ -123,18 +133,24 @@ class FastLinearClipping:
             for m in module.modules()
             if _clippable(m) and any(p.requires_grad for p in m.parameters(recurse=False))
         ]
-        self._records: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+        self._records: list[tuple[nn.Module, Any, torch.Tensor]] = []
+        self._workspaces: dict[int, Any] = {}  # conv layers' buffers, kept between steps (fast_conv)
         self._handles = [layer.register_forward_hook(self._record) for layer in self.layers]
 
     def _record(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         if layer.training and output.requires_grad:
-            x = inputs[0].detach()
+            x: Any = inputs[0].detach()
             if type(layer).__name__ == "LayerNorm":
                 import torch.nn.functional as F
 
                 # The normalised input x̂: the LayerNorm's weight gradient is g ⊙ x̂.
                 norm: Any = layer
                 x = F.layer_norm(x, norm.normalized_shape, None, None, norm.eps)
+            elif type(layer).__name__ == "GroupNorm":
+                from governance.train.fast_conv import group_norm_input
+
+                # Its statistics too: the autograd graph frees them in the backward pass.
+                x = group_norm_input(layer, x, output)  # type: ignore[arg-type]
             self._records.append((layer, x, output))
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> _Loss:
@@ -150,9 +166,11 @@ class FastLinearClipping:
         import torch
         from torch import nn
 
+        from governance.train.fast_conv import add_layer_clipped, layer_grads
+
         records, self._records = self._records, []
         if len(records) != len(self.layers):
-            raise RuntimeError("fast clipping needs each trainable Linear/LayerNorm called once per forward")
+            raise RuntimeError("fast clipping needs each trainable layer called once per forward")
         outputs = [out for _, _, out in records]
         grads = (
             torch.autograd.grad(losses.sum(), outputs)
@@ -161,9 +179,12 @@ class FastLinearClipping:
         )
         batch = losses.shape[0]
         norms_sq = torch.zeros(batch, device=losses.device, dtype=losses.dtype)
-        sequence: dict[int, tuple[torch.Tensor, ...]] = {}
+        sequence: dict[int, Any] = {}
         for k, ((layer, a, _), g) in enumerate(zip(records, grads)):
-            if type(layer) is not nn.Linear:
+            if type(layer) in (nn.Conv2d, nn.GroupNorm):
+                layer_sq, sequence[k] = layer_grads(layer, a, g, self._workspaces)
+                norms_sq += layer_sq
+            elif type(layer) is not nn.Linear:
                 gw, gb = _layer_norm_grads(layer, a, g)  # type: ignore[arg-type]
                 sequence[k] = (gw, gb)
                 norms_sq += (gw * gw).sum(dim=1) + (gb * gb).sum(dim=1)
@@ -194,6 +215,9 @@ class FastLinearClipping:
             noisy[id(p)] = torch.empty_like(p).normal_(0, std, generator=self.generator)
         summed: dict[int, torch.Tensor] = {}
         for k, ((layer, a, _), g) in enumerate(zip(records, grads)):
+            if type(layer) in (nn.Conv2d, nn.GroupNorm):
+                add_layer_clipped(layer, sequence[k], coef, noisy)
+                continue
             if type(layer) is not nn.Linear:
                 gw, gb = sequence[k]
                 summed[id(layer.weight)] = (gw * coef.unsqueeze(1)).sum(dim=0)  # flat

@@ -1,0 +1,228 @@
+"""The fast DP path on convolutions: Conv2d/GroupNorm per-sample clipping against a one-sample-at-a-
+time reference, and the built-in CNN against Opacus' hooks with noise on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from governance.train.architectures import build_architecture
+from governance.train.dp import PrivacySettings, supports_fast_clipping
+from governance.train.fast_conv import conv_grads, group_norm_input, materialise_is_cheaper
+from governance.train.fast_dp import FastLinearClipping
+from governance.train.trainer import Trainer
+
+SHAPE = (2, 7, 7)
+
+
+def _images(n: int, seed: int = 0, shape: tuple[int, ...] = SHAPE) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, int(np.prod(shape)))).astype("float32") * 3  # most samples get clipped
+    y = (x[:, 0] + x[:, 5] > 0).astype("int64") + (x[:, 9] > 1).astype("int64")
+    return x, y
+
+
+def _conv_net(conv: dict[str, Any], group_norm: bool = True) -> nn.Module:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = [nn.Unflatten(1, SHAPE), nn.Conv2d(SHAPE[0], 4, **conv)]
+    if group_norm:
+        layers.append(nn.GroupNorm(2, 4))
+    layers += [nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 3)]
+    return nn.Sequential(*layers)
+
+
+def _clipped_sums(model: nn.Module, x: np.ndarray, y: np.ndarray, clip: float) -> dict[str, torch.Tensor]:
+    """Σ_i clip(∇ℓ_i): each sample's gradient on its own, clipped to ``clip`` (plain torch)."""
+    params = dict(model.named_parameters())
+    summed = {k: torch.zeros_like(p) for k, p in params.items()}
+    for i in range(len(x)):
+        model.zero_grad()
+        out = model(torch.from_numpy(x[i : i + 1]))
+        nn.functional.cross_entropy(out, torch.from_numpy(y[i : i + 1])).backward()
+        norm = torch.sqrt(sum((p.grad**2).sum() for p in params.values()))
+        factor = min(1.0, clip / (float(norm) + 1e-6))
+        for k, p in params.items():
+            summed[k] += p.grad * factor
+    return summed
+
+
+CONVS = {
+    "3x3 pad 1": {"kernel_size": 3, "padding": 1},
+    "stride 2": {"kernel_size": 3, "stride": 2},
+    "dilation 2": {"kernel_size": 3, "dilation": 2, "padding": 2},
+    "no bias": {"kernel_size": 3, "padding": 1, "bias": False},
+    "3x5 kernel, same": {"kernel_size": (3, 5), "padding": "same"},
+    "strides 1x2": {"kernel_size": 3, "stride": (1, 2), "padding": 1},
+}
+
+
+@pytest.mark.parametrize("group_norm", [True, False], ids=["groupnorm", "conv"])
+@pytest.mark.parametrize("conv", list(CONVS.values()), ids=list(CONVS))
+def test_per_sample_clipping_matches_microbatch_reference(conv: dict[str, Any], group_norm: bool) -> None:
+    x, y = _images(48)
+    clip, lr = 0.5, 1.0
+    reference = _conv_net(conv, group_norm)
+    expected = {
+        k: p.detach() - lr * s / len(x)
+        for (k, p), s in zip(reference.named_parameters(), _clipped_sums(reference, x, y, clip).values())
+    }
+    privacy = PrivacySettings(
+        target_epsilon=1.0,
+        max_grad_norm=clip,
+        noise_multiplier=0.0,
+        poisson_sampling=False,
+        grad_sample_mode="auto",
+    )
+    model = _conv_net(conv, group_norm)
+    result = Trainer(
+        model=model, train_data=(x, y), privacy=privacy, epochs=1, batch_size=len(x), lr=lr
+    ).fit()
+    assert result.ledger["privacy"]["grad_sample_mode"] == "fast"
+    assert result.ledger["steps"] == 1
+    for name, param in result.model.named_parameters():
+        torch.testing.assert_close(param.detach(), expected[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("materialise", [True, False], ids=["materialised", "ghost"])
+def test_both_norm_paths_match_the_reference_across_batch_sizes(
+    materialise: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Materialised per-sample gradients and the ghost norm give the same clipped sums, also when
+    the batch size changes from step to step (the reused buffers shrink, grow and go empty)."""
+    model = _conv_net({"kernel_size": 3, "padding": 1})
+    reference = _conv_net({"kernel_size": 3, "padding": 1})  # the same weights, no hooks
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    clipping = FastLinearClipping(
+        model,
+        optimizer,
+        nn.CrossEntropyLoss(),
+        noise_multiplier=0.0,
+        max_grad_norm=0.5,
+        expected_batch_size=1,
+        generator=None,
+    )
+    conv = model[1]
+    chosen: list[bool] = []
+
+    def forced(layer: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, *rest: Any) -> Any:
+        norms, state = conv_grads(layer, a, g, *rest, materialise=materialise)
+        chosen.append(state.per_sample is not None)
+        return norms, state
+
+    monkeypatch.setattr("governance.train.fast_conv.conv_grads", forced)
+    try:
+        for n, seed in ((20, 1), (48, 2), (0, 3), (7, 4)):
+            x, y = _images(n, seed)
+            clipping(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+            if n == 0:
+                assert all(float(p.grad.abs().max()) == 0.0 for p in model.parameters())
+                continue
+            expected = _clipped_sums(reference, x, y, 0.5)
+            for (name, p), e in zip(model.named_parameters(), expected.values()):
+                torch.testing.assert_close(p.grad, e, rtol=1e-4, atol=1e-5, msg=f"n={n} {name}")
+    finally:
+        clipping.close()
+    assert chosen and set(chosen) == {materialise}
+    assert not conv._forward_hooks
+
+
+@pytest.mark.parametrize("frozen", ["1.weight", "1.bias", "2.weight", "2.bias"])
+def test_frozen_parameters_are_left_out_of_the_norms(frozen: str) -> None:
+    """A frozen parameter has no gradient to clip: the per-sample norms cover the rest only."""
+    x, y = _images(24)
+    model = _conv_net({"kernel_size": 3, "padding": 1})
+    reference = _conv_net({"kernel_size": 3, "padding": 1})
+    for net in (model, reference):
+        dict(net.named_parameters())[frozen].requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    clipping = FastLinearClipping(
+        model,
+        torch.optim.SGD(trainable, lr=1.0),
+        nn.CrossEntropyLoss(),
+        noise_multiplier=0.0,
+        max_grad_norm=0.5,
+        expected_batch_size=1,
+        generator=None,
+    )
+    clipping(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    clipping.close()
+    params = {k: p for k, p in reference.named_parameters() if p.requires_grad}
+    summed = {k: torch.zeros_like(p) for k, p in params.items()}
+    for i in range(len(x)):
+        reference.zero_grad()
+        out = reference(torch.from_numpy(x[i : i + 1]))
+        nn.functional.cross_entropy(out, torch.from_numpy(y[i : i + 1])).backward()
+        norm = torch.sqrt(sum((p.grad**2).sum() for p in params.values()))
+        for k, p in params.items():
+            summed[k] += p.grad * min(1.0, 0.5 / (float(norm) + 1e-6))
+    for name, p in model.named_parameters():
+        if name == frozen:
+            assert p.grad is None
+        else:
+            torch.testing.assert_close(p.grad, summed[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_group_norm_statistics_are_computed_where_the_graph_has_none() -> None:
+    torch.manual_seed(0)
+    norm = nn.GroupNorm(2, 4)
+    x = torch.randn(3, 4, 5, 5) * 2 + 1
+    saved = group_norm_input(norm, x, norm(x.requires_grad_()))  # taken from the autograd node
+    with torch.no_grad():
+        computed = group_norm_input(norm, x.detach(), norm(x))  # no node: computed again
+    torch.testing.assert_close(saved.mean, computed.mean)
+    torch.testing.assert_close(saved.rstd, computed.rstd)
+    torch.testing.assert_close(saved.mean, x.detach().reshape(3, 2, -1).mean(dim=2))
+
+
+def test_ghost_norm_is_chosen_where_gradients_outgrow_the_patches() -> None:
+    # 8 output channels on 2x2 positions: (n, 8, 36) gradients against (n, 36, 4) patches.
+    assert not materialise_is_cheaper(positions=4, d=36, p=8)
+    # The built-in CNN's layers materialise.
+    assert materialise_is_cheaper(positions=64, d=9, p=16)
+    assert materialise_is_cheaper(positions=64, d=144, p=32)
+
+
+def test_builtin_cnn_reproduces_opacus_with_noise() -> None:
+    """Same seed: the fast path on the built-in CNN draws Poisson batches and noise as Opacus
+    does, so it ends with the weights and ε of a run through Opacus' hooks."""
+    x, y = _images(240, shape=(1, 8, 8))
+    results = {}
+    for mode in ("auto", "hooks"):
+        torch.manual_seed(0)
+        model = build_architecture("cnn", 64, 3, {"input_shape": [1, 8, 8], "channels": [4, 8]})
+        privacy = PrivacySettings(
+            target_epsilon=50.0, delta=1e-3, noise_multiplier=0.7, grad_sample_mode=mode
+        )
+        trainer = Trainer(
+            model=model, train_data=(x, y), privacy=privacy, epochs=2, batch_size=30, lr=0.3, seed=5
+        )
+        results[mode] = trainer.fit()
+    fast, hooks = results["auto"], results["hooks"]
+    assert fast.ledger["privacy"]["grad_sample_mode"] == "fast"
+    assert hooks.ledger["privacy"]["grad_sample_mode"] == "hooks"
+    assert fast.epsilon == hooks.epsilon and fast.ledger["steps"] == hooks.ledger["steps"]
+    for (name, p), q in zip(fast.model.named_parameters(), hooks.model.parameters()):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-4, atol=1e-5, msg=name)
+    assert not any(m._forward_hooks for m in fast.model.modules())  # hooks removed after training
+
+
+def test_supports_fast_clipping_for_plain_convolutions_only() -> None:
+    assert supports_fast_clipping(build_architecture("cnn", 64, 10, {"input_shape": [1, 8, 8]}))
+    assert supports_fast_clipping(_conv_net({"kernel_size": 3, "padding": "same"}))
+    # A GroupNorm without affine has no parameters: nothing to clip, no reason to refuse.
+    plain_norm = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4, affine=False), nn.Flatten())
+    assert supports_fast_clipping(plain_norm)
+    unsupported = {
+        "groups 2": nn.Conv2d(2, 4, 3, groups=2),
+        "reflect padding": nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"),
+        "asymmetric same padding": nn.Conv2d(2, 4, 2, padding="same"),
+        "Conv1d": nn.Conv1d(2, 4, 3),
+        "BatchNorm2d": nn.BatchNorm2d(2),
+    }
+    for name, layer in unsupported.items():
+        model = nn.Sequential(nn.Unflatten(1, SHAPE), layer, nn.Flatten(), nn.Linear(8, 3))
+        assert not supports_fast_clipping(model), name
