@@ -53,9 +53,10 @@ __all__ = [
 
 #: Spare room in a grown workspace: Poisson batches vary in size from step to step.
 HEADROOM = 1.125
-#: Patch rows are padded with zeros to a multiple of this many values: MKL's batched products
-#: measured 10-25 % slower on rows of 145 floats than on rows of 152.
-ALIGN = 8
+#: Patch rows longer than ALIGN_FROM values are padded with zeros to a multiple of ALIGN: MKL's
+#: batched products measured 10-25 % slower on rows of 145 floats than on rows of 152, while
+#: short rows (the first layer's 10) only pay for the padding.
+ALIGN, ALIGN_FROM = 8, 32
 
 
 def conv_padding(layer: nn.Conv2d) -> tuple[int, int] | None:
@@ -123,6 +124,8 @@ class Workspace:
             or held[1].dtype != like.dtype
             or held[1].device != like.device
         ):
+            held = None  # the old buffer is freed before the new one exists: a lower peak
+            self._buffers.pop(name, None)
             capacity = int(n * HEADROOM + 1)
             buffer = like.new_empty(capacity * per)
             if init is not None:
@@ -248,7 +251,7 @@ def patches(
 ) -> tuple[torch.Tensor, bool]:
     """The unfolded input: each output position's input patch under the kernel, its ``d`` values
     in (kernel row, kernel column, channel) order, then a constant 1 when ``ones`` (the bias's
-    "input"), then zeros up to a width that is a multiple of :data:`ALIGN`.
+    "input"), then for long rows zeros up to a multiple of :data:`ALIGN` values.
 
     Returns ``(a, position_major)``: ``a`` is ``(n, L, width)`` when ``position_major``, else
     ``(n, width, L)``, whichever layout the copy fills in longer contiguous runs.
@@ -269,7 +272,9 @@ def patches(
     h_pad, w_pad = h + 2 * ph, w + 2 * pw
     h_out, w_out = (h_pad - dh * (kh - 1) - 1) // sh + 1, (w_pad - dw * (kw - 1) - 1) // sw + 1
     d, positions = kh * kw * c, h_out * w_out
-    width = -(-(d + 1 if ones else d) // ALIGN) * ALIGN
+    width = d + 1 if ones else d
+    if width > ALIGN_FROM:
+        width = -(-width // ALIGN) * ALIGN
 
     def init(buffer: torch.Tensor) -> None:
         buffer.zero_()
