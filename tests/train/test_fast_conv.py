@@ -12,7 +12,14 @@ from torch import nn
 
 from governance.train.architectures import build_architecture
 from governance.train.dp import PrivacySettings, supports_fast_clipping
-from governance.train.fast_conv import conv_grads, group_norm_input, materialise_is_cheaper
+from governance.train.fast_conv import (
+    Workspace,
+    conv_grads,
+    group_norm_input,
+    materialise_is_cheaper,
+    shifted_products,
+    shifts_apply,
+)
 from governance.train.fast_dp import FastLinearClipping
 from governance.train.trainer import Trainer
 
@@ -26,9 +33,9 @@ def _images(n: int, seed: int = 0, shape: tuple[int, ...] = SHAPE) -> tuple[np.n
     return x, y
 
 
-def _conv_net(conv: dict[str, Any], group_norm: bool = True) -> nn.Module:
+def _conv_net(conv: dict[str, Any], group_norm: bool = True, shape: tuple[int, ...] = SHAPE) -> nn.Module:
     torch.manual_seed(0)
-    layers: list[nn.Module] = [nn.Unflatten(1, SHAPE), nn.Conv2d(SHAPE[0], 4, **conv)]
+    layers: list[nn.Module] = [nn.Unflatten(1, shape), nn.Conv2d(shape[0], 4, **conv)]
     if group_norm:
         layers.append(nn.GroupNorm(2, 4))
     layers += [nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 3)]
@@ -87,14 +94,55 @@ def test_per_sample_clipping_matches_microbatch_reference(conv: dict[str, Any], 
         torch.testing.assert_close(param.detach(), expected[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize("materialise", [True, False], ids=["materialised", "ghost"])
-def test_both_norm_paths_match_the_reference_across_batch_sizes(
-    materialise: bool, monkeypatch: pytest.MonkeyPatch
+PER_SAMPLE_CONVS = {
+    "3x3 pad 1": ({"kernel_size": 3, "padding": 1}, 12),
+    "valid": ({"kernel_size": 3}, 12),
+    "dilation 2": ({"kernel_size": 3, "dilation": 2, "padding": 2}, 12),
+    "dilation 1x2, 2x3 kernel": ({"kernel_size": (2, 3), "dilation": (1, 2), "padding": (1, 2)}, 12),
+    "3x5 same, no bias": ({"kernel_size": (3, 5), "padding": "same", "bias": False}, 12),
+    "stride 2": ({"kernel_size": 3, "stride": 2, "padding": 1}, 12),
+    "one channel": ({"kernel_size": 3, "padding": 1}, 1),
+}
+
+
+@pytest.mark.parametrize(("conv", "channels"), list(PER_SAMPLE_CONVS.values()), ids=list(PER_SAMPLE_CONVS))
+def test_per_sample_conv_gradients_both_layouts(conv: dict[str, Any], channels: int) -> None:
+    """Per kernel offset (stride 1, enough channels) or from the unfolded input: the per-sample
+    weight gradients and squared norms equal each sample's own backward pass."""
+    torch.manual_seed(0)
+    layer = nn.Conv2d(channels, 5, **conv)
+    x = torch.randn(6, channels, 10, 11)
+    g = torch.randn_like(layer(x)).detach()
+    expected = []
+    for i in range(len(x)):
+        layer.zero_grad()
+        layer(x[i : i + 1]).backward(g[i : i + 1])
+        expected.append(torch.cat([p.grad.flatten() for p in layer.parameters()]))
+    norms_sq = torch.stack(expected).pow(2).sum(dim=1)
+    got, _ = conv_grads(layer, x, g, Workspace())
+    torch.testing.assert_close(got, norms_sq, rtol=1e-5, atol=1e-6)
+    assert shifts_apply(layer, x, g) == (conv.get("stride", 1) == 1 and channels > 1)
+    if shifts_apply(layer, x, g):
+        per_offset = shifted_products(layer, x, g, Workspace())  # (offsets, n, C_out·C_in)
+        weights = per_offset.view(*layer.kernel_size, 6, 5, channels).permute(2, 3, 4, 0, 1)
+        for i in range(len(x)):
+            torch.testing.assert_close(weights[i].flatten(), expected[i][: layer.weight.numel()])
+
+
+@pytest.mark.parametrize(
+    ("path", "channels"),
+    [("per_offset", 4), ("per_sample", 2), ("ghost", 2)],
+    ids=["shifted", "unfolded", "ghost"],
+)
+def test_every_norm_path_matches_the_reference_across_batch_sizes(
+    path: str, channels: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Materialised per-sample gradients and the ghost norm give the same clipped sums, also when
-    the batch size changes from step to step (the reused buffers shrink, grow and go empty)."""
-    model = _conv_net({"kernel_size": 3, "padding": 1})
-    reference = _conv_net({"kernel_size": 3, "padding": 1})  # the same weights, no hooks
+    """Per-offset products, the unfolded input and the ghost norm give the same clipped sums,
+    also when the batch size changes from step to step (the reused buffers shrink, grow and go
+    empty)."""
+    shape = (channels, 7, 7)
+    model = _conv_net({"kernel_size": 3, "padding": 1}, shape=shape)
+    reference = _conv_net({"kernel_size": 3, "padding": 1}, shape=shape)  # same weights, no hooks
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     clipping = FastLinearClipping(
         model,
@@ -106,17 +154,17 @@ def test_both_norm_paths_match_the_reference_across_batch_sizes(
         generator=None,
     )
     conv = model[1]
-    chosen: list[bool] = []
+    chosen: set[str] = set()
 
     def forced(layer: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, *rest: Any) -> Any:
-        norms, state = conv_grads(layer, a, g, *rest, materialise=materialise)
-        chosen.append(state.per_sample is not None)
+        norms, state = conv_grads(layer, a, g, *rest, materialise=path != "ghost")
+        chosen.update(k for k in ("per_offset", "per_sample", "grad_out") if getattr(state, k) is not None)
         return norms, state
 
     monkeypatch.setattr("governance.train.fast_conv.conv_grads", forced)
     try:
         for n, seed in ((20, 1), (48, 2), (0, 3), (7, 4)):
-            x, y = _images(n, seed)
+            x, y = _images(n, seed, shape)
             clipping(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
             if n == 0:
                 assert all(float(p.grad.abs().max()) == 0.0 for p in model.parameters())
@@ -126,16 +174,18 @@ def test_both_norm_paths_match_the_reference_across_batch_sizes(
                 torch.testing.assert_close(p.grad, e, rtol=1e-4, atol=1e-5, msg=f"n={n} {name}")
     finally:
         clipping.close()
-    assert chosen and set(chosen) == {materialise}
+    assert chosen == {"grad_out" if path == "ghost" else path}
     assert not conv._forward_hooks
 
 
+@pytest.mark.parametrize("channels", [2, 4], ids=["unfolded", "shifted"])
 @pytest.mark.parametrize("frozen", ["1.weight", "1.bias", "2.weight", "2.bias"])
-def test_frozen_parameters_are_left_out_of_the_norms(frozen: str) -> None:
+def test_frozen_parameters_are_left_out_of_the_norms(frozen: str, channels: int) -> None:
     """A frozen parameter has no gradient to clip: the per-sample norms cover the rest only."""
-    x, y = _images(24)
-    model = _conv_net({"kernel_size": 3, "padding": 1})
-    reference = _conv_net({"kernel_size": 3, "padding": 1})
+    shape = (channels, 7, 7)
+    x, y = _images(24, shape=shape)
+    model = _conv_net({"kernel_size": 3, "padding": 1}, shape=shape)
+    reference = _conv_net({"kernel_size": 3, "padding": 1}, shape=shape)
     for net in (model, reference):
         dict(net.named_parameters())[frozen].requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
