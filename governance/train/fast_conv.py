@@ -270,9 +270,9 @@ def patches(
     copied once into a zero-padded buffer whose padding stays zero between steps, and every
     patch is a strided view of it, copied in one pass: from a channels-last buffer the kernel
     rows are runs of ``k_w·C_in`` values (dilation 1), from a channels-first one each kernel
-    offset's plane is runs of ``W_out`` values (stride 1). The second layer takes the first
-    (runs of 48 against 8), the first layer, one channel, the second (8 against 3); about 10x
-    faster than ``F.unfold`` for the former, 2x than the other layout for the latter.
+    offset's plane is runs of ``W_out`` values (stride 1). With 16 channels the first is about
+    10x faster than ``F.unfold``; the built-in CNN's first layer, one channel, takes the second
+    (runs of 8 against 3), 2x faster than the first.
     """
     padding = conv_padding(layer)
     assert padding is not None
@@ -378,9 +378,10 @@ def conv_grads(
     gradient ``g``, and what :func:`add_conv_clipped` needs (valid until the next call with the
     same ``workspace``).
 
-    The bias rides along as one more input feature, a constant 1 in every patch: the
-    per-sample product then yields its gradient ``Σ_l g_l`` too, and the ghost norm's Gram
-    matrix of the patches its ``+1`` (one product instead of a sum, a norm and a sum later).
+    Stride-1 layers with :data:`SHIFT_MIN_CHANNELS` input channels or more take
+    :func:`shifted_products`, the rest :func:`patches`. There the bias rides along as one more
+    input feature, a constant 1 in every patch: the per-sample product then yields its gradient
+    ``Σ_l g_l`` too, and the ghost norm's Gram matrix of the patches its ``+1``.
     ``materialise``: None chooses by :func:`materialise_is_cheaper`; True/False force a path.
     """
     import torch
@@ -485,10 +486,11 @@ def add_group_norm_clipped(
 
 
 def layer_grads(
-    layer: nn.Module, x: torch.Tensor, g: torch.Tensor, workspaces: dict[int, Workspace]
+    layer: nn.Module, x: Any, g: torch.Tensor, workspaces: dict[int, Workspace]
 ) -> tuple[torch.Tensor, Any]:
     """:func:`conv_grads` (with the layer's entry of ``workspaces``) or
-    :func:`group_norm_grads`, by the layer's type."""
+    :func:`group_norm_grads`, by the layer's type; ``x`` is what the forward hook recorded (the
+    input, or for a GroupNorm a :class:`GroupNormInput`)."""
     from torch import nn
 
     if type(layer) is nn.Conv2d:
