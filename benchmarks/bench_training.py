@@ -5,9 +5,10 @@
 * ``time.<case>.<mode>_s`` and ``time.<case>.<mode>_ratio``: seconds of the optimisation steps
   (the ledger's ``step_seconds``: forward, backward, clipping, noise, optimizer; no per-epoch
   evaluation or accounting) for ``plain`` (non-private), ``auto`` (what ``governance train``
-  uses: the fused hand-written step for the MLP, ``time.<case>.auto_grad_sample_mode`` says
-  which path ran; Opacus hooks for the CNN) and ``hooks`` (Opacus' default per-sample mode), same data, epochs
-  and seed, DP at a fixed σ = 1. Best of ``repeats`` runs. Targets: ``auto`` ≤ 1.25× plain.
+  uses: the fused hand-written step for the MLP, single-pass clipping with conv/GroupNorm for
+  the CNN; ``time.<case>.auto_grad_sample_mode`` says which path ran) and ``hooks`` (Opacus'
+  default per-sample mode), same data, epochs and seed, DP at a fixed σ = 1. Best of
+  ``repeats`` runs. Targets: ``auto`` ≤ 1.25× plain.
 * ``memory.<case>.<mode>_mb`` and ``_ratio``: peak resident memory *added by training*,
   each mode in a fresh subprocess (``_process_mb``/``_process_ratio``: the whole process's
   peak, libraries included; the target is judged on the stricter added-by-training ratio). torch's CPU allocations bypass ``tracemalloc``, so we read

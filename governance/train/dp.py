@@ -38,7 +38,8 @@ __all__ = [
 
 #: Modes accepted in ``train.privacy.grad_sample_mode``. "auto": ``fused`` (a hand-written DP step,
 #: governance.train.fast_dp.FusedMLPStep) for Sequential Linear/ReLU MLPs with cross-entropy,
-#: ``fast`` (our single-pass ghost clipping) for other all-Linear models, else ghost or hooks.
+#: ``fast`` (our single-pass ghost clipping) for other models of Linear, LayerNorm, Conv2d and
+#: GroupNorm layers, else ghost or hooks.
 GRAD_SAMPLE_MODES = ("auto", "fused", "fast", "ghost", "hooks", "functorch", "ew")
 ACCOUNTANTS = ("prv", "rdp", "gdp")
 
@@ -59,7 +60,7 @@ class PrivacySettings:
     accountant
         ``prv`` (default, tight), ``rdp`` or ``gdp``.
     grad_sample_mode
-        ``auto`` (``fused`` for Sequential Linear/ReLU MLPs, ``fast`` for other all-Linear models,
+        ``auto`` (``fused`` for Sequential Linear/ReLU MLPs, ``fast`` for other Linear/conv models,
         else ghost clipping where every layer has an Opacus norm sampler, else hooks), ``fused``,
         ``fast``, ``ghost``, ``hooks``, ``functorch``, ``ew``.
     noise_multiplier
@@ -158,7 +159,8 @@ def choose_grad_sample_mode(model: nn.Module, requested: str) -> str:
 
 
 def supports_fast_clipping(model: nn.Module) -> bool:
-    """Whether :mod:`governance.train.fast_dp` can train ``model`` (every parameter in a Linear)."""
+    """Whether :mod:`governance.train.fast_dp` can train ``model`` (every parameter in a Linear,
+    LayerNorm, one-group zero-padded Conv2d or GroupNorm)."""
     from governance.train.fast_dp import supports_fast_clipping as supports
 
     return supports(model)

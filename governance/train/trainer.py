@@ -631,7 +631,7 @@ class Trainer:
         *,
         fused: bool = False,
     ) -> tuple[Any, Any, Any, Any, Any, str, float]:
-        """The fast path for all-Linear models (see governance.train.fast_dp): Opacus' Poisson
+        """The fast path (see governance.train.fast_dp and fast_conv): Opacus' Poisson
         loader and accountant, our single-pass clipping; ``fused``: the hand-written step for
         Sequential Linear/ReLU MLPs with cross-entropy (FusedMLPStep), model and criterion in one."""
         from types import SimpleNamespace
