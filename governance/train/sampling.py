@@ -127,7 +127,8 @@ def uniform_subsets(
         draws = torch.randint(n, (int(missing.sum()),), generator=generator).numpy()
         keys = np.concatenate([keys, np.repeat(steps, missing) * n + draws])
         keys.sort()
-        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+        if keys.size:  # every step may take the permutation path, or be empty
+            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
         missing = wanted - np.bincount(keys // n, minlength=count)
         if not missing.any():
             break

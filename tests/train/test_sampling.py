@@ -82,6 +82,14 @@ def test_uniform_subsets_sizes_order_and_chunks(monkeypatch: pytest.MonkeyPatch)
         assert b.unique().numel() == b.numel() and torch.equal(b, b.sort().values)
     with pytest.raises(ValueError):
         uniform_subsets(5, torch.tensor([6]))
+    # Chunks where no step draws with replacement: all by permutation, or all empty.
+    whole, three = uniform_subsets(4, torch.tensor([4, 3]))
+    assert whole.tolist() == [0, 1, 2, 3] and three.numel() == 3
+    assert [b.numel() for b in uniform_subsets(4, torch.tensor([0, 0]))] == [0, 0]
+    full = PoissonBatchSampler(
+        num_samples=32, sample_rate=1.0, steps=3, generator=torch.Generator().manual_seed(1)
+    )
+    assert [b.tolist() for b in full] == [list(range(32))] * 3
     # Chunks of a few steps give the same number of batches and the same law as one chunk.
     monkeypatch.setattr("governance.train.sampling._DRAWS_PER_CHUNK", 64)
     batches = _draws(1_000, 0.05, 23, seed=9)
