@@ -28,8 +28,14 @@ if TYPE_CHECKING:
 __all__ = ["integrated_gradients", "rows_per_chunk"]
 
 
-def rows_per_chunk(example_numel: int, n_steps: int, *, max_elements: int = 2**24) -> int:
-    """Examples per chunk so that one chunk's path tensor holds at most ``max_elements`` floats."""
+def rows_per_chunk(example_numel: int, n_steps: int, *, max_elements: int = 2**19) -> int:
+    """Examples per chunk so that one chunk's path tensor holds at most ``max_elements`` floats.
+
+    2 MB of path points: the path, its gradient and the layer activations of one chunk then stay
+    in the CPU caches between the forward pass, the backward pass and the weighted sum.
+    Measured on the benchmark MLP (1000 rows × 50 steps × 61 features): one 12 MB chunk took
+    1.16-1.36x the raw passes, chunks of 171 rows 1.04-1.06x.
+    """
     return max(1, max_elements // max(1, example_numel * n_steps))
 
 
@@ -58,7 +64,7 @@ def integrated_gradients(
         As in Captum: the number of path points and the quadrature (``gausslegendre``,
         ``riemann_trapezoid``, ...).
     chunk_size
-        Examples per forward/backward pass; default keeps each pass at ≤ 16M input floats.
+        Examples per forward/backward pass; default keeps each pass at ≤ 512k input floats.
 
     Examples
     --------
