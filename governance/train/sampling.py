@@ -82,13 +82,7 @@ def uniform_subset(n: int, k: int, generator: torch.Generator | None = None) -> 
     """
     if not 0 <= k <= n:
         raise ValueError(f"subset size {k} outside [0, {n}]")
-    if 2 * k > n:
-        return torch.randperm(n, generator=generator)[:k].sort().values
-    chosen = torch.randint(n, (k,), generator=generator).unique()
-    while chosen.numel() < k:
-        extra = torch.randint(n, (k - chosen.numel(),), generator=generator)
-        chosen = torch.cat([chosen, extra]).unique()
-    return chosen
+    return uniform_subsets(n, torch.tensor([k]), generator)[0]
 
 
 #: Index draws per chunk of Poisson batches: about 8 MB of int64 keys at most.
@@ -184,10 +178,6 @@ class PoissonBatchSampler(Sampler[Any]):
 
     def __len__(self) -> int:
         return self.steps
-
-    def batch_size(self) -> int:
-        """One draw of the batch size, ``Binomial(N, q)``."""
-        return int(torch.binomial(self._count, self._rate, generator=self.generator))
 
     def __iter__(self) -> Iterator[Any]:
         # Batches are drawn a chunk of steps at a time (see uniform_subsets): per step, a

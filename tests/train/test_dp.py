@@ -18,6 +18,7 @@ from governance.train.dp import (
 )
 from governance.train.fast_dp import supports_fused_mlp
 from governance.train.trainer import Trainer
+from tests.train._reference import clipped_sums
 
 
 def _data(n: int = 64, d: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -34,17 +35,8 @@ def _model(d: int = 5) -> nn.Module:
 
 def _microbatch_reference(model: nn.Module, x: np.ndarray, y: np.ndarray, clip: float, lr: float) -> dict:
     """One SGD step on the mean of per-sample gradients, each clipped to ``clip`` (plain torch)."""
-    params = dict(model.named_parameters())
-    summed = {k: torch.zeros_like(p) for k, p in params.items()}
-    for i in range(len(x)):
-        model.zero_grad()
-        out = model(torch.from_numpy(x[i : i + 1]))
-        nn.functional.cross_entropy(out, torch.from_numpy(y[i : i + 1])).backward()
-        norm = torch.sqrt(sum((p.grad**2).sum() for p in params.values()))
-        factor = min(1.0, clip / (float(norm) + 1e-6))
-        for k, p in params.items():
-            summed[k] += p.grad * factor
-    return {k: (p.detach() - lr * summed[k] / len(x)) for k, p in params.items()}
+    summed = clipped_sums(model, x, y, clip)
+    return {k: (p.detach() - lr * summed[k] / len(x)) for k, p in model.named_parameters()}
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from governance.train.fast_conv import (
 )
 from governance.train.fast_dp import FastLinearClipping
 from governance.train.trainer import Trainer
+from tests.train._reference import clipped_sums
 
 SHAPE = (2, 7, 7)
 
@@ -42,21 +43,6 @@ def _conv_net(conv: dict[str, Any], group_norm: bool = True, shape: tuple[int, .
     return nn.Sequential(*layers)
 
 
-def _clipped_sums(model: nn.Module, x: np.ndarray, y: np.ndarray, clip: float) -> dict[str, torch.Tensor]:
-    """Σ_i clip(∇ℓ_i): each sample's gradient on its own, clipped to ``clip`` (plain torch)."""
-    params = dict(model.named_parameters())
-    summed = {k: torch.zeros_like(p) for k, p in params.items()}
-    for i in range(len(x)):
-        model.zero_grad()
-        out = model(torch.from_numpy(x[i : i + 1]))
-        nn.functional.cross_entropy(out, torch.from_numpy(y[i : i + 1])).backward()
-        norm = torch.sqrt(sum((p.grad**2).sum() for p in params.values()))
-        factor = min(1.0, clip / (float(norm) + 1e-6))
-        for k, p in params.items():
-            summed[k] += p.grad * factor
-    return summed
-
-
 CONVS = {
     "3x3 pad 1": {"kernel_size": 3, "padding": 1},
     "stride 2": {"kernel_size": 3, "stride": 2},
@@ -75,7 +61,7 @@ def test_per_sample_clipping_matches_microbatch_reference(conv: dict[str, Any], 
     reference = _conv_net(conv, group_norm)
     expected = {
         k: p.detach() - lr * s / len(x)
-        for (k, p), s in zip(reference.named_parameters(), _clipped_sums(reference, x, y, clip).values())
+        for (k, p), s in zip(reference.named_parameters(), clipped_sums(reference, x, y, clip).values())
     }
     privacy = PrivacySettings(
         target_epsilon=1.0,
@@ -169,7 +155,7 @@ def test_every_norm_path_matches_the_reference_across_batch_sizes(
             if n == 0:
                 assert all(float(p.grad.abs().max()) == 0.0 for p in model.parameters())
                 continue
-            expected = _clipped_sums(reference, x, y, 0.5)
+            expected = clipped_sums(reference, x, y, 0.5)
             for (name, p), e in zip(model.named_parameters(), expected.values()):
                 torch.testing.assert_close(p.grad, e, rtol=1e-4, atol=1e-5, msg=f"n={n} {name}")
     finally:
