@@ -45,6 +45,7 @@ __all__ = [
     "conv_clippable",
     "conv_grads",
     "conv_padding",
+    "group_norm_backward",
     "group_norm_clippable",
     "group_norm_grads",
     "group_norm_input",
@@ -181,12 +182,29 @@ def group_norm_grads(
 ) -> tuple[torch.Tensor, GroupNormGrads]:
     """Per-sample squared gradient norms ``(n,)`` of a GroupNorm with output gradient ``g``, and
     its per-sample (weight, bias) gradients ``Σ_s g ⊙ x̂`` and ``Σ_s g``, ``(n, C)`` each (None
-    for a frozen parameter).
+    for a frozen parameter). See :func:`group_norm_backward`."""
+    norms_sq, grads, _ = group_norm_backward(layer, inputs, g, input_grad=False)
+    return norms_sq, grads
 
-    Both come from one call of PyTorch's own GroupNorm backward with the batch laid out as a
+
+def group_norm_backward(
+    layer: nn.GroupNorm,
+    inputs: GroupNormInput,
+    g: torch.Tensor,
+    *,
+    input_grad: bool,
+    norms_sq: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, GroupNormGrads, torch.Tensor | None]:
+    """:func:`group_norm_grads` and, when ``input_grad``, the gradient at the layer's input:
+    ``(norms_sq, (weight, bias), input gradient or None)``.
+
+    All come from one call of PyTorch's own GroupNorm backward with the batch laid out as a
     single sample of ``n·C`` channels in ``n·groups`` groups: the "batch sum" of its weight and
-    bias gradients is then over that one sample, i.e. per sample and channel. One fused pass
-    over ``g`` and ``x``; normalising ``x`` again and reducing ``g ⊙ x̂`` measured 3x slower.
+    bias gradients is then over that one sample, i.e. per sample and channel, and with the
+    weight repeated ``n`` times its input gradient is the layer's (each group only ever sees its
+    own sample). One fused pass over ``g`` and ``x``; normalising ``x`` again and reducing
+    ``g ⊙ x̂`` measured 3x slower. ``norms_sq``: add the squared norms into it (and return it)
+    instead of into a new tensor.
     """
     import math
 
@@ -195,24 +213,30 @@ def group_norm_grads(
     n, c = g.shape[0], g.shape[1]
     groups = layer.num_groups
     want_weight, want_bias = bool(layer.weight.requires_grad), bool(layer.bias.requires_grad)
-    norms_sq = torch.zeros(n, dtype=g.dtype, device=g.device)
+    if norms_sq is None:
+        norms_sq = torch.zeros(n, dtype=g.dtype, device=g.device)
     if n == 0:
         empty = g.new_zeros(0, c)
-        return norms_sq, (empty if want_weight else None, empty if want_bias else None)
+        return (
+            norms_sq,
+            (empty if want_weight else None, empty if want_bias else None),
+            torch.zeros_like(g) if input_grad else None,
+        )
     spatial = g.shape[2:]
     # The backward kernel wants a weight even when the input gradient is not asked for.
-    ones = g.new_ones(n * c)
-    _, gw, gb = torch.ops.aten.native_group_norm_backward(
+    # expand + reshape: one copy, half the time of Tensor.repeat at these sizes.
+    weight = layer.weight.detach().expand(n, c).reshape(-1) if input_grad else g.new_ones(n * c)
+    g_in, gw, gb = torch.ops.aten.native_group_norm_backward(
         g.reshape(1, n * c, *spatial),
         inputs.x.reshape(1, n * c, *spatial),
         inputs.mean.reshape(1, n * groups),
         inputs.rstd.reshape(1, n * groups),
-        ones,
+        weight,
         1,
         n * c,
         math.prod(spatial),
         n * groups,
-        [False, want_weight, want_bias],
+        [input_grad, want_weight, want_bias],
     )
     grads: list[torch.Tensor | None] = []
     for per_sample in (gw if want_weight else None, gb if want_bias else None):
@@ -220,7 +244,7 @@ def group_norm_grads(
             per_sample = per_sample.view(n, c)
             norms_sq.add_(torch.linalg.vecdot(per_sample, per_sample))
         grads.append(per_sample)
-    return norms_sq, (grads[0], grads[1])
+    return norms_sq, (grads[0], grads[1]), g_in.view_as(g) if input_grad else None
 
 
 class ConvGrads:

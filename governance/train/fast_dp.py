@@ -38,6 +38,9 @@ __all__ = [
     "FastLinearClipping",
     "FastOptimizer",
     "FusedMLPStep",
+    "FusedStep",
+    "add_linear_clipped",
+    "plain_cross_entropy",
     "supports_fast_clipping",
     "supports_fused_mlp",
 ]
@@ -316,15 +319,26 @@ class FastOptimizer:
 # hold this path to the same weights as FastLinearClipping and Opacus' hooks for the same seed.
 
 
+def plain_cross_entropy(criterion: Any) -> bool:
+    """A default ``CrossEntropyLoss`` (no weight, no smoothing, mean reduction): the loss whose
+    gradient the fused steps write out as ``softmax − onehot``."""
+    from torch import nn
+
+    return (
+        type(criterion) is nn.CrossEntropyLoss
+        and criterion.weight is None
+        and criterion.label_smoothing == 0.0
+        and criterion.reduction == "mean"
+    )
+
+
 def supports_fused_mlp(model: nn.Module, criterion: Any) -> bool:
     """True for ``nn.Sequential`` of ``Linear``/``ReLU`` only, Linear first and last, every Linear
     parameter trainable, trained with a default ``CrossEntropyLoss`` (no weight, no smoothing,
     mean reduction)."""
     from torch import nn
 
-    if type(model) is not nn.Sequential or type(criterion) is not nn.CrossEntropyLoss:
-        return False
-    if criterion.weight is not None or criterion.label_smoothing != 0.0 or criterion.reduction != "mean":
+    if type(model) is not nn.Sequential or not plain_cross_entropy(criterion):
         return False
     layers = list(model.children())
     if not layers or type(layers[0]) is not nn.Linear or type(layers[-1]) is not nn.Linear:
@@ -340,7 +354,7 @@ def supports_fused_mlp(model: nn.Module, criterion: Any) -> bool:
 class _FusedLoss:
     """What :meth:`FusedMLPStep.__call__` returns: ``backward()`` writes the DP gradients."""
 
-    def __init__(self, step: FusedMLPStep, loss_sum: float, batch: int) -> None:
+    def __init__(self, step: Any, loss_sum: float, batch: int) -> None:
         self.step, self.loss_sum, self.batch = step, loss_sum, batch
 
     def item(self) -> float:
@@ -350,16 +364,11 @@ class _FusedLoss:
         self.step.backward()
 
 
-class FusedMLPStep:
-    """DP-SGD for a :func:`supports_fused_mlp` model: forward, hand-written backward, clipping and
-    noise in one go; FastLinearClipping's formulas (clipping factor, 1/B scaling) and noise draws.
-
-    Used as both model and criterion by the training loop: ``out = step(x)`` runs the forward pass
-    without autograd and keeps each Linear's input; ``step.criterion(out, y).backward()`` then
-    back-propagates ``softmax − onehot`` through the layers, computing each sample's squared
-    gradient norm ``Σ_layers ‖a_i‖²‖g_i‖²`` (``+ ‖g_i‖²`` for the bias), the clipping factors
-    ``c_i``, and writes ``noise + Σ_i c_i g_i a_iᵀ / B`` into each ``.grad`` (``addmm_``/``addmv_``
-    into the noise buffer). ``model`` itself is left untouched (no hooks).
+class FusedStep:
+    """What the hand-written DP steps share (:class:`FusedMLPStep`,
+    :class:`governance.train.fused_sequential.FusedSequentialStep`): the settings, the flat noise
+    buffer, and the criterion. The training loop calls ``model.train()`` / ``model(x)`` /
+    ``criterion(out, y).backward()``: a step is both model and criterion.
 
     The noise of all parameters is one ``normal_`` draw into one flat buffer whose views become
     the ``.grad`` tensors, reused every step: the same distribution as DPOptimizer's (i.i.d.
@@ -377,25 +386,23 @@ class FusedMLPStep:
         expected_batch_size: int,
         generator: torch.Generator | None,
     ) -> None:
-        from torch import nn
-
         self.model = model
-        self.layers: list[nn.Linear | None] = [
-            m if type(m) is nn.Linear else None
-            for m in model.children()  # None: a ReLU
-        ]
         self.noise_multiplier = float(noise_multiplier)
         self.max_grad_norm = float(max_grad_norm)
         self.expected_batch_size = max(1, int(expected_batch_size))
         self.generator = generator
         self.params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
-        self._inputs: list[torch.Tensor] = []
         self._logits: torch.Tensor | None = None
+        self._log_probs: torch.Tensor | None = None
         self._target: torch.Tensor | None = None
         self.training = True
         self._buffers: tuple[torch.Tensor, dict[int, torch.Tensor]] | None = (
             None  # made on first use, where the parameters then live
         )
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """The subclass's own set-up from ``self.model``."""
 
     def _step_buffers(self) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """(flat noise buffer, its per-parameter views), made where the parameters live."""
@@ -408,10 +415,59 @@ class FusedMLPStep:
             self._buffers = (flat, {id(p): part.view_as(p) for p, part in zip(self.params, parts)})
         return self._buffers
 
-    # The training loop calls model.train() / model(x) / criterion(out, y): this object is both.
-    def train(self, mode: bool = True) -> FusedMLPStep:
+    def _noise(self) -> dict[int, torch.Tensor]:
+        """This step's noise, ``N(0, σC/B)``, drawn into the flat buffer: per-parameter views."""
+        flat, noisy = self._step_buffers()
+        std = self.noise_multiplier * self.max_grad_norm / self.expected_batch_size
+        flat.normal_(0, std, generator=self.generator)
+        return noisy
+
+    def train(self, mode: bool = True) -> FusedStep:
         self.model.train(mode)
         return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def criterion(self, logits: torch.Tensor, target: torch.Tensor) -> _FusedLoss:
+        import torch
+
+        if logits is not self._logits:
+            raise RuntimeError("the fused step's criterion needs the logits of its own forward pass")
+        self._target = target
+        with torch.no_grad():
+            self._log_probs = torch.log_softmax(logits, dim=1)
+            batch = int(target.shape[0])
+            loss_sum = -float(self._log_probs.gather(1, target.view(-1, 1)).sum()) if batch else 0.0
+        return _FusedLoss(self, loss_sum, batch)
+
+    def backward(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to remove: the model was never wrapped."""
+
+
+class FusedMLPStep(FusedStep):
+    """DP-SGD for a :func:`supports_fused_mlp` model: forward, hand-written backward, clipping and
+    noise in one go; FastLinearClipping's formulas (clipping factor, 1/B scaling) and noise draws.
+
+    Used as both model and criterion by the training loop: ``out = step(x)`` runs the forward pass
+    without autograd and keeps each Linear's input; ``step.criterion(out, y).backward()`` then
+    back-propagates ``softmax − onehot`` through the layers, computing each sample's squared
+    gradient norm ``Σ_layers ‖a_i‖²‖g_i‖²`` (``+ ‖g_i‖²`` for the bias), the clipping factors
+    ``c_i``, and writes ``noise + Σ_i c_i g_i a_iᵀ / B`` into each ``.grad`` (``addmm_``/``addmv_``
+    into the noise buffer, :meth:`FusedStep._noise`). ``model`` itself is left untouched (no hooks).
+    """
+
+    def _prepare(self) -> None:
+        from torch import nn
+
+        self.layers: list[nn.Linear | None] = [
+            m if type(m) is nn.Linear else None
+            for m in self.model.children()  # None: a ReLU
+        ]
+        self._inputs: list[torch.Tensor] = []
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         import torch
@@ -435,18 +491,6 @@ class FusedMLPStep:
         self._logits = a
         return a
 
-    def criterion(self, logits: torch.Tensor, target: torch.Tensor) -> _FusedLoss:
-        import torch
-
-        if logits is not self._logits:
-            raise RuntimeError("the fused step's criterion needs the logits of its own forward pass")
-        self._target = target
-        with torch.no_grad():
-            self._log_probs = torch.log_softmax(logits, dim=1)
-            batch = int(target.shape[0])
-            loss_sum = -float(self._log_probs.gather(1, target.view(-1, 1)).sum()) if batch else 0.0
-        return _FusedLoss(self, loss_sum, batch)
-
     def backward(self) -> None:
         import torch
 
@@ -454,12 +498,12 @@ class FusedMLPStep:
         target, inputs = self._target, self._inputs
         batch = int(target.shape[0])
         scale = 1.0 / self.expected_batch_size
-        flat, noisy = self._step_buffers()
-        flat.normal_(0, self.noise_multiplier * self.max_grad_norm * scale, generator=self.generator)
+        noisy = self._noise()
         linears = [layer for layer in self.layers if layer is not None]
         if batch:
             with torch.no_grad():
                 # d(Σ losses)/d logits = softmax − onehot.
+                assert self._log_probs is not None
                 g = self._log_probs.exp_()
                 g.scatter_add_(1, target.view(-1, 1), _minus_ones(batch, g))
                 grads: list[torch.Tensor] = [g]
@@ -489,19 +533,24 @@ class FusedMLPStep:
                 # min(1, C / (‖∇_i‖ + 1e-6)) / B, DPOptimizer's clipping factor with 1/B folded in.
                 coef = norms.add_(1e-6).reciprocal_().mul_(self.max_grad_norm * scale).clamp_(max=scale)
                 for layer, a, g in zip(linears, inputs, grads):
-                    # Scale the narrower of a and g by c_i: fewer multiplications, same product.
-                    if a.shape[1] <= g.shape[1]:
-                        noisy[id(layer.weight)].addmm_(g.t(), a.mul(coef.unsqueeze(1)))
-                    else:
-                        noisy[id(layer.weight)].addmm_(g.mul(coef.unsqueeze(1)).t(), a)
-                    if layer.bias is not None:
-                        noisy[id(layer.bias)].addmv_(g.t(), coef)
+                    add_linear_clipped(layer, a, g, coef, noisy)
         for p in self.params:
             p.grad = noisy[id(p)]
         self._inputs, self._logits, self._target = [], None, None
 
-    def close(self) -> None:
-        """Nothing to remove: the model was never wrapped."""
+
+def add_linear_clipped(
+    layer: nn.Linear, a: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, noisy: dict[int, torch.Tensor]
+) -> None:
+    """``Σ_i c_i g_i a_iᵀ`` (and ``Σ_i c_i g_i`` for the bias) of a Linear on 2-D inputs ``a``
+    with output gradients ``g``, added into the parameters' noise buffers."""
+    # Scale the narrower of a and g by c_i: fewer multiplications, same product.
+    if a.shape[1] <= g.shape[1]:
+        noisy[id(layer.weight)].addmm_(g.t(), a.mul(coef.unsqueeze(1)))
+    else:
+        noisy[id(layer.weight)].addmm_(g.mul(coef.unsqueeze(1)).t(), a)
+    if layer.bias is not None:
+        noisy[id(layer.bias)].addmv_(g.t(), coef)
 
 
 def _minus_ones(batch: int, like: torch.Tensor) -> torch.Tensor:

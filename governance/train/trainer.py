@@ -32,6 +32,7 @@ from governance.train.dp import (
     max_steps_within,
     planned_epsilons,
     supports_fast_clipping,
+    supports_fused,
 )
 from governance.train.fast_dp import supports_fused_mlp
 
@@ -578,10 +579,13 @@ class Trainer:
             and supports_fast_clipping(model)
         ):
             mode = "fast"
-            if supports_fused_mlp(model, criterion):
+            if supports_fused(model, criterion):
                 mode = "fused"
-        if mode == "fused" and not supports_fused_mlp(model, criterion):
-            raise ValueError("grad_sample_mode 'fused' needs nn.Sequential of Linear/ReLU with cross-entropy")
+        if mode == "fused" and not supports_fused(model, criterion):
+            raise ValueError(
+                "grad_sample_mode 'fused' needs nn.Sequential of Linear/ReLU (or Conv2d, GroupNorm, "
+                "ReLU, AdaptiveAvgPool2d, Flatten, Linear) with cross-entropy"
+            )
         if mode in ("fast", "fused"):
             return self._make_fast_private(
                 model, optimizer, loader, criterion, noise_gen, noise_multiplier, fused=mode == "fused"
@@ -639,6 +643,7 @@ class Trainer:
         from opacus.accountants import create_accountant
 
         from governance.train.fast_dp import FastLinearClipping, FastOptimizer, FusedMLPStep
+        from governance.train.fused_sequential import FusedSequentialStep
 
         assert self.privacy is not None
         if self.max_physical_batch_size:
@@ -655,7 +660,8 @@ class Trainer:
         )
         engine = SimpleNamespace(accountant=accountant)
         if fused:
-            step = FusedMLPStep(
+            fused_step = FusedMLPStep if supports_fused_mlp(model, criterion) else FusedSequentialStep
+            step = fused_step(
                 model,
                 optimizer,
                 noise_multiplier=noise_multiplier,

@@ -1,6 +1,9 @@
-"""The plain-torch oracle of every DP clipping test: one sample at a time, clipped, summed."""
+"""The plain-torch oracles of the DP clipping tests: one sample at a time, clipped, summed; and the
+noise a fused step draws, replayed from its generator."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,3 +23,37 @@ def clipped_sums(model: nn.Module, x: np.ndarray, y: np.ndarray, clip: float) ->
         for k, p in params.items():
             summed[k] += p.grad * factor
     return summed
+
+
+def images(n: int, seed: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened random images, scaled so that most samples get clipped, and 3 classes."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, int(np.prod(shape)))).astype("float32") * 3
+    y = (x[:, 0] + x[:, 5] > 0).astype("int64") + (x[:, 9] > 1).astype("int64")
+    return x, y
+
+
+def assert_noise_is_one_flat_draw(
+    step: Callable[[], None],
+    noisy: nn.Module,
+    clean: nn.Module,
+    generator: torch.Generator,
+    std: float,
+    steps: int = 2,
+) -> torch.Tensor:
+    """Run ``step`` (one fused DP step of ``noisy``) ``steps`` times and check that each gradient
+    is ``clean``'s (the same step without noise) plus exactly one ``normal_(0, std)`` draw of
+    ``generator`` over all parameters in order, fresh every step; returns the draws."""
+    sizes = [p.numel() for p in noisy.parameters()]
+    draws = []
+    for _ in range(steps):
+        state = generator.get_state()
+        step()
+        replay = torch.Generator().set_state(state)
+        noise = torch.empty(sum(sizes)).normal_(0, std, generator=replay)
+        for p, q, n in zip(noisy.parameters(), clean.parameters(), noise.split(sizes)):
+            assert p.grad is not None and q.grad is not None
+            torch.testing.assert_close(p.grad, q.grad + n.view_as(p), rtol=0, atol=1e-6)
+        draws.append(noise)
+    assert not torch.equal(draws[0], draws[1])
+    return torch.cat(draws)

@@ -91,8 +91,8 @@ def test_cnn_on_digits_trains_privately(tmp_path: Path) -> None:
     }
     outcome = train(load_spec(write_spec(tmp_path, spec)), tmp_path / "cnn", progress=False)
     privacy = outcome.ledger["privacy"]
-    # auto: our single-pass clipping with per-sample conv/GroupNorm gradients (fast_conv).
-    assert privacy["grad_sample_mode"] == "fast" and privacy["epsilon"] <= 8.0
+    # auto: the fused step for Sequential conv nets (per-sample conv/GroupNorm gradients).
+    assert privacy["grad_sample_mode"] == "fused" and privacy["epsilon"] <= 8.0
     assert outcome.ledger["eval_accuracy"] > 0.5  # ten classes: chance is 0.1
     handle = load_handle(outcome.model_dir)
     assert handle.kind == "image" and handle.classes == tuple(str(i) for i in range(10))

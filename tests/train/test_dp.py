@@ -18,7 +18,7 @@ from governance.train.dp import (
 )
 from governance.train.fast_dp import supports_fused_mlp
 from governance.train.trainer import Trainer
-from tests.train._reference import clipped_sums
+from tests.train._reference import assert_noise_is_one_flat_draw, clipped_sums
 
 
 def _data(n: int = 64, d: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -172,9 +172,10 @@ def test_privacy_settings_validate() -> None:
             PrivacySettings(**bad)
 
 
-def test_auto_mode_uses_fast_path_for_plain_convolutions_and_hooks_for_others() -> None:
+def test_auto_mode_uses_our_paths_for_plain_convolutions_and_hooks_for_others() -> None:
     """Opacus alone would pick hooks for a CNN (its ghost mode has no Conv2d norm sampler); a
-    one-group zero-padded Conv2d goes through the fast path, a grouped one stays on hooks."""
+    Sequential net with a one-group zero-padded Conv2d takes the fused step, a grouped one stays
+    on hooks."""
     x, y = _data(n=40, d=16)
     modes = {}
     for name, groups in (("plain", 1), ("grouped", 2)):
@@ -188,7 +189,7 @@ def test_auto_mode_uses_fast_path_for_plain_convolutions_and_hooks_for_others() 
         privacy = PrivacySettings(target_epsilon=50.0, delta=1e-3, noise_multiplier=1.0)
         result = Trainer(model=cnn, train_data=(x, y), privacy=privacy, epochs=1, batch_size=20).fit()
         modes[name] = result.ledger["privacy"]["grad_sample_mode"]
-    assert modes == {"plain": "fast", "grouped": "hooks"}
+    assert modes == {"plain": "fused", "grouped": "hooks"}  # a Sequential conv net: the fused step
 
 
 def test_fast_path_reproduces_opacus_with_noise() -> None:
@@ -280,20 +281,14 @@ def test_fused_step_noise_is_one_flat_gaussian_draw() -> None:
         generator=None,
     )
     clean(clean_model(x), y).backward()
-    sizes = [p.numel() for p in fused_model.parameters()]
-    draws = []
-    for _ in range(2):
-        state = generator.get_state()
-        step.criterion(step(x), y).backward()
-        replay = torch.Generator().set_state(state)
-        noise = torch.empty(sum(sizes)).normal_(0, sigma * clip / expected_batch, generator=replay)
-        for p, q, n in zip(fused_model.parameters(), clean_model.parameters(), noise.split(sizes)):
-            assert p.grad is not None and q.grad is not None
-            torch.testing.assert_close(p.grad, q.grad + n.view_as(p), rtol=0, atol=1e-6)
-        draws.append(noise)
-    assert not torch.equal(draws[0], draws[1])
+    both = assert_noise_is_one_flat_draw(
+        lambda: step.criterion(step(x), y).backward(),
+        fused_model,
+        clean_model,
+        generator,
+        sigma * clip / expected_batch,
+    )
     # The draw itself: mean 0 and standard deviation σC/B (4 standard errors).
-    both = torch.cat(draws)
     sd = sigma * clip / expected_batch
     assert abs(float(both.mean())) < 4 * sd / len(both) ** 0.5
     assert abs(float(both.std()) / sd - 1) < 4 / (2 * len(both)) ** 0.5
@@ -329,3 +324,24 @@ def test_planned_epsilons_project_each_epoch_and_stop_past_the_target() -> None:
     acc = create_accountant(mechanism="prv")
     acc.history = [(1.3, 0.02, 40), (0.9, 0.05, 40)]
     assert acc.get_epsilon(delta=1e-5) == planned[1]
+
+
+def test_prv_epsilon_through_numpy_fft_equals_opacus_own() -> None:
+    """epsilon_for composes the PRVs with numpy.fft (scipy.fft's plan cache held 7 MB for the
+    life of the process); the transforms are the same pocketfft, so ε matches Opacus' own
+    computation, heterogeneous histories (scipy.signal.convolve) included."""
+    import numpy as np
+    import scipy.fft
+    from opacus.accountants import create_accountant
+
+    from governance.train.dp import _NumpyFFT, epsilon_for
+
+    for history in ([(1.1, 0.01, 300)], [(1.0, 0.05, 50), (1.3, 0.02, 70), (0.9, 0.05, 10)]):
+        accountant = create_accountant(mechanism="prv")
+        accountant.history = list(history)
+        assert epsilon_for(history, 1e-5) == pytest.approx(accountant.get_epsilon(delta=1e-5), rel=1e-9)
+    x = np.random.default_rng(0).random(1000)
+    with scipy.fft.set_backend(_NumpyFFT):
+        np.testing.assert_allclose(scipy.fft.irfft(scipy.fft.rfft(x), 1000), x, atol=1e-12)
+        spectrum = scipy.fft.rfft(x, 1000, -1, None, False)  # a 5th positional: scipy's own
+    np.testing.assert_allclose(spectrum, np.fft.rfft(x), atol=1e-9)
