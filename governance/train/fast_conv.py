@@ -105,6 +105,17 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[str, tuple[tuple[int, ...], torch.Tensor]] = {}
+        #: Views into the buffers that callers build once per batch size (:meth:`views`).
+        self._views: dict[tuple[Any, ...], Any] = {}
+
+    def views(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """``build()``'s result (views of this workspace's buffers), kept under ``key`` until a
+        buffer is reallocated: Poisson batch sizes repeat, and building a dozen views costs
+        about as much as a small product."""
+        held = self._views.get(key)
+        if held is None:
+            held = self._views[key] = build()
+        return held
 
     def take(
         self,
@@ -134,6 +145,7 @@ class Workspace:
         ):
             held = None  # the old buffer is freed before the new one exists: a lower peak
             self._buffers.pop(name, None)
+            self._views.clear()
             capacity = int(n * HEADROOM + 1)
             buffer = like.new_empty(capacity * per)
             if init is not None:
@@ -315,23 +327,31 @@ def patches(
             (buffer[:, :, d] if position_major else buffer[:, d]).fill_(1.0)
 
     position_major = (kw * c if dw == 1 else c) >= (w_out if sw == 1 else 1)
-    if position_major:
-        padded = workspace.take("input", n, (h_pad, w_pad, c), x, init=_zero)
-        padded[:, ph : ph + h, pw : pw + w].copy_(x.permute(0, 2, 3, 1))
-        row = w_pad * c
-        sizes = (n, h_out, w_out, kh, kw, c)
-        strides = (h_pad * row, sh * row, sw * c, dh * row, dw * c, 1)
-        a = workspace.take("patches", n, (positions, width), x, init=init)
-        dest = a[:, :, :d].unflatten(2, (kh, kw, c)).unflatten(1, (h_out, w_out))
-    else:
-        padded = workspace.take("input", n, (c, h_pad, w_pad), x, init=_zero)
-        padded[:, :, ph : ph + h, pw : pw + w].copy_(x)
-        plane = h_pad * w_pad
-        sizes = (n, kh, kw, c, h_out, w_out)
-        strides = (c * plane, dh * w_pad, dw, plane, sh * w_pad, sw)
-        a = workspace.take("patches", n, (width, positions), x, init=init)
-        dest = a[:, :d].unflatten(2, (h_out, w_out)).unflatten(1, (kh, kw, c))
-    dest.copy_(padded.as_strided(sizes, strides, padded.storage_offset()))
+
+    def build() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the input's place in the padded buffer, NCHW order; where the patches go; the
+        patches as a strided view of the padded buffer; the unfolded input)."""
+        if position_major:
+            padded = workspace.take("input", n, (h_pad, w_pad, c), x, init=_zero)
+            interior = padded[:, ph : ph + h, pw : pw + w].permute(0, 3, 1, 2)
+            row = w_pad * c
+            sizes = (n, h_out, w_out, kh, kw, c)
+            strides = (h_pad * row, sh * row, sw * c, dh * row, dw * c, 1)
+            a = workspace.take("patches", n, (positions, width), x, init=init)
+            dest = a[:, :, :d].unflatten(2, (kh, kw, c)).unflatten(1, (h_out, w_out))
+        else:
+            padded = workspace.take("input", n, (c, h_pad, w_pad), x, init=_zero)
+            interior = padded[:, :, ph : ph + h, pw : pw + w]
+            plane = h_pad * w_pad
+            sizes = (n, kh, kw, c, h_out, w_out)
+            strides = (c * plane, dh * w_pad, dw, plane, sh * w_pad, sw)
+            a = workspace.take("patches", n, (width, positions), x, init=init)
+            dest = a[:, :d].unflatten(2, (h_out, w_out)).unflatten(1, (kh, kw, c))
+        return interior, dest, padded.as_strided(sizes, strides, padded.storage_offset()), a
+
+    interior, dest, source, a = workspace.views(("patches", n, c, h, w, ones, position_major), build)
+    interior.copy_(x)
+    dest.copy_(source)
     return a, position_major
 
 
@@ -372,22 +392,38 @@ def shifted_products(
     p, h_out, w_out = g.shape[1], g.shape[2], g.shape[3]
     (kh, kw), (dh, dw), (ph, pw) = layer.kernel_size, layer.dilation, padding
     h_pad, w_pad = h + 2 * ph, w + 2 * pw
-    padded = workspace.take("input", n, (h_pad, w_pad, c), x, init=_zero)
-    padded[:, ph : ph + h, pw : pw + w].copy_(x.permute(0, 2, 3, 1))
-    wide = workspace.take("grad", n, (p, h_out, w_pad), g, init=_zero)
-    wide[..., :w_out].copy_(g)
     positions = (h_out - 1) * w_pad + w_out
-    g_wide = wide.view(n, p, h_out * w_pad)[:, :, :positions]
-    out = workspace.take("per_offset", n, (kh * kw * p * c,), g).view(kh * kw, n, p, c)
-    for i in range(kh):
-        for j in range(kw):
-            shifted = padded.as_strided(
-                (n, positions, c),
-                (h_pad * w_pad * c, c, 1),
-                padded.storage_offset() + (i * dh * w_pad + j * dw) * c,
+
+    def build() -> tuple[Any, ...]:
+        padded = workspace.take("input", n, (h_pad, w_pad, c), x, init=_zero)
+        wide = workspace.take("grad", n, (p, h_out, w_pad), g, init=_zero)
+        g_wide = wide.view(n, p, h_out * w_pad)[:, :, :positions]
+        out = workspace.take("per_offset", n, (kh * kw * p * c,), g).view(kh * kw, n, p, c)
+        products = [
+            (
+                padded.as_strided(
+                    (n, positions, c),
+                    (h_pad * w_pad * c, c, 1),
+                    padded.storage_offset() + (i * dh * w_pad + j * dw) * c,
+                ),
+                out[i * kw + j],
             )
-            torch.bmm(g_wide, shifted, out=out[i * kw + j])
-    return out.view(kh * kw, n, p * c)
+            for i in range(kh)
+            for j in range(kw)
+        ]
+        interior = padded[:, ph : ph + h, pw : pw + w].permute(0, 3, 1, 2)  # NCHW order
+        return interior, wide[..., :w_out], g_wide, products, out.view(kh * kw, n, p * c)
+
+    # Two tensors that take() must not reallocate in between (the views would go stale): the
+    # key holds every shape involved.
+    interior, g_dest, g_wide, products, result = workspace.views(
+        ("shifted", n, c, h, w, p, h_out, w_out), build
+    )
+    interior.copy_(x)
+    g_dest.copy_(g)
+    for shifted, out_k in products:
+        torch.bmm(g_wide, shifted, out=out_k)
+    return result
 
 
 def conv_grads(
@@ -421,7 +457,7 @@ def conv_grads(
             return torch.linalg.vecdot(state.bias, state.bias), state
         return torch.zeros(n, dtype=g.dtype, device=g.device), state
     space = workspace if workspace is not None else Workspace()
-    state.features = layer.weight[0].numel()
+    state.features = layer.weight.numel() // layer.weight.shape[0]  # no tensor op, unlike weight[0]
     if materialise is None:
         materialise = materialise_is_cheaper(positions, state.features, p)
     if materialise and shifts_apply(layer, x, g):
@@ -464,7 +500,9 @@ def add_conv_clipped(layer: nn.Conv2d, state: ConvGrads, coef: torch.Tensor, noi
     if state.per_offset is not None:
         if weight is not None:
             by_offset = weight.permute(2, 3, 0, 1)  # (k_h, k_w, C_out, C_in): the products' order
-            by_offset.add_(torch.matmul(coef, state.per_offset).view(by_offset.shape))
+            offsets, n = state.per_offset.shape[0], state.per_offset.shape[1]
+            summed = torch.bmm(coef.view(1, 1, n).expand(offsets, 1, n), state.per_offset)
+            by_offset.add_(summed.view(by_offset.shape))
     elif state.per_sample is not None:
         summed = (state.per_sample.t() @ coef).view(-1, state.width)
         if weight is not None:
