@@ -138,6 +138,9 @@ class FastLinearClipping:
         ]
         self._records: list[tuple[nn.Module, Any, torch.Tensor]] = []
         self._workspaces: dict[int, Any] = {}  # conv layers' buffers, kept between steps (fast_conv)
+        from governance.train.fast_conv import poisson_capacity
+
+        self._capacity = poisson_capacity(self.expected_batch_size)
         self._handles = [layer.register_forward_hook(self._record) for layer in self.layers]
 
     def _record(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -185,7 +188,7 @@ class FastLinearClipping:
         sequence: dict[int, Any] = {}
         for k, ((layer, a, _), g) in enumerate(zip(records, grads)):
             if type(layer) in (nn.Conv2d, nn.GroupNorm):
-                layer_sq, sequence[k] = layer_grads(layer, a, g, self._workspaces)
+                layer_sq, sequence[k] = layer_grads(layer, a, g, self._workspaces, self._capacity)
                 norms_sq += layer_sq
             elif type(layer) is not nn.Linear:
                 gw, gb = _layer_norm_grads(layer, a, g)  # type: ignore[arg-type]

@@ -203,3 +203,25 @@ def test_models_the_fused_step_takes_and_leaves() -> None:
     assert supports_fused_sequential(nn.Sequential(*conv, *tail), ce)
     conv[1].bias.requires_grad_(False)  # a frozen parameter: the fast path's case
     assert not supports_fused_sequential(nn.Sequential(*conv, *tail), ce)
+
+
+def test_padding_rows_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches run padded to a multiple of BATCH_MULTIPLE rows (oneDNN kernel shapes); with no
+    padding the same step gives the same loss and gradients to float rounding."""
+    from governance.train import fused_sequential
+
+    x, y = (torch.from_numpy(a) for a in _images(37))
+    results = []
+    for multiple in (1, fused_sequential.BATCH_MULTIPLE, 16):
+        monkeypatch.setattr(fused_sequential, "BATCH_MULTIPLE", multiple)
+        model = _net(CONVS["3x3 pad 1"])
+        step = _step(model, sigma=0.0, clip=0.5, batch=40)
+        out = step(x)
+        assert out.shape == (37, 3)
+        loss = step.criterion(out, y)
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    for loss_value, grads in results[1:]:
+        assert loss_value == pytest.approx(results[0][0], rel=1e-6)
+        for a, b in zip(grads, results[0][1]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
