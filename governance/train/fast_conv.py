@@ -385,8 +385,8 @@ def shifts_apply(layer: nn.Conv2d, x: torch.Tensor, g: torch.Tensor) -> bool:
     output columns (the junk positions it multiplies by zero)."""
     padding = conv_padding(layer)
     assert padding is not None
-    w_pad = x.shape[3] + 2 * padding[1]
-    return tuple(layer.stride) == (1, 1) and x.shape[1] >= SHIFT_MIN_CHANNELS and 2 * w_pad <= 3 * g.shape[3]
+    w_row = shifted_row(x.shape[3], padding[1], g.shape[3])
+    return tuple(layer.stride) == (1, 1) and x.shape[1] >= SHIFT_MIN_CHANNELS and 2 * w_row <= 3 * g.shape[3]
 
 
 def shifted_products(
@@ -397,10 +397,12 @@ def shifted_products(
 
     For the kernel offset ``(i, j)`` the gradient is ``Σ_l g_l x_{l+(i,j)}ᵀ``, a product of the
     output gradient with the input shifted by the offset. With the input copied zero-padded and
-    channels-last, and positions running along whole padded rows (``L = (H_out − 1)·W_pad +
-    W_out``, the output gradient zero-padded to ``W_pad`` columns so the junk positions between
+    channels-last, and positions running along whole padded rows (``L = (H_out − 1)·W_row +
+    W_out``, the output gradient zero-padded to ``W_row`` columns so the junk positions between
     rows count for nothing), every shifted input is an ``(L, C_in)`` matrix inside that one
-    buffer, rows ``C_in`` apart: the products read it in place. Against the unfolded input (the
+    buffer, rows ``C_in`` apart: the products read it in place. Neighbouring rows share their
+    padding (:func:`shifted_row`): 9 values a row instead of 10 for the built-in CNN, 9 % fewer
+    multiplications by junk. Against the unfolded input (the
     input copied ``k_h·k_w`` times over, 2.4 MB for the built-in CNN's second layer at batch 64)
     this measured about 15 % faster with cold caches, as in a training step, and holds 2 MB less.
     """
@@ -411,31 +413,38 @@ def shifted_products(
     n, c, h, w = x.shape
     p, h_out, w_out = g.shape[1], g.shape[2], g.shape[3]
     (kh, kw), (dh, dw), (ph, pw) = layer.kernel_size, layer.dilation, padding
-    h_pad, w_pad = h + 2 * ph, w + 2 * pw
-    positions = (h_out - 1) * w_pad + w_out
+    h_pad, w_row = h + 2 * ph, shifted_row(w, pw, w_out)
+    # Rows of w_row values: pw zeros, the input row, zeros; the right padding a kernel reads past
+    # the end of a row is the next row's left padding, and `tail` zeros close the last row.
+    tail = w + 2 * pw - w_row
+    per_sample = (h_pad * w_row + tail) * c
+    positions = (h_out - 1) * w_row + w_out
 
     def build() -> tuple[Any, ...]:
-        padded = workspace.take("input", n, (h_pad, w_pad, c), x, init=_zero)
-        wide = workspace.take("grad", n, (p, h_out, w_pad), g, init=_zero)
-        g_wide = wide.view(n, p, h_out * w_pad)[:, :, :positions]
+        padded = workspace.take("input", n, (per_sample,), x, init=_zero)
+        wide = workspace.take("grad", n, (p, h_out, w_row), g, init=_zero)
         out = workspace.take("per_offset", n, (kh * kw * p * c,), g).view(kh * kw, n, p, c)
+        grid = padded[:, : h_pad * w_row * c].view(n, h_pad, w_row, c)
         products = [
             (
                 padded.as_strided(
                     (n, positions, c),
-                    (h_pad * w_pad * c, c, 1),
-                    padded.storage_offset() + (i * dh * w_pad + j * dw) * c,
+                    (per_sample, c, 1),
+                    padded.storage_offset() + (i * dh * w_row + j * dw) * c,
                 ),
                 out[i * kw + j],
             )
             for i in range(kh)
             for j in range(kw)
         ]
-        interior = padded[:, ph : ph + h, pw : pw + w].permute(0, 3, 1, 2)  # NCHW order
-        return interior, wide[..., :w_out], g_wide, products, out.view(kh * kw, n, p * c)
+        return (
+            grid[:, ph : ph + h, pw : pw + w].permute(0, 3, 1, 2),  # where x goes, NCHW order
+            wide[..., :w_out],  # where g goes
+            wide.view(n, p, h_out * w_row)[:, :, :positions],
+            products,
+            out.view(kh * kw, n, p * c),
+        )
 
-    # Two tensors that take() must not reallocate in between (the views would go stale): the
-    # key holds every shape involved.
     interior, g_dest, g_wide, products, result = workspace.views(
         ("shifted", n, c, h, w, p, h_out, w_out), build
     )
@@ -444,6 +453,13 @@ def shifted_products(
     for shifted, out_k in products:
         torch.bmm(g_wide, shifted, out=out_k)
     return result
+
+
+def shifted_row(w: int, pw: int, w_out: int) -> int:
+    """Values per row in :func:`shifted_products`' input buffer: the input row and one side's
+    padding, the two paddings between neighbouring rows being shared (zeros either way); never
+    fewer than the output row."""
+    return max(w + pw, w_out)
 
 
 def conv_grads(

@@ -85,6 +85,8 @@ PER_SAMPLE_CONVS = {
     "3x5 same, no bias": ({"kernel_size": (3, 5), "padding": "same", "bias": False}, 12),
     "stride 2": ({"kernel_size": 3, "stride": 2, "padding": 1}, 12),
     "one channel": ({"kernel_size": 3, "padding": 1}, 1),
+    # More padding than the kernel reaches: output rows longer than input row + one padding.
+    "over-padded": ({"kernel_size": 3, "padding": (2, 3)}, 12),
 }
 
 
