@@ -5,6 +5,13 @@ reads as one training loop for plain and private training alike.
 
 Per-sample gradient modes
 -------------------------
+``fused``
+    A hand-written DP step, forward and backward without autograd, for ``nn.Sequential`` models
+    trained with plain cross-entropy: Linear/ReLU MLPs (:class:`governance.train.fast_dp.
+    FusedMLPStep`) and conv nets (:class:`governance.train.fused_sequential.FusedSequentialStep`).
+``fast``
+    Single-pass per-sample clipping (:class:`governance.train.fast_dp.FastLinearClipping`) for
+    any model of Linear, LayerNorm, Conv2d and GroupNorm layers (e.g. a transformer's top layers).
 ``ghost``
     Opacus' fast gradient clipping (``grad_sample_mode="ghost"``): per-sample gradient *norms*
     of ``Linear``/``Embedding`` layers from activations and backprops without materialising
@@ -62,7 +69,9 @@ class PrivacySettings:
     accountant
         ``prv`` (default, tight), ``rdp`` or ``gdp``.
     grad_sample_mode
-        ``auto`` (``fused`` for Sequential Linear/ReLU MLPs, ``fast`` for other Linear/conv models,
+        ``auto`` (``fused`` for Sequential Linear/ReLU MLPs and Sequential conv nets of Conv2d,
+        GroupNorm, ReLU, AdaptiveAvgPool2d, Flatten and Linear layers, ``fast`` for other
+        Linear/LayerNorm/conv models,
         else ghost clipping where every layer has an Opacus norm sampler, else hooks), ``fused``,
         ``fast``, ``ghost``, ``hooks``, ``functorch``, ``ew``.
     noise_multiplier
