@@ -123,6 +123,8 @@ class FastLinearClipping:
         expected_batch_size: int,
         generator: torch.Generator | None,
     ) -> None:
+        from governance.train.fast_conv import poisson_capacity
+
         self.criterion = criterion
         self.noise_multiplier = float(noise_multiplier)
         self.max_grad_norm = float(max_grad_norm)
@@ -138,9 +140,7 @@ class FastLinearClipping:
         ]
         self._records: list[tuple[nn.Module, Any, torch.Tensor]] = []
         self._workspaces: dict[int, Any] = {}  # conv layers' buffers, kept between steps (fast_conv)
-        from governance.train.fast_conv import poisson_capacity
-
-        self._capacity = poisson_capacity(self.expected_batch_size)
+        self._capacity = poisson_capacity(self.expected_batch_size)  # their rows (Poisson batches)
         self._handles = [layer.register_forward_hook(self._record) for layer in self.layers]
 
     def _record(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:

@@ -331,9 +331,10 @@ class FusedSequentialStep(FusedStep):
 
         ops = _ops()
         self.ops = [ops[type(layer)](layer) for layer in self.model.children()]
+        capacity = poisson_capacity(self.expected_batch_size)
         for op in self.ops:
             if isinstance(op, _Conv2dOp):
-                op.workspace.batches_up_to = poisson_capacity(self.expected_batch_size)
+                op.workspace.batches_up_to = capacity
         owned = False  # whether the tensor flowing into the next op is the step's own
         for op in self.ops:
             if isinstance(op, _ReLUOp):

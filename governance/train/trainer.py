@@ -648,7 +648,8 @@ class Trainer:
         assert self.privacy is not None
         if self.max_physical_batch_size:
             raise ValueError(
-                "grad_sample_mode 'fast' does not support max_physical_batch_size; use ghost or hooks"
+                f"grad_sample_mode '{'fused' if fused else 'fast'}' does not support "
+                "max_physical_batch_size; use ghost or hooks"
             )
         # The loader arrives Poisson already when poisson_sampling is on (_make_private).
         dp_loader = loader
