@@ -198,6 +198,7 @@ def _apply_waivers(
                 refs=rule.refs,
                 rationale=rule.rationale,
                 waiver=note,
+                threshold_source=rule.threshold_source,
             )
         )
     return out
@@ -227,6 +228,7 @@ def _outcome(rule: Rule, metric: str, value: float | None, status: Status, messa
         message=message,
         refs=rule.refs,
         rationale=rule.rationale,
+        threshold_source=rule.threshold_source,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from governance.policy.schema import ThresholdSource
 from governance.results import Severity
 
 __all__ = ["CheckReport", "FailOn", "Outcome", "Status", "WaiverNote"]
@@ -77,6 +78,13 @@ class Outcome:
     refs: tuple[str, ...] = ()
     rationale: str | None = None
     waiver: WaiverNote | None = None
+    #: Who set ``threshold``: reports say "threshold chosen by this pack" unless a regulation did.
+    threshold_source: ThresholdSource = ThresholdSource.PACK
+
+    @property
+    def threshold_note(self) -> str:
+        """"threshold chosen by this pack" and the like; "" where the regulation sets the number."""
+        return self.threshold_source.note
 
     def is_red(self, fail_on: FailOn) -> bool:
         """Does this outcome fail the gate under ``fail_on``?"""
@@ -94,6 +102,7 @@ class Outcome:
             "value": self.value,
             "message": self.message,
             "refs": list(self.refs),
+            "threshold_source": self.threshold_source.value,
             "rationale": self.rationale,
             "waiver": None if self.waiver is None else self.waiver.to_dict(),
         }

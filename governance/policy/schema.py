@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from governance.errors import InputError
 from governance.results import AUDIT_NAMES, Severity
 
-__all__ = ["OPS", "OnMissing", "Policy", "Rule", "parse_rule"]
+__all__ = ["OPS", "OnMissing", "Policy", "Rule", "ThresholdSource", "parse_rule"]
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -48,7 +48,19 @@ ERR_REQUIRED = "required field is missing"
 _METRIC_PATTERN = re.compile(r"^(?P<audit>[a-z_]+)(\.[a-z0-9_*?\[\]\-!]+)+$")
 _RULE_ID = re.compile(r"^[A-Za-z0-9_.\-:]+$")
 _RULE_FIELDS = frozenset(
-    {"id", "title", "metric", "op", "threshold", "severity", "on_missing", "refs", "rationale", "description"}
+    {
+        "id",
+        "title",
+        "metric",
+        "op",
+        "threshold",
+        "threshold_source",
+        "severity",
+        "on_missing",
+        "refs",
+        "rationale",
+        "description",
+    }
 )
 
 
@@ -58,6 +70,37 @@ class OnMissing(StrEnum):
     FAIL = "fail"
     WARN = "warn"
     SKIP = "skip"
+
+
+class ThresholdSource(StrEnum):
+    """Who set a rule's number: a reader must not take a pack's choice for a legal limit.
+
+    The EU AI Act, for one, sets no numeric thresholds: a rule citing it holds the Act's
+    obligation, while the number is this pack's (``pack``). ``regulation`` is for numbers a law
+    or rule itself fixes (EEOC's four-fifths, 29 CFR 1607.4(D)); ``standard`` for numbers
+    fixed by a published standard.
+    """
+
+    REGULATION = "regulation"
+    STANDARD = "standard"
+    PACK = "pack"
+
+    @property
+    def note(self) -> str:
+        """The words reports print beside the refs ("" where the regulation sets the number)."""
+        return _SOURCE_NOTES[self]
+
+
+_SOURCE_NOTES: Mapping[ThresholdSource, str] = {
+    ThresholdSource.REGULATION: "",
+    ThresholdSource.STANDARD: "threshold set by a cited standard, not by regulation",
+    ThresholdSource.PACK: "threshold chosen by this pack",
+}
+
+ERR_THRESHOLD_SOURCE_MISSING = (
+    "required field is missing; add `threshold_source: pack` to this rule "
+    "(or `regulation` where a law fixes the number, `standard` where a published standard does)"
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +118,8 @@ class Rule:
     rationale: str | None = None
     #: The policy file the rule was defined in (differs from the policy's own for inherited rules).
     source: str = ""
+    #: Who set ``threshold`` (required in policy files; see :class:`ThresholdSource`).
+    threshold_source: ThresholdSource = ThresholdSource.PACK
 
     @property
     def is_glob(self) -> bool:
@@ -139,6 +184,10 @@ def parse_rule(raw: Any, *, source: str, where: str) -> Rule:
     if threshold is None:
         raise InputError(source, f"{here}.threshold", ERR_THRESHOLD.format(got=raw["threshold"]))
 
+    if "threshold_source" not in raw:
+        raise InputError(source, f"{here}.threshold_source", ERR_THRESHOLD_SOURCE_MISSING)
+    threshold_source = _enum(ThresholdSource, raw["threshold_source"], source, f"{here}.threshold_source")
+
     severity = _enum(Severity, raw.get("severity", Severity.MAJOR.value), source, f"{here}.severity")
     on_missing = _enum(OnMissing, raw.get("on_missing", OnMissing.FAIL.value), source, f"{here}.on_missing")
 
@@ -165,6 +214,7 @@ def parse_rule(raw: Any, *, source: str, where: str) -> Rule:
         refs=tuple(refs_raw),
         rationale=None if rationale is None else " ".join(rationale.split()),
         source=source,
+        threshold_source=threshold_source,
     )
 
 

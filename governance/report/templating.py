@@ -21,7 +21,7 @@ from governance.report._text import fmt_number, humanize
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["environment", "md_code", "md_escape", "package_templates"]
+__all__ = ["breakable", "environment", "md_code", "md_escape", "package_templates"]
 
 
 def package_templates() -> Any:
@@ -73,6 +73,37 @@ def md_code(value: Any) -> Markup:
     """A code span; backticks and pipes inside are neutralised so a table row stays one row."""
     text = str(value).replace("\n", " ").replace("`", "'").replace("|", "\\|")
     return Markup(f"`{text}`")
+
+
+_BREAK_AFTER = re.compile(r"([._*\[\]/])")
+#: Longest run of characters left without a break opportunity (a column fits ~20 at print size).
+_MAX_RUN = 14
+
+
+def breakable(value: Any) -> Markup:
+    """Escaped text with a line-break opportunity (``<wbr>``) after each ``. _ * [ ] /``.
+
+    Rule and metric IDs such as ``fair.demographic_parity_ratio`` have no spaces: without these
+    a narrow table column lets them run under the next cell in print. WeasyPrint ignores
+    ``<wbr>`` where ``overflow-wrap`` is ``anywhere``, so the places that use this filter keep it
+    ``normal``; a run longer than :data:`_MAX_RUN` characters gets opportunities of its own so
+    that nothing overflows then either.
+
+    Examples
+    --------
+    >>> str(breakable("fair.demographic_parity<b>"))
+    'fair.<wbr>demographic_<wbr>parity&lt;b&gt;'
+    >>> str(breakable("x" * 20))
+    'xxxxxxxxxxxxxx<wbr>xxxxxx'
+    """
+    parts = _BREAK_AFTER.split(str(value))
+    out = Markup("")
+    for i, part in enumerate(parts):
+        runs = [part[k : k + _MAX_RUN] for k in range(0, len(part), _MAX_RUN)] or [""]
+        out += Markup("<wbr>").join(escape(run) for run in runs)
+        if i % 2 == 1:
+            out += Markup("<wbr>")
+    return out
 
 
 def _md_finalize(value: Any) -> Any:
@@ -140,6 +171,7 @@ def _environment(kind: str, template_dir: str | None) -> jinja2.Environment:
     else:
         env = jinja2.Environment(autoescape=True, **common)
         env.filters["code"] = lambda v: Markup("<code>") + escape(v) + Markup("</code>")
+        env.filters["breakable"] = breakable
     env.filters["num"] = fmt_number
     env.filters["humanize"] = humanize
     return env

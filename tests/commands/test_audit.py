@@ -67,7 +67,7 @@ def test_policy_violation_is_exit_1(tmp_path: Path, capsys: pytest.CaptureFixtur
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         "name: t\nversion: 1.0.0\nrules:\n  - id: fair.sex\n    metric: fairness.sex.demographic_parity_ratio\n"
-        "    op: '>='\n    threshold: 0.8\n    severity: blocking\n"
+        "    op: '>='\n    threshold: 0.8\n    threshold_source: pack\n    severity: blocking\n"
     )
     code = main(["audit", str(spec), "--out", str(tmp_path / "out"), "--policy", str(policy)])
     err = capsys.readouterr().err

@@ -19,12 +19,14 @@ rules:
     metric: performance.accuracy
     op: ">="
     threshold: 0.7
+    threshold_source: pack
     severity: blocking
     refs: ["EU AI Act Art. 15(1)"]
   - id: fair.four_fifths
     metric: fairness.*.demographic_parity_ratio
     op: ">="
     threshold: 0.8
+    threshold_source: regulation
     severity: major
     refs: ["EEOC 29 CFR 1607.4(D)"]
 """
@@ -114,7 +116,7 @@ def test_expired_waiver_fails(capsys, write_results, policy_path, write_file):
 def test_fail_on_warn(capsys, write_results, write_file):
     policy = write_file(
         "minor.yaml",
-        "name: m\nrules:\n  - {id: r, metric: performance.accuracy, op: '>=', threshold: 0.99, severity: minor}\n",
+        "name: m\nrules:\n  - {id: r, metric: performance.accuracy, op: '>=', threshold: 0.99, threshold_source: pack, severity: minor}\n",
     )
     assert run_cli(capsys, "check", str(write_results()), "--policy", str(policy))[0] == 0
     assert (
@@ -253,7 +255,7 @@ def test_missing_files_exit_2(capsys, write_results, policy_path, tmp_path, make
         ),
         (
             None,
-            "name: x\nrules:\n  - {id: a, metric: performance.accuracy, op: '>', threshold: 1}\n  - {id: a, metric: performance.f1, op: '>', threshold: 1}\n",
+            "name: x\nrules:\n  - {id: a, metric: performance.accuracy, op: '>', threshold: 1, threshold_source: pack}\n  - {id: a, metric: performance.f1, op: '>', threshold: 1, threshold_source: pack}\n",
             None,
             "duplicate rule id 'a'",
         ),

@@ -12,6 +12,7 @@ RULE = """
     metric: {metric}
     op: "{op}"
     threshold: {threshold}
+    threshold_source: pack
 """
 
 

@@ -19,3 +19,12 @@ def waiver_text(outcome: Outcome) -> str:
         return ""
     state = "EXPIRED" if w.expired else "valid"
     return f"waiver ({state}) approved by {w.approver}, expires {w.expires}: {w.reason}"
+
+
+def refs_text(outcome: Outcome) -> str:
+    """The refs, with "(threshold chosen by this pack)" wherever the regulation set no number."""
+    refs = "; ".join(outcome.refs)
+    note = outcome.threshold_note
+    if not note:
+        return refs
+    return f"{refs} ({note})" if refs else note

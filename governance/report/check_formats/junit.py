@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from governance.policy.outcome import CheckReport, Status
-from governance.report.check_formats._common import expectation, value_text, waiver_text
+from governance.report.check_formats._common import expectation, refs_text, value_text, waiver_text
 
 
 def render(report: CheckReport) -> str:
@@ -45,7 +45,7 @@ def render(report: CheckReport) -> str:
                 f"value {value_text(outcome)}, expected {expectation(outcome)}",
                 outcome.message,
                 waiver_text(outcome),
-                f"refs: {'; '.join(outcome.refs)}" if outcome.refs else "",
+                f"refs: {refs_text(outcome)}" if outcome.refs or outcome.threshold_note else "",
             )
             if line
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from governance.policy.outcome import CheckReport, Status
-from governance.report.check_formats._common import expectation, value_text
+from governance.report.check_formats._common import expectation, refs_text, value_text
 
 _ICON = {
     Status.PASS: "✅ PASS",
@@ -33,7 +33,7 @@ def render(report: CheckReport) -> str:
     for o in report.outcomes:
         out.append(
             f"| {_ICON[o.status]} | {o.severity.value} | {_cell(o.title)} (`{_cell(o.rule_id)}`) | `{_cell(o.metric)}` "
-            f"| {value_text(o)} | {_cell(expectation(o))} | {_cell('; '.join(o.refs))} |"
+            f"| {value_text(o)} | {_cell(expectation(o))} | {_cell(refs_text(o))} |"
         )
     waived = report.waived
     if waived:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from governance.policy.outcome import CheckReport
-from governance.report.check_formats._common import expectation, value_text, waiver_text
+from governance.report.check_formats._common import expectation, refs_text, value_text, waiver_text
 
 
 def render(report: CheckReport) -> str:
@@ -25,8 +25,8 @@ def render(report: CheckReport) -> str:
             out.append(f"    {outcome.message}")
         if outcome.waiver is not None:
             out.append(f"    {waiver_text(outcome)}")
-        if outcome.is_red(report.fail_on) and outcome.refs:
-            out.append(f"    refs: {'; '.join(outcome.refs)}")
+        if outcome.is_red(report.fail_on) and (outcome.refs or outcome.threshold_note):
+            out.append(f"    refs: {refs_text(outcome)}")
     for unused in report.unused_waivers:
         out.append(f"note: waiver for unknown rule {unused} waives nothing")
     out += ["", report.summary_line()]
