@@ -10,6 +10,10 @@ What is measured (CONTRACT §4 metric IDs under ``data_quality.``):
     Share of eval rows that also occur in train (leakage: the model is scored on rows it saw).
 ``min_group_share``
     The smallest share any group of any sensitive attribute has of all rows.
+``min_class_share`` / ``min_class_ratio``
+    The rarest class's share of all rows, and that share over the uniform share 1/k of k
+    classes (1.0 = perfectly balanced). The label-balance finding reads the ratio, so a
+    balanced 10-class data set (10% each) is not flagged by a floor meant for two classes.
 ``label_rate_gap.<attr>``
     Binary tasks: max − min rate of the positive class across the groups of ``<attr>``;
     multiclass: the largest such gap over the classes (EU AI Act Art. 10(2)(f) asks to examine
@@ -28,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from governance.data.pii import scan_values
+from governance.data.pii import LABELS, scan_values, scope_sentence
 from governance.errors import InputError
 from governance.results import AuditSection, Finding, Severity, metric_id
 
@@ -56,8 +60,11 @@ class QualityOptions:
     min_group_share: float = 0.05
     #: a label-rate gap above this across groups of an attribute is a major finding
     max_label_rate_gap: float = 0.2
-    #: a class below this share of rows is a major finding (label imbalance)
-    min_class_share: float = 0.1
+    #: the rarest class below this fraction of the uniform share 1/k is a major finding
+    #: (label imbalance): 0.5 flags a binary class under 25%, one of 10 classes under 5%
+    min_class_ratio: float = 0.5
+    #: an absolute floor on the rarest class's share as well (0: none, the ratio alone decides)
+    min_class_share: float = 0.0
     #: severity of personal data found in text columns
     pii_severity: Severity = Severity.BLOCKING
     #: scan every string column for PII, not only ``data.text``
@@ -231,14 +238,23 @@ def assess(bundle: DataBundle, options: Mapping[str, Any] | QualityOptions | Non
         }
         for c in bundle.classes
     ]
-    min_class_share = min(float(class_counts.get(c, 0)) / n_rows for c in bundle.classes)
+    shares = {c: float(class_counts.get(c, 0)) / n_rows for c in bundle.classes}
+    rarest = min(shares, key=lambda c: shares[c])
+    min_class_share = shares[rarest]
+    uniform = 1 / len(shares)
+    min_class_ratio = min_class_share / uniform
     metrics[metric_id(NAME, "min_class_share")] = min_class_share
-    if min_class_share < opts.min_class_share:
+    metrics[metric_id(NAME, "min_class_ratio")] = min_class_ratio
+    if min_class_ratio < opts.min_class_ratio or min_class_share < opts.min_class_share:
+        floor = f"threshold {opts.min_class_ratio:g}× the uniform share"
+        if opts.min_class_share > 0:
+            floor += f" and {opts.min_class_share:.1%} of rows"
         findings.append(
             Finding(
                 "data_quality.label_balance",
                 Severity.MAJOR,
-                f"the rarest class has {min_class_share:.1%} of rows (threshold {opts.min_class_share:.0%})",
+                f"the rarest class ({rarest!r}) has {min_class_share:.1%} of rows, {min_class_ratio:.2f}× the "
+                f"uniform share of {uniform:.1%} for {len(shares)} classes ({floor})",
                 NAME,
             )
         )
@@ -312,16 +328,24 @@ def assess(bundle: DataBundle, options: Mapping[str, Any] | QualityOptions | Non
                 Finding(
                     f"data_quality.pii.{column}.{match.kind}",
                     opts.pii_severity,
-                    f"column {column!r} holds {match.count} distinct value(s) that look like {match.kind.replace('_', ' ')} "
+                    f"column {column!r} holds {match.count} distinct value(s) that look like "
+                    f"{LABELS.get(match.kind, match.kind.replace('_', ' '))} "
                     f"(e.g. {match.example}): remove or pseudonymise personal data before training",
                     NAME,
                 )
             )
     tables["pii"] = pii_rows
+    if pii_columns:
+        # Say what the scan can and cannot see, so that no PII finding is not read as "no PII".
+        findings.append(Finding("data_quality.pii_scope", Severity.INFO, scope_sentence(pii_columns), NAME))
     metrics[metric_id(NAME, "pii_values")] = float(pii_values)
     metrics[metric_id(NAME, "rows")] = float(n_rows)
 
-    details = {"rows": {name: len(frame) for name, frame in splits}, "columns": columns}
+    details = {
+        "rows": {name: len(frame) for name, frame in splits},
+        "columns": columns,
+        "pii_scan": scope_sentence(pii_columns) if pii_columns else "no text columns to scan",
+    }
     return AuditSection(
         name=NAME,
         metrics=metrics,
