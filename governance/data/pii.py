@@ -94,7 +94,7 @@ NOT_COVERED: tuple[str, ...] = (
 )
 
 # Candidates are deliberately loose; the validators below decide.
-_EMAIL_CANDIDATE = re.compile(r"[^\s@<>()\[\]{},;:\"'|\\]+@[^\s@<>()\[\]{},;:\"'|\\]+")
+_EMAIL_CANDIDATE = re.compile(r"[^\s@<>()\[\]{},;:\"|\\]+@[^\s@<>()\[\]{},;:\"|\\]+")
 _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*")
 _DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?")
 _CARD = re.compile(r"(?<![\d\-])(?:\d[ \-]?){12,18}\d(?![\d\-])")
@@ -222,7 +222,8 @@ def email_valid(address: str) -> bool:
 def _emails(text: str) -> list[str]:
     found = []
     for candidate in _EMAIL_CANDIDATE.findall(text):
-        candidate = candidate.rstrip(".")  # a sentence's full stop, not the address's
+        # A sentence's full stop and quotes around the address are not part of it.
+        candidate = candidate.lstrip("'").rstrip(".'")
         if email_valid(candidate):
             found.append(candidate)
     return found
