@@ -276,9 +276,7 @@ DETECTORS: dict[str, Callable[[str], list[str]]] = {
 }
 
 
-def register_detector(
-    name: str, detector: Callable[[str], list[str]], *, scope: str | None = None
-) -> None:
+def register_detector(name: str, detector: Callable[[str], list[str]], *, scope: str | None = None) -> None:
     """Add a detector (raises on a duplicate name); ``scope`` says in words what it finds."""
     if name in DETECTORS:
         raise ValueError(f"PII detector {name!r} is already registered")

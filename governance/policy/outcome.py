@@ -83,7 +83,7 @@ class Outcome:
 
     @property
     def threshold_note(self) -> str:
-        """"threshold chosen by this pack" and the like; "" where the regulation sets the number."""
+        """The words printed beside the refs: "threshold chosen by this pack", or "" for a regulation."""
         return self.threshold_source.note
 
     def is_red(self, fail_on: FailOn) -> bool:

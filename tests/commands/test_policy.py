@@ -10,7 +10,8 @@ def test_validate_builtin_and_file(capsys, write_file):
     out = capsys.readouterr().out
     assert "OK: policy eu-ai-act-high-risk 1.0.0" in out and "extends baseline" in out
     path = write_file(
-        "p.yaml", "name: x\nrules:\n  - {id: a, metric: performance.accuracy, op: '>=', threshold: 0.5, threshold_source: pack}\n"
+        "p.yaml",
+        "name: x\nrules:\n  - {id: a, metric: performance.accuracy, op: '>=', threshold: 0.5, threshold_source: pack}\n",
     )
     assert main(["policy", "validate", str(path)]) == 0
     assert "a cites no regulation" in capsys.readouterr().err

@@ -94,7 +94,7 @@ def test_ratio_and_absolute_floor_are_options():
     # An absolute floor on top of the ratio, for those who want one.
     assert _flagged({"no": 700, "yes": 300}, {"min_class_share": 0.35})
     assert QualityOptions().min_class_ratio == 0.5
-    with pytest.raises(InputError, match="audits.data_quality.min_class_ratio"):
+    with pytest.raises(InputError, match=r"audits\.data_quality\.min_class_ratio"):
         QualityOptions.from_options({"min_class_ratio": 2})
 
 

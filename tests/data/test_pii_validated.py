@@ -188,7 +188,11 @@ def test_quality_section_reports_each_type_and_says_what_it_covers() -> None:
     )
     section = assess(bundle)
     pii = {f.id: f for f in section.findings if f.id.startswith("data_quality.pii")}
-    assert set(pii) == {"data_quality.pii.note.ip_address", "data_quality.pii.note.us_ssn", "data_quality.pii_scope"}
+    assert set(pii) == {
+        "data_quality.pii.note.ip_address",
+        "data_quality.pii.note.us_ssn",
+        "data_quality.pii_scope",
+    }
     assert "US Social Security numbers" in pii["data_quality.pii.note.us_ssn"].message
     assert "536" not in pii["data_quality.pii.note.us_ssn"].message  # masked
     scope = pii["data_quality.pii_scope"]

@@ -48,7 +48,9 @@ rules:
     refs: ["ISO/IEC 42001:2023 Annex A.6.2.4"]
 """
 
-OLD_RULE = "name: old\nrules:\n  - {id: legacy.rule, metric: performance.accuracy, op: '>=', threshold: 0.5}\n"
+OLD_RULE = (
+    "name: old\nrules:\n  - {id: legacy.rule, metric: performance.accuracy, op: '>=', threshold: 0.5}\n"
+)
 
 
 def test_every_builtin_rule_says_who_set_its_number():
@@ -59,7 +61,12 @@ def test_every_builtin_rule_says_who_set_its_number():
             sources[(name, rule.id)] = rule.threshold_source
     # The four-fifths rule is 29 CFR 1607.4(D)'s own number; the AI Act's rules are this pack's.
     assert sources[("employment-four-fifths", "fair.four_fifths")] is ThresholdSource.REGULATION
-    for rule_id in ("priv.epsilon", "priv.membership_inference", "perf.accuracy", "fair.demographic_parity_ratio"):
+    for rule_id in (
+        "priv.epsilon",
+        "priv.membership_inference",
+        "perf.accuracy",
+        "fair.demographic_parity_ratio",
+    ):
         assert sources[("eu-ai-act-high-risk", rule_id)] is ThresholdSource.PACK, rule_id
     assert all(s is ThresholdSource.PACK for (pack, _), s in sources.items() if pack == "nist-ai-rmf")
 
@@ -71,7 +78,10 @@ def test_each_builtin_yaml_rule_sets_the_field_itself():
     for path in _packs_dir().iterdir():
         if path.name.endswith(".yaml"):
             for raw in read_yaml(path, what="a policy pack")["rules"]:
-                assert raw.get("threshold_source") in {"regulation", "standard", "pack"}, (path.name, raw["id"])
+                assert raw.get("threshold_source") in {"regulation", "standard", "pack"}, (
+                    path.name,
+                    raw["id"],
+                )
 
 
 def test_a_rule_without_it_is_rejected_with_what_to_add(write_file):
@@ -92,8 +102,13 @@ def test_policy_validate_exits_2_naming_file_and_rule(capsys, write_file):
 
 
 def test_an_unknown_source_names_the_choices(write_file):
-    path = write_file("bad.yaml", OLD_RULE.replace("threshold: 0.5}", "threshold: 0.5, threshold_source: law}"))
-    with pytest.raises(InputError, match=r"rules\[legacy.rule\].threshold_source: expected one of regulation \| standard \| pack, got 'law'"):
+    path = write_file(
+        "bad.yaml", OLD_RULE.replace("threshold: 0.5}", "threshold: 0.5, threshold_source: law}")
+    )
+    with pytest.raises(
+        InputError,
+        match=r"rules\[legacy.rule\].threshold_source: expected one of regulation \| standard \| pack, got 'law'",
+    ):
         load_policy(path)
 
 
@@ -108,7 +123,10 @@ def test_outcomes_carry_the_source(report):
     assert by_rule["law.four_fifths"].threshold_source is ThresholdSource.REGULATION
     assert by_rule["law.four_fifths"].threshold_note == ""
     assert by_rule["ours.accuracy"].threshold_note == PACK_NOTE
-    assert "standard" in by_rule["iso.f1"].threshold_note and "not by regulation" in by_rule["iso.f1"].threshold_note
+    assert (
+        "standard" in by_rule["iso.f1"].threshold_note
+        and "not by regulation" in by_rule["iso.f1"].threshold_note
+    )
     doc = json.loads(get_format("json")(report))
     assert {o["rule"]: o["threshold_source"] for o in doc["outcomes"]} == {
         "law.four_fifths": "regulation",
@@ -123,7 +141,9 @@ def test_text_markdown_and_junit_print_the_note_beside_the_refs(report):
     assert "refs: EEOC 29 CFR 1607.4(D)\n" in text  # the regulation's own number: no note
 
     markdown = get_format("markdown")(report)
-    rows = {line.split("`")[1]: line for line in markdown.splitlines() if line.startswith("| ") and "`" in line}
+    rows = {
+        line.split("`")[1]: line for line in markdown.splitlines() if line.startswith("| ") and "`" in line
+    }
     assert f"EU AI Act Art. 15(1) ({PACK_NOTE}) |" in rows["ours.accuracy"]
     assert PACK_NOTE not in rows["law.four_fifths"]
 

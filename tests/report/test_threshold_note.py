@@ -39,7 +39,11 @@ def test_html_prints_the_note_in_the_refs_cell_only_for_pack_numbers(results, fo
 
 def test_markdown_prints_the_note_beside_the_refs(results, four_fifths):
     md = render(results, "markdown", check_report=four_fifths).decode()
-    table = [line for line in md.splitlines() if line.startswith("| eeoc.selection\\_gap") or line.startswith("| fair.four\\_fifths")]
+    table = [
+        line
+        for line in md.splitlines()
+        if line.startswith("| eeoc.selection\\_gap") or line.startswith("| fair.four\\_fifths")
+    ]
     assert table
     for line in table:
         if line.startswith("| eeoc"):
