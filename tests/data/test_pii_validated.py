@@ -60,6 +60,7 @@ def test_true_positives_under_their_own_type(text: str, kind: str, match: str) -
         "order 20240115123045",
         "1700000000",
         "readings 12.5 13.7 88.2 99.1",
+        "rated it 2019 2019 10 out of 10",  # a valid US number read as 201-920-1910, but not grouped as one
         # card-shaped numbers failing Luhn or with no issuer
         "order 4111 1111 1111 1112",
         "ref 9111 1111 1111 1111",
