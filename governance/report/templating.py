@@ -106,6 +106,12 @@ def breakable(value: Any) -> Markup:
     return out
 
 
+def _breakable_in_print(context: Any, value: Any) -> Markup:
+    # Only the PDF needs the break opportunities (a browser widens the column instead), and the
+    # HTML file keeps every ID verbatim, so that searching its source for a rule ID finds it.
+    return breakable(value) if context.get("pdf") else escape(value)
+
+
 def _md_finalize(value: Any) -> Any:
     return md_escape(value)
 
@@ -171,7 +177,7 @@ def _environment(kind: str, template_dir: str | None) -> jinja2.Environment:
     else:
         env = jinja2.Environment(autoescape=True, **common)
         env.filters["code"] = lambda v: Markup("<code>") + escape(v) + Markup("</code>")
-        env.filters["breakable"] = breakable
+        env.filters["breakable"] = jinja2.pass_context(_breakable_in_print)
     env.filters["num"] = fmt_number
     env.filters["humanize"] = humanize
     return env

@@ -45,6 +45,11 @@ def test_demo_writes_every_format_and_exits_0_whatever_the_verdict(tmp_path, cap
     assert int(suite.get("tests")) == len(report["policy"]["outcomes"])
     assert (out / "report.html").stat().st_size < 2 * 1024 * 1024
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    # Issue 19: the PDF reviewers file has no text drawn over other text, on any page.
+    from tests.report._pdf_boxes import overlapping_glyphs
+
+    overlaps = overlapping_glyphs(out / "report.pdf")
+    assert not overlaps, "\n".join(str(o) for o in overlaps[:20])
 
 
 def test_demo_bad_output_folder_exits_2(tmp_path, capsys):
