@@ -28,11 +28,14 @@ birth, national identifiers other than the US SSN (and SSNs written without sepa
 anything that needs language understanding. Those need a named-entity model or a review of the
 columns by a person; the data-quality section says so in its own words.
 
-Why not Microsoft Presidio: its pattern recognizers do run without a spaCy model when called
-one by one, but importing ``presidio_analyzer`` imports spaCy (seconds, and a large dependency
-tree), its ``AnalyzerEngine`` downloads a spaCy model on first use, and its e-mail recognizer
-asks ``tldextract`` for the public-suffix list over the network. governance downloads nothing at
-run time, so it keeps these validated patterns and uses ``phonenumbers`` (Presidio's own phone
+Why not Microsoft Presidio (presidio-analyzer 2.2, tried offline): its default
+``AnalyzerEngine`` downloads a spaCy model and fails without a network. A no-NLP configuration
+does work offline (a ``SpacyNlpEngine`` subclass holding ``spacy.blank("en")`` plus the
+pattern recognizers found the card, IBAN, SSN, phone and IP above), but it subclasses an
+internal class, imports spaCy (~5 s here, a large dependency tree) for no named-entity gain
+(names and addresses need the model it cannot download), and its e-mail recognizer asks
+``tldextract`` for the public-suffix list over the network. governance downloads nothing at run
+time, so it keeps these validated patterns and uses ``phonenumbers`` (Presidio's own phone
 backend) directly. Detectors live in a registry (name → function) so a deployment can add its
 own national ID formats.
 """
