@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 
@@ -17,7 +18,13 @@ from governance.policy.schema import OnMissing, Policy, Rule
 from governance.policy.waivers import Waiver, load_waivers
 from governance.results import Results, SectionStatus, Severity, load_results
 
-__all__ = ["check", "evaluate_rule"]
+__all__ = ["FINITE_RULE_ID", "check", "evaluate_rule", "non_finite_paths"]
+
+#: The outcome ``check`` adds, ERROR and blocking, when the results hold NaN or ±Infinity anywhere:
+#: JSON has no such numbers, so a file holding them was not written by governance as it is.
+FINITE_RULE_ID = "governance.results_finite"
+ERR_NON_FINITE = "results hold {n} non-finite number(s) (NaN or ±Infinity), first at {first}: failing closed"
+ERR_NON_FINITE_METRIC = "metric is not a finite number ({value}) in the results"
 
 # A failed comparison is FAIL for rules that can block a release and WARN for the others.
 _FAILED_STATUS: Mapping[Severity, Status] = {
@@ -85,6 +92,9 @@ def check(
                 _outcome(rule, rule.metric, None, Status.ERROR, f"rule could not be evaluated: {exc}")
             )
     outcomes = _apply_waivers(outcomes, policy, waiver_list, today)
+    broken = non_finite_paths(results)
+    if broken:
+        outcomes.insert(0, _non_finite_outcome(broken))
 
     rule_ids = {r.id for r in policy.rules}
     unused = tuple(sorted({f"{w.rule} ({w.source})" for w in waiver_list if w.rule not in rule_ids}))
@@ -122,6 +132,11 @@ def evaluate_rule(rule: Rule, results: Results) -> list[Outcome]:
             outcomes.append(
                 _outcome(rule, name, None, Status.ERROR, "metric is undefined (null) in the results")
             )
+        elif not math.isfinite(value):
+            # NaN compares false and -inf passes every `<=`: no comparison with it means anything.
+            outcomes.append(
+                _outcome(rule, name, None, Status.ERROR, ERR_NON_FINITE_METRIC.format(value=value))
+            )
         elif rule.holds(value):
             outcomes.append(
                 _outcome(rule, name, value, Status.PASS, f"{_fmt(value)} {rule.op} {_fmt(rule.threshold)}")
@@ -137,6 +152,45 @@ def evaluate_rule(rule: Rule, results: Results) -> list[Outcome]:
                 )
             )
     return outcomes
+
+
+def non_finite_paths(results: Results) -> tuple[str, ...]:
+    """Where ``results`` holds NaN or ±inf: metrics, sections (metrics, tables, details), subject, run."""
+    found: list[str] = []
+
+    def walk(value: object, where: str) -> None:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                found.append(where)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+
+    walk(dict(results.metrics), "metrics")
+    for name, section in results.sections.items():
+        walk(dict(section.metrics), f"sections.{name}.metrics")
+        walk(dict(section.tables), f"sections.{name}.tables")
+        walk(dict(section.details), f"sections.{name}.details")
+    walk(dict(results.subject), "subject")
+    walk(dict(results.run.extra), "run")
+    return tuple(found)
+
+
+def _non_finite_outcome(paths: Sequence[str]) -> Outcome:
+    return Outcome(
+        rule_id=FINITE_RULE_ID,
+        title="results.json holds only finite numbers",
+        status=Status.ERROR,
+        severity=Severity.BLOCKING,
+        metric=paths[0].removeprefix("metrics."),
+        op="==",
+        threshold=0.0,
+        value=None,
+        message=ERR_NON_FINITE.format(n=len(paths), first=paths[0]),
+    )
 
 
 def _missing(rule: Rule, metric: str, results: Results, *, what: str) -> Outcome:
