@@ -25,6 +25,8 @@ __all__ = ["md_code", "md_text", "plain_text", "xml_text"]
 # separators. CommonMark ends a line at CR as well as LF: a CR inside a table cell or a code span
 # starts a new block, where `<script>` is live HTML and `# x` a heading.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Lone surrogates (JSON can hold "\ud800") cannot be written as UTF-8 at all.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Characters Markdown (CommonMark + GFM tables, strikethrough) reads as syntax anywhere in a line.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#|!~])")
@@ -41,7 +43,7 @@ _ZWSP = "\u200b"
 # U+FFFE/U+FFFF) makes the document not well-formed.
 _XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # Terminal output: controls other than tab would move the cursor, recolour or rewrite the log.
-_TERMINAL_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_TERMINAL_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def _codepoint(match: re.Match[str]) -> str:
@@ -65,7 +67,7 @@ def md_text(value: Any) -> str:
     """
     if value is None:
         return ""
-    text = _CONTROL.sub(" ", str(value))
+    text = _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", str(value))).strip()
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_SPECIAL.sub(r"\\\1", text)
     text = _MD_LINE_START.sub(r"\1\\\2", text)
@@ -84,7 +86,7 @@ def md_code(value: Any) -> str:
     >>> md_code("fairness.sex\\r<b>x</b>")
     '`fairness.sex <b>x</b>`'
     """
-    text = _CONTROL.sub(" ", "" if value is None else str(value))
+    text = _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", "" if value is None else str(value)))
     text = text.replace("`", "'").replace("|", "\\|")
     return f"`{text}`" if text.strip() else "` `"
 
