@@ -52,7 +52,7 @@ HOSTILE = [
 text_strategy = st.one_of(
     st.sampled_from(HOSTILE),
     st.text(max_size=60),
-    st.lists(st.sampled_from(HOSTILE + ["`", "\r", "\n", "|", "<", "@", "://", "www.", "#"]), max_size=6).map(
+    st.lists(st.sampled_from([*HOSTILE, "`", "\r", "\n", "|", "<", "@", "://", "www.", "#"]), max_size=6).map(
         "".join
     ),
 )
@@ -274,7 +274,7 @@ def test_junit_with_control_characters_in_title_and_waiver_parses() -> None:
 @settings(max_examples=80, deadline=None)
 def test_check_text_has_no_control_characters(args: tuple[str, ...]) -> None:
     text = get_format("text")(_report(*args))
-    assert not any(ord(c) < 0x20 and c not in "\n\t" or 0x7F <= ord(c) <= 0x9F for c in text)
+    assert not any((ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
 # -- the Markdown report (templates/report.md.j2) --------------------------------------------------
