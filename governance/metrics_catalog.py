@@ -149,7 +149,7 @@ CATALOG: dict[str, list[str]] = {
     "mitigation": ["mitigation.<mitigation_method>.<any>"],
 }
 
-_PLACEHOLDER = re.compile(r"<([a-z_]+)>")
+_PLACEHOLDER = re.compile(r"<([a-z0-9_]+)>")
 
 
 def register_metric_pattern(pattern: str) -> None:
@@ -221,7 +221,7 @@ def _tokens(audit: str) -> tuple[tuple[Token, ...], ...]:
     for pattern in CATALOG.get(audit, []):
         for expanded in _expand(pattern):
             tokens: list[Token] = []
-            for part in re.split(r"(<[a-z_]+>)", expanded):
+            for part in re.split(r"(<[a-z0-9_]+>)", expanded):
                 if _PLACEHOLDER.fullmatch(part):
                     tokens.append(_STAR)
                 else:
