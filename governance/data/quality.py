@@ -292,6 +292,10 @@ def assess(bundle: DataBundle, options: Mapping[str, Any] | QualityOptions | Non
     tables["groups"] = group_rows
     metrics[metric_id(NAME, "min_group_share")] = min_share
 
+    # Numbers with stray strings: read as text, the column would become one category per value.
+    tables["non_numeric"], non_numeric = _non_numeric_columns(bundle, combined)
+    findings.extend(non_numeric)
+
     # Personal data in text columns.
     pii_columns = [bundle.text] if bundle.text is not None else []
     if opts.pii_all_string_columns:
@@ -320,10 +324,6 @@ def assess(bundle: DataBundle, options: Mapping[str, Any] | QualityOptions | Non
     tables["pii"] = pii_rows
     metrics[metric_id(NAME, "pii_values")] = float(pii_values)
     metrics[metric_id(NAME, "rows")] = float(n_rows)
-
-    # Numbers with stray strings: read as text, the column would become one category per value.
-    tables["non_numeric"], non_numeric = _non_numeric_columns(bundle, combined)
-    findings.extend(non_numeric)
 
     details = {"rows": {name: len(frame) for name, frame in splits}, "columns": columns}
     return AuditSection(

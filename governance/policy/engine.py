@@ -13,17 +13,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 
 from governance.policy.loader import load_policy
-from governance.policy.outcome import CheckReport, FailOn, Outcome, Status, WaiverNote
+from governance.policy.outcome import FINITE_RULE_ID, CheckReport, FailOn, Outcome, Status, WaiverNote
 from governance.policy.schema import OnMissing, Policy, Rule
 from governance.policy.waivers import Waiver, load_waivers
 from governance.results import Results, SectionStatus, Severity, load_results
 
 __all__ = ["FINITE_RULE_ID", "check", "evaluate_rule", "non_finite_paths"]
 
-#: The outcome ``check`` adds, ERROR and blocking, when the results hold NaN or ±Infinity anywhere:
-#: JSON has no such numbers, so a file holding them was not written by governance as it is.
-FINITE_RULE_ID = "governance.results_finite"
-ERR_NON_FINITE = "results hold {n} non-finite number(s) (NaN or ±Infinity), first at {first}: failing closed"
+# FINITE_RULE_ID: JSON has no NaN or Infinity, so a file holding them was not written by
+# governance as it is; check fails closed on it.
+ERR_NON_FINITE = (
+    "{n} non-finite number(s) (NaN or ±Infinity) in the results, first at {first}; failing closed"
+)
 ERR_NON_FINITE_METRIC = "metric is not a finite number ({value}) in the results"
 
 # A failed comparison is FAIL for rules that can block a release and WARN for the others.
