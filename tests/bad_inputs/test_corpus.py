@@ -98,6 +98,16 @@ def spec_text(text: str, *, data: bool = True) -> Setup:
     return setup
 
 
+def steps(*actions: Callable[[Path], object]) -> Setup:
+    """Run setup actions in order."""
+
+    def setup(d: Path) -> None:
+        for action in actions:
+            action(d)
+
+    return setup
+
+
 def raw_file(name: str, content: str | bytes, then: Setup | None = None) -> Setup:
     def setup(d: Path) -> None:
         if then is not None:
@@ -288,9 +298,23 @@ SPEC_CASES = [
         "[Ee]xtra|not permitted|unknown",
     ),
     Case("spec-bad-task", tabular(spec=set_("task", "regression")), TRAIN, "spec.yaml", "task", "binary"),
-    Case("spec-no-label", tabular(spec=set_("data.label", None)), TRAIN, "spec.yaml", "data.label", "required|missing"),
+    Case(
+        "spec-no-label",
+        tabular(spec=set_("data.label", None)),
+        TRAIN,
+        "spec.yaml",
+        "data.label",
+        "required|missing",
+    ),
     Case("spec-seed-text", tabular(spec=set_("seed", "abc")), TRAIN, "spec.yaml", "seed", "integer"),
-    Case("spec-epochs-zero", tabular(spec=set_("train.epochs", 0)), TRAIN, "spec.yaml", "train.epochs", "greater|>"),
+    Case(
+        "spec-epochs-zero",
+        tabular(spec=set_("train.epochs", 0)),
+        TRAIN,
+        "spec.yaml",
+        "train.epochs",
+        "greater|>",
+    ),
     Case(
         "spec-batch-negative",
         tabular(spec=set_("train.batch_size", -1)),
@@ -485,7 +509,9 @@ DATA_CASES = [
     Case(
         "data-inf-in-numeric-label",
         tabular(
-            train=lambda f: f.assign(target=np.where(f["target"] == "yes", 1.0, 0.0)).pipe(cell("target", [3], np.inf)),
+            train=lambda f: f.assign(target=np.where(f["target"] == "yes", 1.0, 0.0)).pipe(
+                cell("target", [3], np.inf)
+            ),
             eval_=lambda f: f.assign(target=np.where(f["target"] == "yes", 1.0, 0.0)),
         ),
         TRAIN,
@@ -495,10 +521,12 @@ DATA_CASES = [
     ),
     Case(
         "data-inf-in-numeric-group",
-        tabular(eval_=lambda f: f.assign(age_group=np.where(f["age_group"] == "old", 1.0, 2.0)).pipe(
-            cell("age_group", [0, 2], -np.inf)
+        tabular(
+            eval_=lambda f: f.assign(age_group=np.where(f["age_group"] == "old", 1.0, 2.0)).pipe(
+                cell("age_group", [0, 2], -np.inf)
+            ),
+            train=lambda f: f.assign(age_group=np.where(f["age_group"] == "old", 1.0, 2.0)),
         ),
-                train=lambda f: f.assign(age_group=np.where(f["age_group"] == "old", 1.0, 2.0))),
         TRAIN,
         "eval.csv",
         "age_group",
@@ -633,11 +661,10 @@ PREDICTION_CASES = [
     ),
     Case(
         "pred-length-mismatch",
-        lambda d: (
-            decision_log(separate_eval=True)(d),
-            pd.read_csv(d / "pred.csv").iloc[:50].to_csv(d / "pred.csv", index=False),
-        )
-        and None,
+        steps(
+            decision_log(separate_eval=True),
+            lambda d: pd.read_csv(d / "pred.csv").iloc[:50].to_csv(d / "pred.csv", index=False),
+        ),
         AUDIT,
         "pred.csv",
         None,
@@ -645,8 +672,10 @@ PREDICTION_CASES = [
     ),
     Case(
         "pred-score-multiclass",
-        decision_log(lambda f: f.assign(outcome=np.arange(len(f)) % 3, y_pred=np.arange(len(f)) % 3),
-                     task="multiclass_classification"),
+        decision_log(
+            lambda f: f.assign(outcome=np.arange(len(f)) % 3, y_pred=np.arange(len(f)) % 3),
+            task="multiclass_classification",
+        ),
         AUDIT,
         "pred.csv",
         "y_score",
@@ -654,7 +683,7 @@ PREDICTION_CASES = [
     ),
     Case(
         "pred-file-missing",
-        lambda d: (decision_log()(d), (d / "pred.csv").unlink()) and None,
+        steps(decision_log(), lambda d: (d / "pred.csv").unlink()),
         AUDIT,
         "pred.csv",
         None,
@@ -663,12 +692,37 @@ PREDICTION_CASES = [
 ]
 
 RESULTS_CASES = [
-    Case("results-missing", lambda d: results()(d) or (d / "results.json").unlink(), CHECK, "results.json", None, "not found"),
-    Case("results-not-json", results("{not json"), CHECK, "results.json", "line 1 column 2", "not valid JSON"),
+    Case(
+        "results-missing",
+        steps(results(), lambda d: (d / "results.json").unlink()),
+        CHECK,
+        "results.json",
+        None,
+        "not found",
+    ),
+    Case(
+        "results-not-json", results("{not json"), CHECK, "results.json", "line 1 column 2", "not valid JSON"
+    ),
     Case("results-a-list", results("[1, 2]"), CHECK, "results.json", None, "expected a JSON object"),
-    Case("results-no-schema-version", results(schema_version=None), CHECK, "results.json", "schema_version", "missing"),
-    Case("results-schema-version-2", results(schema_version=2), CHECK, "results.json", "schema_version", "not supported"),
-    Case("results-metrics-a-list", results(metrics=[1]), CHECK, "results.json", "metrics", "expected an object"),
+    Case(
+        "results-no-schema-version",
+        results(schema_version=None),
+        CHECK,
+        "results.json",
+        "schema_version",
+        "missing",
+    ),
+    Case(
+        "results-schema-version-2",
+        results(schema_version=2),
+        CHECK,
+        "results.json",
+        "schema_version",
+        "not supported",
+    ),
+    Case(
+        "results-metrics-a-list", results(metrics=[1]), CHECK, "results.json", "metrics", "expected an object"
+    ),
     Case(
         "results-metric-a-string",
         results(metrics={"performance.accuracy": "0.7"}),
@@ -701,8 +755,14 @@ RESULTS_CASES = [
         "sections.fairness.status",
         "expected one of",
     ),
-    Case("results-a-folder", lambda d: (results()(d), (d / "r").mkdir()) and None,
-         ("check", "{d}/r", "--policy", "{d}/policy.yaml"), "r", None, "cannot read file"),
+    Case(
+        "results-a-folder",
+        steps(results(), lambda d: (d / "r").mkdir()),
+        ("check", "{d}/r", "--policy", "{d}/policy.yaml"),
+        "r",
+        None,
+        "cannot read file",
+    ),
     # Issue 12: -Infinity passed a `<=` rule, NaN passed `!=`; now check fails closed (exit 1).
     Case(
         "results-minus-infinity-le",
@@ -733,7 +793,10 @@ RESULTS_CASES = [
     ),
     Case(
         "results-nan-in-a-table",
-        results_with('"sections": {}', '"sections": {"fairness": {"status": "ok", "tables": {"groups": [{"rate": NaN}]}}}'),
+        results_with(
+            '"sections": {}',
+            '"sections": {"fairness": {"status": "ok", "tables": {"groups": [{"rate": NaN}]}}}',
+        ),
         CHECK,
         "results.json",
         "sections.fairness.tables.groups[0].rate",
@@ -752,13 +815,41 @@ RESULTS_CASES = [
 ]
 
 POLICY_CASES = [
-    Case("policy-missing", lambda d: results()(d) or (d / "policy.yaml").unlink(), VALIDATE, "policy.yaml", None, "not found"),
+    Case(
+        "policy-missing",
+        steps(results(), lambda d: (d / "policy.yaml").unlink()),
+        VALIDATE,
+        "policy.yaml",
+        None,
+        "not found",
+    ),
     Case("policy-not-yaml", policy("rules: [\n"), VALIDATE, "policy.yaml", "line", "not valid YAML"),
     Case("policy-a-list", policy("- 1\n"), VALIDATE, "policy.yaml", None, "expected a mapping"),
     Case("policy-no-name", policy("version: 1\nrules: []\n"), VALIDATE, "policy.yaml", "name", "required"),
-    Case("policy-unknown-field", policy("name: p\nrule: []\n"), VALIDATE, "policy.yaml", "rule", "unknown field"),
-    Case("policy-rules-not-list", policy("name: p\nrules: {a: 1}\n"), VALIDATE, "policy.yaml", "rules", "expected a list"),
-    Case("policy-rule-unknown-field", rule(limit=3), VALIDATE, "policy.yaml", "rules[r1].limit", "unknown field"),
+    Case(
+        "policy-unknown-field",
+        policy("name: p\nrule: []\n"),
+        VALIDATE,
+        "policy.yaml",
+        "rule",
+        "unknown field",
+    ),
+    Case(
+        "policy-rules-not-list",
+        policy("name: p\nrules: {a: 1}\n"),
+        VALIDATE,
+        "policy.yaml",
+        "rules",
+        "expected a list",
+    ),
+    Case(
+        "policy-rule-unknown-field",
+        rule(limit=3),
+        VALIDATE,
+        "policy.yaml",
+        "rules[r1].limit",
+        "unknown field",
+    ),
     Case("policy-rule-bad-op", rule(op="=>"), VALIDATE, "policy.yaml", "rules[r1].op", "expected one of"),
     Case("policy-rule-no-op", rule(op=None), VALIDATE, "policy.yaml", "rules[r1].op", "required"),
     Case(
@@ -818,12 +909,49 @@ POLICY_CASES = [
         "rules[r1].metric",
         "did you mean 'robustness.fgsm",
     ),
-    Case("policy-unknown-audit", rule(metric="perf.accuracy"), VALIDATE, "policy.yaml", "rules[r1].metric", "whose audit is one of"),
-    Case("policy-rule-bad-severity", rule(severity="critical"), VALIDATE, "policy.yaml", "rules[r1].severity", "blocking"),
-    Case("policy-rule-bad-on-missing", rule(on_missing="ignore"), VALIDATE, "policy.yaml", "rules[r1].on_missing", "fail"),
-    Case("policy-rule-bad-id", rule(id="has space"), VALIDATE, "policy.yaml", "rules[0].id", "letters, digits"),
-    Case("policy-rule-refs", rule(refs=[1, 2]), VALIDATE, "policy.yaml", "rules[r1].refs", "list of citation strings"),
-    Case("policy-rule-title-list", rule(title=["a"]), VALIDATE, "policy.yaml", "rules[r1].title", "expected a string"),
+    Case(
+        "policy-unknown-audit",
+        rule(metric="perf.accuracy"),
+        VALIDATE,
+        "policy.yaml",
+        "rules[r1].metric",
+        "whose audit is one of",
+    ),
+    Case(
+        "policy-rule-bad-severity",
+        rule(severity="critical"),
+        VALIDATE,
+        "policy.yaml",
+        "rules[r1].severity",
+        "blocking",
+    ),
+    Case(
+        "policy-rule-bad-on-missing",
+        rule(on_missing="ignore"),
+        VALIDATE,
+        "policy.yaml",
+        "rules[r1].on_missing",
+        "fail",
+    ),
+    Case(
+        "policy-rule-bad-id", rule(id="has space"), VALIDATE, "policy.yaml", "rules[0].id", "letters, digits"
+    ),
+    Case(
+        "policy-rule-refs",
+        rule(refs=[1, 2]),
+        VALIDATE,
+        "policy.yaml",
+        "rules[r1].refs",
+        "list of citation strings",
+    ),
+    Case(
+        "policy-rule-title-list",
+        rule(title=["a"]),
+        VALIDATE,
+        "policy.yaml",
+        "rules[r1].title",
+        "expected a string",
+    ),
     Case(
         "policy-duplicate-rule",
         policy(
@@ -835,34 +963,86 @@ POLICY_CASES = [
         "rules[1].id",
         "duplicate rule id",
     ),
-    Case("policy-extends-unknown", policy("name: p\nextends: nope\n"), VALIDATE, "policy.yaml", "extends", "unknown policy pack"),
+    Case(
+        "policy-extends-unknown",
+        policy("name: p\nextends: nope\n"),
+        VALIDATE,
+        "policy.yaml",
+        "extends",
+        "unknown policy pack",
+    ),
     Case(
         "policy-extends-cycle",
-        lambda d: (
-            policy("name: p\nextends: other.yaml\n")(d),
-            (d / "other.yaml").write_text("name: o\nextends: policy.yaml\n"),
-        )
-        and None,
+        steps(
+            policy("name: p\nextends: other.yaml\n"),
+            lambda d: (d / "other.yaml").write_text("name: o\nextends: policy.yaml\n"),
+        ),
         VALIDATE,
         "policy.yaml",
         "extends",
         "extends cycle",
     ),
-    Case("policy-not-utf8", raw_file("policy.yaml", b"name: \xff\n", results()), VALIDATE, "policy.yaml", None, "cannot read"),
+    Case(
+        "policy-not-utf8",
+        raw_file("policy.yaml", b"name: \xff\n", results()),
+        VALIDATE,
+        "policy.yaml",
+        None,
+        "cannot read",
+    ),
 ]
 
 WAIVER_CASES = [
     Case("waivers-missing", lambda d: results()(d), WAIVE, "waivers.yaml", None, "not found"),
     Case("waivers-not-yaml", waivers("- {rule: [\n"), WAIVE, "waivers.yaml", "line", "not valid YAML"),
     Case("waivers-not-a-list", waivers("rule: x\n"), WAIVE, "waivers.yaml", "waivers", "expected a list"),
-    Case("waivers-entry-not-mapping", waivers("- just text\n"), WAIVE, "waivers.yaml", "waivers[0]", "expected a mapping"),
-    Case("waivers-no-approver", waiver(approver=None), WAIVE, "waivers.yaml", "waivers[0].approver", "required"),
-    Case("waivers-empty-reason", waiver(reason="  "), WAIVE, "waivers.yaml", "waivers[0].reason", "non-empty"),
-    Case("waivers-bad-date", waiver(expires="31/12/2030"), WAIVE, "waivers.yaml", "waivers[0].expires", "YYYY-MM-DD"),
-    Case("waivers-impossible-date", waiver(expires="2030-02-30"), WAIVE, "waivers.yaml", "waivers[0].expires", "YYYY-MM-DD"),
+    Case(
+        "waivers-entry-not-mapping",
+        waivers("- just text\n"),
+        WAIVE,
+        "waivers.yaml",
+        "waivers[0]",
+        "expected a mapping",
+    ),
+    Case(
+        "waivers-no-approver", waiver(approver=None), WAIVE, "waivers.yaml", "waivers[0].approver", "required"
+    ),
+    Case(
+        "waivers-empty-reason", waiver(reason="  "), WAIVE, "waivers.yaml", "waivers[0].reason", "non-empty"
+    ),
+    Case(
+        "waivers-bad-date",
+        waiver(expires="31/12/2030"),
+        WAIVE,
+        "waivers.yaml",
+        "waivers[0].expires",
+        "YYYY-MM-DD",
+    ),
+    Case(
+        "waivers-impossible-date",
+        waiver(expires="2030-02-30"),
+        WAIVE,
+        "waivers.yaml",
+        "waivers[0].expires",
+        "YYYY-MM-DD",
+    ),
     Case("waivers-no-expiry", waiver(expires=None), WAIVE, "waivers.yaml", "waivers[0].expires", "required"),
-    Case("waivers-unknown-field", waiver(until="2030-01-01"), WAIVE, "waivers.yaml", "waivers[0].until", "unknown field"),
-    Case("waivers-metric-not-text", waiver(metric=3), WAIVE, "waivers.yaml", "waivers[0].metric", "expected a metric ID"),
+    Case(
+        "waivers-unknown-field",
+        waiver(until="2030-01-01"),
+        WAIVE,
+        "waivers.yaml",
+        "waivers[0].until",
+        "unknown field",
+    ),
+    Case(
+        "waivers-metric-not-text",
+        waiver(metric=3),
+        WAIVE,
+        "waivers.yaml",
+        "waivers[0].metric",
+        "expected a metric ID",
+    ),
 ]
 
 USAGE_CASES = [
@@ -881,7 +1061,10 @@ def _ragged(d: Path) -> None:
     (d / "eval.csv").write_text("\n".join(lines) + "\n")
 
 
-CASES = [c if "ragged" not in c.tags else Case(c.id, _ragged, c.argv, c.file, c.field, c.message, c.code) for c in CASES]
+CASES = [
+    c if "ragged" not in c.tags else Case(c.id, _ragged, c.argv, c.file, c.field, c.message, c.code)
+    for c in CASES
+]
 
 
 # -- the runner -------------------------------------------------------------------------------------
@@ -901,7 +1084,9 @@ def tree_digest(root: Path) -> dict[str, str]:
     return out
 
 
-def run_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def run_case(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
     work = tmp_path / "w"
     work.mkdir()
     case.setup(work)
@@ -937,3 +1122,97 @@ def test_bad_input(
 def test_corpus_size() -> None:
     assert len(CASES) >= 65
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+# -- injection (issue 12): hostile strings through every check and report format --------------------
+
+HOSTILE_TITLE = (
+    "x\r# Fake heading\r<script>alert(1)</script> \x01\x1b[31m [link](http://evil.example) @octocat"
+)
+
+
+def _hostile_policy(d: Path, title: str) -> None:
+    results_with('"performance.accuracy": 0.74', '"performance.accuracy": 0.74')(d)
+    doc = {
+        "name": "p",
+        "version": "1",
+        "rules": [
+            {"id": "r1", "title": title, "metric": "performance.accuracy", "op": ">=", "threshold": 0.9},
+            {
+                "id": "r2",
+                "title": title,
+                "metric": "performance.balanced_accuracy",
+                "op": ">=",
+                "threshold": 0.1,
+            },
+        ],
+    }
+    (d / "policy.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    entry = dict(WAIVER, rule="r1", reason=title, approver=title)
+    (d / "waivers.yaml").write_text(yaml.safe_dump([entry]), encoding="utf-8")
+
+
+def _check_output(
+    fmt: str, title: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    case = Case(f"out-{fmt}", lambda d: _hostile_policy(d, title), (*WAIVE, "--format", fmt), "", None, "")
+    folder = tmp_path / ("hostile" if title == HOSTILE_TITLE else "benign")
+    folder.mkdir()
+    return run_case(case, folder, monkeypatch, capsys)
+
+
+def test_check_markdown_keeps_hostile_titles_inert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.report.test_escape import MD, structure
+
+    code, hostile, err = _check_output("markdown", HOSTILE_TITLE, tmp_path, monkeypatch, capsys)
+    _, benign, _ = _check_output("markdown", "plain title", tmp_path, monkeypatch, capsys)
+    assert code == 0 and len(err.strip().splitlines()) == 1
+    assert structure(hostile) == structure(benign)
+    assert "<script>" not in MD.render(hostile)
+
+
+def test_check_junit_with_control_characters_is_well_formed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    code, out, err = _check_output("junit", HOSTILE_TITLE, tmp_path, monkeypatch, capsys)
+    assert code == 0 and len(err.strip().splitlines()) == 1
+    root = ET.fromstring(out.encode("utf-8"))
+    assert len(root.findall("testcase")) == 2
+    assert "\\x01\\x1b[31m" in out
+
+
+def test_check_text_shows_control_characters_instead_of_obeying_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _check_output("text", HOSTILE_TITLE, tmp_path, monkeypatch, capsys)
+    assert code == 0
+    assert "\x1b" not in out and "\r" not in out and "\\x1b[31m" in out
+
+
+def test_report_markdown_keeps_a_cr_in_a_group_value_inert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12: a CR in a group value broke out of a code span: live <script>, fake heading."""
+    from tests.report.test_escape import MD, RESULTS_FILE, structure
+
+    raw = json.loads(RESULTS_FILE.read_text(encoding="utf-8"))
+    outputs = {}
+    for name, value in (("benign", "female"), ("hostile", "female\r<script>alert(1)</script>\r# Fake")):
+        doc = json.loads(json.dumps(raw))
+        doc["sections"]["fairness"]["tables"]["groups"][0]["group"] = value
+        finding = {"id": f"data_quality.group_share.sex.{value}", "severity": "major", "message": value}
+        doc["findings"].append(finding)
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc), encoding="utf-8")
+        out = tmp_path / f"{name}.md"
+        assert (
+            main(["report", str(tmp_path / f"{name}.json"), "--format", "markdown", "--output", str(out)])
+            == 0
+        )
+        outputs[name] = out.read_text(encoding="utf-8")
+    assert structure(outputs["hostile"]) == structure(outputs["benign"])
+    html = MD.render(outputs["hostile"])
+    assert "<script>" not in html and "<h1>Fake" not in html
