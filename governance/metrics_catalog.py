@@ -253,7 +253,8 @@ def _glob_tokens(glob: str) -> tuple[Token, ...]:
 
 
 def _class_chars(body: str) -> str:
-    chars, i = [], 0
+    chars: list[str] = []
+    i = 0
     while i < len(body):
         if i + 2 < len(body) and body[i + 1] == "-":
             chars.extend(chr(c) for c in range(ord(body[i]), ord(body[i + 2]) + 1))
@@ -270,12 +271,11 @@ def _one(a: Token, b: Token) -> bool:
         return True
     if isinstance(a, tuple) and isinstance(b, tuple):
         return True  # two classes: assume they share a character (over-approximate)
-    if isinstance(a, tuple):
-        a, b = b, a
-    if isinstance(b, tuple):  # a is a literal character
-        kind, chars = b
-        return (a in chars) == (kind == "=")
-    return a == b
+    literal, other = (b, a) if isinstance(a, tuple) else (a, b)
+    if isinstance(other, tuple) and isinstance(literal, str):
+        kind, chars = other
+        return (literal in chars) == (kind == "=")
+    return literal == other
 
 
 def _intersects(p: tuple[Token, ...], q: tuple[Token, ...]) -> bool:
