@@ -145,3 +145,13 @@ def test_every_metric_a_full_tabular_run_emits_is_in_the_catalog(tmp_path: Path)
     emitted = set(outcome.results.metrics)
     assert {m.split(".")[0] for m in emitted} >= {"data_quality", "performance", "fairness", "robustness"}
     assert sorted(m for m in emitted if not is_known_metric(m)) == []
+
+
+def test_policy_metrics_lists_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    from governance.cli import main
+
+    assert main(["policy", "metrics"]) == 0
+    out = capsys.readouterr().out
+    assert "  fairness.<attr>.<disparity>" in out
+    assert "  compression.<variant>.<variant_metric>" in out
+    assert "<attack> = fgsm | pgd" in out
