@@ -18,7 +18,7 @@ from governance.policy.schema import OnMissing, Policy, Rule
 from governance.policy.waivers import Waiver, load_waivers
 from governance.results import Results, SectionStatus, Severity, load_results
 
-__all__ = ["FINITE_RULE_ID", "check", "evaluate_rule", "non_finite_paths"]
+__all__ = ["FINITE_RULE_ID", "check", "evaluate_rule"]
 
 # FINITE_RULE_ID: JSON has no NaN or Infinity, so a file holding them was not written by
 # governance as it is; check fails closed on it.
@@ -93,9 +93,10 @@ def check(
                 _outcome(rule, rule.metric, None, Status.ERROR, f"rule could not be evaluated: {exc}")
             )
     outcomes = _apply_waivers(outcomes, policy, waiver_list, today)
-    broken = non_finite_paths(results)
-    if broken:
-        outcomes.insert(0, _non_finite_outcome(broken))
+    if results.non_finite:
+        # Only a file can hold NaN/Infinity (results built in memory are written with null for
+        # an undefined number, and each rule on one is ERROR below): fail closed on the file.
+        outcomes.insert(0, _non_finite_outcome(results.non_finite))
 
     rule_ids = {r.id for r in policy.rules}
     unused = tuple(sorted({f"{w.rule} ({w.source})" for w in waiver_list if w.rule not in rule_ids}))
@@ -153,31 +154,6 @@ def evaluate_rule(rule: Rule, results: Results) -> list[Outcome]:
                 )
             )
     return outcomes
-
-
-def non_finite_paths(results: Results) -> tuple[str, ...]:
-    """Where ``results`` holds NaN or ±inf: metrics, sections (metrics, tables, details), subject, run."""
-    found: list[str] = []
-
-    def walk(value: object, where: str) -> None:
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                found.append(where)
-        elif isinstance(value, Mapping):
-            for key, item in value.items():
-                walk(item, f"{where}.{key}")
-        elif isinstance(value, list | tuple):
-            for index, item in enumerate(value):
-                walk(item, f"{where}[{index}]")
-
-    walk(dict(results.metrics), "metrics")
-    for name, section in results.sections.items():
-        walk(dict(section.metrics), f"sections.{name}.metrics")
-        walk(dict(section.tables), f"sections.{name}.tables")
-        walk(dict(section.details), f"sections.{name}.details")
-    walk(dict(results.subject), "subject")
-    walk(dict(results.run.extra), "run")
-    return tuple(found)
 
 
 def _non_finite_outcome(paths: Sequence[str]) -> Outcome:

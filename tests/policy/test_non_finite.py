@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from governance.cli import main
-from governance.policy.engine import FINITE_RULE_ID, check, non_finite_paths
+from governance.policy.engine import FINITE_RULE_ID, check
 from governance.policy.outcome import Status
 from governance.results import AuditSection, Results, RunInfo, load_results, save_results
 from tests.conftest import BASE_RESULTS
@@ -65,7 +65,7 @@ def test_non_finite_anywhere_in_the_file_fails_closed(tmp_path: Path) -> None:
     raw["sections"] = {"fairness": {"status": "ok", "metrics": {}, "tables": {"groups": [{"rate": 0.5}]}}}
     text = json.dumps(raw).replace('"rate": 0.5', '"rate": NaN')
     results = load_results(_write(tmp_path, text))
-    assert non_finite_paths(results) == ("sections.fairness.tables.groups[0].rate",)
+    assert results.non_finite == ("sections.fairness.tables.groups[0].rate",)
     report = check(results, "baseline")
     assert report.outcomes[0].rule_id == FINITE_RULE_ID
     assert "sections.fairness.tables.groups[0].rate" in report.outcomes[0].message
@@ -99,3 +99,17 @@ def _policy(tmp_path: Path) -> Path:
     path = tmp_path / "p.yaml"
     path.write_text(POLICY)
     return path
+
+
+def test_results_built_in_memory_are_judged_rule_by_rule(tmp_path: Path) -> None:
+    """The audit run checks its Results before writing them: a NaN there is an undefined metric
+    (written as null), ERROR for a rule on it, and no file-level failure for the others."""
+    section = AuditSection(
+        name="performance",
+        metrics={"performance.accuracy": math.nan, "performance.balanced_accuracy": 0.7},
+        tables={"t": [{"ci_low": math.nan}]},
+    )
+    results = Results.from_sections(RunInfo("0", "s", 0, "a", "b"), [section])
+    report = check(results, _policy(tmp_path))
+    statuses = {o.rule_id: o.status for o in report.outcomes}
+    assert statuses == {"r.le": Status.ERROR, "r.ne": Status.PASS, "r.ge": Status.FAIL}
