@@ -566,6 +566,19 @@ DATA_CASES = [
         r"column 'x1' holds numbers but 4 value\(s\) are not numbers.*data_quality\.non_numeric\.x1",
     ),
     Case(
+        "data-inf-in-privacy-nonmembers",
+        steps(
+            tabular(spec=set_("audits.privacy", {"nonmembers": "holdout.csv"})),
+            lambda d: cell("x1", [0, 1], np.inf)(frames(40)[1].assign(x1=lambda f: f["x1"] + 100)).to_csv(
+                d / "holdout.csv", index=False
+            ),
+        ),
+        AUDIT,
+        "spec.yaml",
+        "audits.privacy.nonmembers",
+        r"holdout.csv: x1: 2 row\(s\) hold a non-finite number \(inf\)",
+    ),
+    Case(
         "data-corrupt-parquet",
         raw_file("eval.parquet", b"PAR1 not really", tabular(suffix=".parquet")),
         TRAIN,
