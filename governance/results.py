@@ -31,6 +31,7 @@ __all__ = [
     "Severity",
     "load_results",
     "metric_id",
+    "non_finite_paths",
     "save_results",
 ]
 
@@ -248,6 +249,9 @@ class Results:
     sections: Mapping[str, AuditSection] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     schema_version: int = SCHEMA_VERSION
+    #: Where the file this was read from held NaN or ±Infinity (JSON has neither; governance
+    #: never writes them): ``check`` fails closed on them. Empty for results built in memory.
+    non_finite: tuple[str, ...] = ()
 
     @classmethod
     def from_sections(
@@ -304,6 +308,7 @@ class Results:
         if not isinstance(sections_raw, Mapping):
             raise InputError(source, "sections", ERR_NOT_OBJECT)
         return cls(
+            non_finite=tuple(non_finite_paths(raw)),
             run=RunInfo.from_dict(raw.get("run") or {}, source=source),
             subject=dict(raw.get("subject") or {}),
             metrics=_read_metrics(raw["metrics"], source=source, where="metrics"),
@@ -339,6 +344,26 @@ def load_results(path: str | PathLike[str]) -> Results:
             source, f"line {exc.lineno} column {exc.colno}", f"not valid JSON ({exc.msg})"
         ) from None
     return Results.from_dict(raw, source=source)
+
+
+def non_finite_paths(raw: Any, where: str = "") -> list[str]:
+    """The dotted paths of every NaN or ±inf number in a parsed JSON value.
+
+    Examples
+    --------
+    >>> non_finite_paths({"metrics": {"a.b": float("nan")}, "t": [1.0, float("-inf")]})
+    ['metrics.a.b', 't[1]']
+    """
+    if isinstance(raw, float):
+        return [] if math.isfinite(raw) else [where]
+    found: list[str] = []
+    if isinstance(raw, Mapping):
+        for key, value in raw.items():
+            found += non_finite_paths(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(raw, list | tuple):
+        for index, value in enumerate(raw):
+            found += non_finite_paths(value, f"{where}[{index}]")
+    return found
 
 
 def save_results(results: Results, path: str | PathLike[str]) -> None:

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+# One name for a missing group in every path (see governance.data.bundle).
+from governance.data.bundle import MISSING_GROUP
+
 if TYPE_CHECKING:
     import pandas as pd
     from numpy.typing import NDArray
@@ -19,9 +22,6 @@ if TYPE_CHECKING:
     from governance.audit.base import Predictions
 
 __all__ = ["MISSING_GROUP", "CodedColumn", "CodedFrame", "class_codes", "group_codes"]
-
-#: The group name given to rows whose sensitive value is missing: they are counted, not dropped.
-MISSING_GROUP = "(missing)"
 
 
 class CodedFrame:

@@ -50,6 +50,7 @@ ERR_OUTSIDE = "value {value!r} (row {row}) is not in the label set {labels}"
 ERR_SCORE_RANGE = "value {value!r} (row {row}) is outside [0, 1]; expected the positive-class probability"
 ERR_SCORE_NAN = "NaN at row {row}; expected the positive-class probability"
 ERR_LENGTH = "has {n} rows but the eval data {eval_path} has {m}; rows must align one to one"
+ERR_NON_FINITE = "{n} row(s) hold a non-finite number ({value}), first at row {row}; expected finite values"
 ERR_SCORE_MULTICLASS = "y_score is a binary-task column; this spec's task is {task}"
 
 
@@ -121,7 +122,9 @@ def _read(path: Path, suffix: str, wanted: list[str], have: list[str]) -> pa.Tab
     if suffix == ".csv":
         import pyarrow.csv as pcsv
 
-        return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(include_columns=wanted))
+        # strings_can_be_null: an empty cell is a missing value, as pandas reads it on the other path.
+        options = pcsv.ConvertOptions(include_columns=wanted, strings_can_be_null=True)
+        return pcsv.read_csv(path, convert_options=options)
     import pyarrow.json as pj
 
     return pj.read_json(path).select(wanted)
@@ -264,6 +267,23 @@ def _first(mask: NDArray[np.bool_]) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _require_finite(table: pa.Table, path: Path, names: Sequence[str]) -> None:
+    """inf/-inf in a label, decision or group column is bad input, never a group or a class."""
+    import pyarrow as pa
+
+    for name in names:
+        column = table[name]
+        if not pa.types.is_floating(column.type):
+            continue
+        values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+        bad = np.isinf(values)
+        if bad.any():
+            shown = ", ".join(sorted({repr(float(v)) for v in values[bad]}))
+            raise InputError(
+                path, name, ERR_NON_FINITE.format(n=int(bad.sum()), value=shown, row=_first(bad))
+            )
+
+
 def _require_complete(col: EncodedColumn, path: Path, name: str) -> None:
     if col.n_missing:
         raise InputError(path, name, ERR_NULL.format(n=col.n_missing, row=_first(col.codes < 0)))
@@ -371,6 +391,7 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
     label = spec.data.label
     sensitive = tuple(spec.data.sensitive)
     table = read_columns(path, [label, *sensitive, PRED_COLUMN], optional=[SCORE_COLUMN])
+    _require_finite(table, path, [label, *sensitive, PRED_COLUMN])
     y_true = encode(table[label])
     _require_complete(y_true, path, label)
     y_pred = encode(table[PRED_COLUMN])
@@ -430,6 +451,7 @@ def _aligned(spec: Spec, path: Path, eval_path: Path) -> tuple[DataBundle, Predi
     """Predictions in one file, the eval data (label, sensitive, features) in another."""
     bundle = _load_bundle(spec)
     table = read_columns(path, [PRED_COLUMN], optional=[SCORE_COLUMN])
+    _require_finite(table, path, [PRED_COLUMN])
     if table.num_rows != len(bundle.eval):
         raise InputError(
             path, None, ERR_LENGTH.format(n=table.num_rows, eval_path=eval_path, m=len(bundle.eval))

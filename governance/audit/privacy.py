@@ -106,7 +106,7 @@ def nonmember_path(spec: Spec, options: Mapping[str, Any]) -> Path | None:
 def load_nonmembers(spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> pd.DataFrame | None:
     """The ``nonmembers`` rows, checked: the label and every model input column present, labels
     the model knows, and no row that is also a train row (it would be a member)."""
-    from governance.data.loading import _as_strings, read_table
+    from governance.data.loading import _as_strings, _reject_non_finite, read_table
     from governance.errors import InputError
 
     path = nonmember_path(spec, options)
@@ -126,6 +126,11 @@ def load_nonmembers(spec: Spec, data: DataBundle, options: Mapping[str, Any]) ->
         raise InputError(
             where, field, f"{path} lacks column {missing[0]!r}; expected the train split's columns"
         )
+    for column in (data.label, *(c for c in data.numeric if c in frame.columns)):
+        try:
+            _reject_non_finite(frame[column], path, column)
+        except InputError as exc:
+            raise InputError(where, field, f"{path}: {column}: {exc.message}") from None
     frame = frame.copy()
     frame[data.label] = _as_strings(frame[data.label])
     unknown = sorted(set(frame[data.label].dropna()) - set(data.classes))

@@ -14,6 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(run=run_validate)
     ls = actions.add_parser("list", help="list the built-in policy packs")
     ls.set_defaults(run=run_list)
+    mc = actions.add_parser("metrics", help="list the metric IDs (patterns) a rule may name")
+    mc.set_defaults(run=run_metrics)
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -36,4 +38,11 @@ def run_list(args: argparse.Namespace) -> int:
         policy = load_policy(name)
         about = (policy.description or "").split(". ")[0]
         print(f"{name:24} {policy.version:7} {len(policy.rules):3} rules  {about[:90]}")
+    return 0
+
+
+def run_metrics(args: argparse.Namespace) -> int:
+    from governance.metrics_catalog import catalog_lines
+
+    print("\n".join(catalog_lines()))
     return 0

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DataBundle"]
+__all__ = ["MISSING_GROUP", "DataBundle"]
+
+#: The one name of a missing sensitive value (an empty CSV cell, a null in Parquet or JSONL, NaN),
+#: in every file format and on both fairness paths (pandas and the predictions fast path): such
+#: rows are a group of their own, counted, never dropped.
+MISSING_GROUP = "(missing)"
 
 
 @dataclass(frozen=True)

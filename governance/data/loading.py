@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from governance.data.bundle import DataBundle
+from governance.data.bundle import MISSING_GROUP, DataBundle
 from governance.errors import InputError
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ ERR_FORMAT = "unsupported file type {suffix!r}; expected .csv, .parquet or .json
 ERR_MISSING_COLUMN = "column {column!r} not found; the file has {columns}"
 ERR_LABEL_NAN = "label column {column!r} has {n} missing value(s); every row needs a label"
 ERR_ONE_CLASS = "label column {column!r} has a single class {value!r}; expected at least two"
-ERR_NOT_NUMERIC = "column {column!r} is declared numeric but holds {value!r}"
+ERR_NOT_NUMERIC = (
+    "column {column!r} is declared numeric but {n} value(s) are not numbers, first {value!r} at row {row}"
+)
 ERR_NO_FEATURES = "no feature columns remain after removing the label and the sensitive attributes"
 ERR_POSITIVE = "positive class {value!r} is not a label value; the labels are {classes}"
 ERR_BINARY = "task is binary_classification but the label has {n} classes {classes}"
@@ -48,6 +50,10 @@ ERR_SHAPE_MISSING = (
     "columns reshape to"
 )
 ERR_PIXEL = "pixel column {column!r} holds {value!r}; expected numbers"
+ERR_NON_FINITE = (
+    "{n} row(s) hold a non-finite number ({value}), first at row {row}; expected finite numbers "
+    "(leave the cell empty for a missing value)"
+)
 
 #: Max rows whose fields are counted for the ragged-CSV check (pandas silently pads short rows).
 _RAGGED_CHECK_BYTES = 256 << 20
@@ -262,7 +268,8 @@ def load_bundle(spec: Spec) -> DataBundle:
         features = tuple(c for c in evaluation.columns if c not in excluded)
         if data.text is not None:
             features = (data.text,) if spec.task == "text_classification" else features
-    if not features:
+    if not features and spec.model.predictions is None:
+        # Predictions-only audits read the label, the groups and the decisions: no model inputs.
         raise InputError(spec_file, "data.features", ERR_NO_FEATURES)
     if data.text is not None and spec.task == "text_classification":
         numeric: tuple[str, ...] = ()
@@ -280,11 +287,16 @@ def load_bundle(spec: Spec) -> DataBundle:
         if missing:
             raise InputError(src, data.label, ERR_LABEL_NAN.format(column=data.label, n=missing))
         frame = frame.copy()
+        _reject_non_finite(label, src, data.label)
         frame[data.label] = _as_strings(label)
         for attr in data.sensitive:
-            frame[attr] = _as_strings(frame[attr]).fillna("<missing>")
+            _reject_non_finite(frame[attr], src, attr)
+            frame[attr] = _as_strings(frame[attr]).fillna(MISSING_GROUP)
         for column in numeric:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+            # Before any training or audit math: one inf turns a mean, a standardisation or an
+            # attribution total into inf/NaN, and the audits downstream would report nonsense.
+            _reject_non_finite(frame[column], src, column)
         cleaned.append(frame.reset_index(drop=True))
 
     reference_src, reference = (frames[0][0], cleaned[0])
@@ -325,6 +337,21 @@ def load_bundle(spec: Spec) -> DataBundle:
         numeric=numeric,
         image_shape=image_shape,
     )
+
+
+def _reject_non_finite(values: pd.Series, src: Path | str, column: str) -> None:
+    """Bad input when a numeric column holds inf or -inf (NaN is a missing value, counted as such)."""
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return
+    array = values.to_numpy(dtype="float64", na_value=np.nan)
+    bad = np.isinf(array)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        shown = ", ".join(sorted({repr(float(v)) for v in array[bad]}))
+        raise InputError(src, column, ERR_NON_FINITE.format(n=len(rows), value=shown, row=int(rows[0])))
 
 
 def _parse_shape(value: object, spec_file: str) -> tuple[int, ...]:
@@ -395,8 +422,13 @@ def _numeric_features(
                 coerced = pd.to_numeric(values, errors="coerce")
                 bad = values.notna() & coerced.isna()
                 if bad.any():
+                    first = values[bad]
                     raise InputError(
-                        src, column, ERR_NOT_NUMERIC.format(column=column, value=values[bad].iloc[0])
+                        src,
+                        column,
+                        ERR_NOT_NUMERIC.format(
+                            column=column, n=int(bad.sum()), value=first.iloc[0], row=int(first.index[0])
+                        ),
                     )
         return tuple(c for c in features if c in declared)
     numeric = []

@@ -308,6 +308,10 @@ def assess(bundle: DataBundle, options: Mapping[str, Any] | QualityOptions | Non
     tables["groups"] = group_rows
     metrics[metric_id(NAME, "min_group_share")] = min_share
 
+    # Numbers with stray strings: read as text, the column would become one category per value.
+    tables["non_numeric"], non_numeric = _non_numeric_columns(bundle, combined)
+    findings.extend(non_numeric)
+
     # Personal data in text columns.
     pii_columns = [bundle.text] if bundle.text is not None else []
     if opts.pii_all_string_columns:
@@ -354,3 +358,49 @@ def assess(bundle: DataBundle, options: Mapping[str, Any] | QualityOptions | Non
         findings=tuple(findings),
         seconds=time.perf_counter() - started,
     )
+
+
+#: A text feature whose non-missing values are at least this share numbers is a numeric column
+#: with stray strings, not a categorical one.
+_MOSTLY_NUMERIC = 0.5
+
+
+def _non_numeric_columns(
+    bundle: DataBundle, combined: pd.DataFrame
+) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """Features read as text although most of their values are numbers (a blocking finding each).
+
+    One stray ``"n/a"`` or ``"12,5"`` makes pandas read a whole numeric column as strings; the
+    model would then one-hot encode every distinct number (hundreds of categories), silently.
+    """
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    findings: list[Finding] = []
+    if bundle.task == "text_classification":
+        return rows, findings
+    for column in bundle.features:
+        if column in bundle.numeric or column not in combined.columns:
+            continue
+        values = combined[column].dropna()
+        if not len(values) or pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        parsed = pd.to_numeric(values.astype(str), errors="coerce")
+        numbers = int(parsed.notna().sum())
+        strings = len(values) - numbers
+        if strings == 0 or numbers / len(values) < _MOSTLY_NUMERIC:
+            continue
+        examples = sorted({str(v) for v in values[parsed.isna()]})[:3]
+        rows.append({"column": column, "non_numeric": strings, "numeric": numbers, "examples": examples})
+        findings.append(
+            Finding(
+                f"data_quality.non_numeric.{column}",
+                Severity.BLOCKING,
+                f"column {column!r} holds numbers but {strings} value(s) are not numbers (e.g. "
+                f"{', '.join(repr(e) for e in examples)}): it would become "
+                f"{values.nunique()} one-hot categories; fix those values, or list the column in "
+                "data.numeric to have them reported as bad input",
+                NAME,
+            )
+        )
+    return rows, findings

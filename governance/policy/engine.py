@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 
 from governance.policy.loader import load_policy
-from governance.policy.outcome import CheckReport, FailOn, Outcome, Status, WaiverNote
+from governance.policy.outcome import FINITE_RULE_ID, CheckReport, FailOn, Outcome, Status, WaiverNote
 from governance.policy.schema import OnMissing, Policy, Rule
 from governance.policy.waivers import Waiver, load_waivers
 from governance.results import Results, SectionStatus, Severity, load_results
 
-__all__ = ["check", "evaluate_rule"]
+__all__ = ["FINITE_RULE_ID", "check", "evaluate_rule"]
+
+# FINITE_RULE_ID: JSON has no NaN or Infinity, so a file holding them was not written by
+# governance as it is; check fails closed on it.
+ERR_NON_FINITE = (
+    "{n} non-finite number(s) (NaN or ±Infinity) in the results, first at {first}; failing closed"
+)
+ERR_NON_FINITE_METRIC = "metric is not a finite number ({value}) in the results"
 
 # A failed comparison is FAIL for rules that can block a release and WARN for the others.
 _FAILED_STATUS: Mapping[Severity, Status] = {
@@ -85,6 +93,10 @@ def check(
                 _outcome(rule, rule.metric, None, Status.ERROR, f"rule could not be evaluated: {exc}")
             )
     outcomes = _apply_waivers(outcomes, policy, waiver_list, today)
+    if results.non_finite:
+        # Only a file can hold NaN/Infinity (results built in memory are written with null for
+        # an undefined number, and each rule on one is ERROR below): fail closed on the file.
+        outcomes.insert(0, _non_finite_outcome(results.non_finite))
 
     rule_ids = {r.id for r in policy.rules}
     unused = tuple(sorted({f"{w.rule} ({w.source})" for w in waiver_list if w.rule not in rule_ids}))
@@ -122,6 +134,11 @@ def evaluate_rule(rule: Rule, results: Results) -> list[Outcome]:
             outcomes.append(
                 _outcome(rule, name, None, Status.ERROR, "metric is undefined (null) in the results")
             )
+        elif not math.isfinite(value):
+            # NaN compares false and -inf passes every `<=`: no comparison with it means anything.
+            outcomes.append(
+                _outcome(rule, name, None, Status.ERROR, ERR_NON_FINITE_METRIC.format(value=value))
+            )
         elif rule.holds(value):
             outcomes.append(
                 _outcome(rule, name, value, Status.PASS, f"{_fmt(value)} {rule.op} {_fmt(rule.threshold)}")
@@ -137,6 +154,20 @@ def evaluate_rule(rule: Rule, results: Results) -> list[Outcome]:
                 )
             )
     return outcomes
+
+
+def _non_finite_outcome(paths: Sequence[str]) -> Outcome:
+    return Outcome(
+        rule_id=FINITE_RULE_ID,
+        title="results.json holds only finite numbers",
+        status=Status.ERROR,
+        severity=Severity.BLOCKING,
+        metric=paths[0].removeprefix("metrics."),
+        op="==",
+        threshold=0.0,
+        value=None,
+        message=ERR_NON_FINITE.format(n=len(paths), first=paths[0]),
+    )
 
 
 def _missing(rule: Rule, metric: str, results: Results, *, what: str) -> Outcome:

@@ -10,7 +10,10 @@ from typing import Any
 from governance.policy.schema import ThresholdSource
 from governance.results import Severity
 
-__all__ = ["CheckReport", "FailOn", "Outcome", "Status", "WaiverNote"]
+__all__ = ["FINITE_RULE_ID", "CheckReport", "FailOn", "Outcome", "Status", "WaiverNote"]
+
+#: The outcome ``check`` adds, ERROR and blocking, when the results hold NaN or ±Infinity anywhere.
+FINITE_RULE_ID = "governance.results_finite"
 
 
 class Status(StrEnum):
@@ -144,7 +147,12 @@ class CheckReport:
     def summary_line(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED"
         parts = ", ".join(f"{n} {s.lower()}" for s, n in self.counts.items() if n)
-        return f"policy {self.policy_name} {self.policy_version}: {verdict} ({parts or 'no rules'})"
+        line = f"policy {self.policy_name} {self.policy_version}: {verdict} ({parts or 'no rules'})"
+        broken = next((o for o in self.outcomes if o.rule_id == FINITE_RULE_ID), None)
+        if broken is not None:
+            # Name the file and the field, as every bad-input line does.
+            line += f"; {self.results_source}: {broken.metric}: {broken.message}"
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         return {

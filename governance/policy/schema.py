@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from governance.errors import InputError
-from governance.results import AUDIT_NAMES, Severity
+from governance.metrics_catalog import catalog_audits, is_known_metric, suggest
+from governance.results import Severity
 
 __all__ = ["OPS", "OnMissing", "Policy", "Rule", "ThresholdSource", "parse_rule"]
 
@@ -43,6 +44,10 @@ ERR_METRIC = (
     "expected a metric ID or glob <audit>.<qualifiers>.<metric> whose audit is one of {audits}, got {got!r}"
 )
 ERR_REQUIRED = "required field is missing"
+ERR_UNKNOWN_METRIC = (
+    "no audit emits {got!r}{hint}; a rule on it could never be evaluated, whatever its on_missing "
+    "(`governance policy metrics` lists the IDs)"
+)
 
 # Glob characters are allowed; the first segment must name an audit so typos fail at lint time.
 _METRIC_PATTERN = re.compile(r"^(?P<audit>[a-z_]+)(\.[a-z0-9_*?\[\]\-!]+)+$")
@@ -167,10 +172,14 @@ def parse_rule(raw: Any, *, source: str, where: str) -> Rule:
     if metric is None:
         raise InputError(source, f"{here}.metric", ERR_REQUIRED)
     match = _METRIC_PATTERN.match(metric) if isinstance(metric, str) else None
-    if match is None or match.group("audit") not in AUDIT_NAMES:
+    if match is None or match.group("audit") not in catalog_audits():
         raise InputError(
-            source, f"{here}.metric", ERR_METRIC.format(audits=", ".join(AUDIT_NAMES), got=metric)
+            source, f"{here}.metric", ERR_METRIC.format(audits=", ".join(catalog_audits()), got=metric)
         )
+    if not is_known_metric(metric):
+        close = suggest(metric)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        raise InputError(source, f"{here}.metric", ERR_UNKNOWN_METRIC.format(got=metric, hint=hint))
 
     op = raw.get("op")
     if op is None:

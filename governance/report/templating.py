@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,8 @@ from markupsafe import Markup, escape
 
 from governance.errors import InputError
 from governance.report._text import fmt_number, humanize
+from governance.report.escape import md_code as md_code_span
+from governance.report.escape import md_text
 
 if TYPE_CHECKING:
     import jinja2
@@ -48,12 +49,8 @@ def _package_loader() -> jinja2.BaseLoader:
     return _ResourceLoader()
 
 
-# Characters that Markdown (CommonMark + GFM tables) would read as syntax inside running text.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#|!~])")
-
-
 def md_escape(value: Any) -> str:
-    """Escape a value for Markdown text and table cells; HTML-significant characters become entities.
+    """Escape a value for Markdown text and table cells (:func:`governance.report.escape.md_text`).
 
     Examples
     --------
@@ -62,17 +59,12 @@ def md_escape(value: Any) -> str:
     """
     if isinstance(value, Markup):
         return str(value)
-    if value is None:
-        return ""
-    text = str(value).replace("\r", " ").replace("\n", " ")
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    return md_text(value)
 
 
 def md_code(value: Any) -> Markup:
-    """A code span; backticks and pipes inside are neutralised so a table row stays one row."""
-    text = str(value).replace("\n", " ").replace("`", "'").replace("|", "\\|")
-    return Markup(f"`{text}`")
+    """A code span (:func:`governance.report.escape.md_code`), marked safe for the template."""
+    return Markup(md_code_span(value))
 
 
 _BREAK_AFTER = re.compile(r"([._*\[\]/])")

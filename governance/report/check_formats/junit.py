@@ -6,6 +6,13 @@ import xml.etree.ElementTree as ET
 
 from governance.policy.outcome import CheckReport, Status
 from governance.report.check_formats._common import expectation, refs_text, value_text, waiver_text
+from governance.report.escape import xml_text
+
+
+def _attrs(**values: str) -> dict[str, str]:
+    # Every attribute and text value passes xml_text: ElementTree escapes markup characters but
+    # writes characters XML 1.0 forbids (a control character in a policy title) as they are.
+    return {key: xml_text(value) for key, value in values.items()}
 
 
 def render(report: CheckReport) -> str:
@@ -13,13 +20,13 @@ def render(report: CheckReport) -> str:
     errors = sum(1 for o in report.outcomes if o.status is Status.ERROR)
     suite = ET.Element(
         "testsuite",
-        {
-            "name": f"governance policy {report.policy_name} {report.policy_version}",
-            "tests": str(len(report.outcomes)),
-            "failures": str(failures),
-            "errors": str(errors),
-            "skipped": str(report.counts.get("SKIPPED", 0)),
-        },
+        _attrs(
+            name=f"governance policy {report.policy_name} {report.policy_version}",
+            tests=str(len(report.outcomes)),
+            failures=str(failures),
+            errors=str(errors),
+            skipped=str(report.counts.get("SKIPPED", 0)),
+        ),
     )
     props = ET.SubElement(suite, "properties")
     for name, value in (
@@ -29,36 +36,38 @@ def render(report: CheckReport) -> str:
         ("fail_on", report.fail_on.value),
         ("verdict", "passed" if report.passed else "failed"),
     ):
-        ET.SubElement(props, "property", {"name": name, "value": value})
+        ET.SubElement(props, "property", _attrs(name=name, value=value))
 
     for outcome in report.outcomes:
         case = ET.SubElement(
             suite,
             "testcase",
-            {"classname": f"policy.{report.policy_name}", "name": f"{outcome.rule_id} [{outcome.metric}]"},
+            _attrs(classname=f"policy.{report.policy_name}", name=f"{outcome.rule_id} [{outcome.metric}]"),
         )
-        detail = "\n".join(
-            line
-            for line in (
-                f"{outcome.title}",
-                f"status {outcome.status.value}, severity {outcome.severity.value}",
-                f"value {value_text(outcome)}, expected {expectation(outcome)}",
-                outcome.message,
-                waiver_text(outcome),
-                f"refs: {refs_text(outcome)}" if outcome.refs or outcome.threshold_note else "",
+        detail = xml_text(
+            "\n".join(
+                line
+                for line in (
+                    f"{outcome.title}",
+                    f"status {outcome.status.value}, severity {outcome.severity.value}",
+                    f"value {value_text(outcome)}, expected {expectation(outcome)}",
+                    outcome.message,
+                    waiver_text(outcome),
+                    f"refs: {refs_text(outcome)}" if outcome.refs or outcome.threshold_note else "",
+                )
+                if line
             )
-            if line
         )
         if outcome.status is Status.ERROR:
             ET.SubElement(
-                case, "error", {"message": outcome.message, "type": outcome.severity.value}
+                case, "error", _attrs(message=outcome.message, type=outcome.severity.value)
             ).text = detail
         elif outcome.is_red(report.fail_on):
             ET.SubElement(
-                case, "failure", {"message": outcome.message, "type": outcome.severity.value}
+                case, "failure", _attrs(message=outcome.message, type=outcome.severity.value)
             ).text = detail
         elif outcome.status is Status.SKIPPED:
-            ET.SubElement(case, "skipped", {"message": outcome.message})
+            ET.SubElement(case, "skipped", _attrs(message=outcome.message))
         else:
             ET.SubElement(case, "system-out").text = detail
     ET.indent(suite)
