@@ -23,7 +23,7 @@ __all__ = ["Audit", "AuditContext", "ModelHandle", "Predictions", "TabularModelH
 class ModelHandle(Protocol):
     """A trained model together with the preprocessing it was trained with.
 
-    Implemented by ``governance.train.handle``; audits use only this surface.
+    Implemented by ``governance.models.handle``; audits use only this surface.
     """
 
     # Read-only properties, so that frozen dataclasses implement the protocol.
@@ -50,7 +50,7 @@ class ModelHandle(Protocol):
 
 
 class TabularModelHandle(ModelHandle, Protocol):
-    """What ``governance.train.handle.TabularHandle`` adds for attribution and robustness.
+    """What ``governance.models.handle.TabularHandle`` adds for attribution and robustness.
 
     Encoded inputs are the numeric features, standardised with the train mean and std (so a
     perturbation of ε encoded units is ε standard deviations), then one one-hot block per

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance.errors import InputError
-from governance.train.preprocessing import Preprocessor, fit_preprocessor
+from governance.models.preprocessing import Preprocessor, fit_preprocessor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,7 +78,7 @@ def model_config(spec: Spec, bundle: DataBundle, preprocessor: Preprocessor) -> 
 def _build_model(spec: Spec, config: dict[str, Any]) -> nn.Module:
     import torch
 
-    from governance.train.artifacts import build_module, load_weights
+    from governance.models.artifacts import build_module, load_weights
 
     torch.manual_seed(spec.seed)
     module = build_module(config, source=str(spec.source))
@@ -166,7 +166,7 @@ def train(
     if spec.train is None:
         raise InputError(source, "train", ERR_NO_TRAIN_SECTION)
     if spec.model.architecture == "hf":
-        from governance.train.hf import train_hf
+        from governance.models.hf import train_hf
 
         return train_hf(
             spec, out_dir, bundle=bundle, force=force, resume=resume, device=device, progress=progress
@@ -248,7 +248,7 @@ def _write_model_dir(
     from safetensors.torch import save_file
 
     from governance._io import sha256_file
-    from governance.train.artifacts import (
+    from governance.models.artifacts import (
         CONFIG_FILE,
         LEDGER_FILE,
         PREPROCESSING_FILE,

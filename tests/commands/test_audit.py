@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from governance.cli import main
-from tests.audit.test_runner import _decision_log, write_spec
+from tests.test_pipeline import _decision_log, write_spec
 
 
 def test_audit_predictions_only_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -107,7 +107,7 @@ def test_batchnorm_factory_is_fixed_for_dp_and_the_fix_is_reported(
 ) -> None:
     from torch import nn
 
-    from governance.train.artifacts import load_model, read_config, read_ledger
+    from governance.models.artifacts import load_model, read_config, read_ledger
 
     spec = dict(DIGITS_SPEC, model={"factory": "tests.image.helpers:batchnorm_cnn"})
     spec["train"] = dict(DIGITS_SPEC["train"], epochs=1)

@@ -13,7 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governance.train.artifacts import (
+from governance.models.artifacts import (
     CONFIG_FILE,
     PREPROCESSING_FILE,
     WEIGHTS_FILE,
@@ -21,7 +21,7 @@ from governance.train.artifacts import (
     load_weights,
     read_config,
 )
-from governance.train.preprocessing import Preprocessor
+from governance.models.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,7 +144,7 @@ def load_handle(model_dir: str | PathLike[str], device: str = "cpu") -> TabularH
     device = resolve_device(device)
     config = read_config(model_dir)
     if config.get("kind") == "text":
-        from governance.train.hf import load_text_handle
+        from governance.models.hf import load_text_handle
 
         return load_text_handle(model_dir, config, device)  # type: ignore[return-value]
     pre_path = model_dir / PREPROCESSING_FILE

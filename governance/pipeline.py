@@ -283,7 +283,7 @@ def _prepare(
     mdir: Path | None
     if model_dir is None and spec.model.weights is not None:
         # A user factory with its own weights: nothing to train, no model folder.
-        from governance.train.handle import handle_from_spec
+        from governance.models.handle import handle_from_spec
 
         handle, mdir, ledger = handle_from_spec(spec, bundle, device), None, None
     else:
@@ -294,8 +294,8 @@ def _prepare(
 
             outcome = train(spec, out / "model", bundle=bundle, force=force, device=device, progress=progress)
             model_dir = outcome.model_dir
-        from governance.train.artifacts import read_ledger
-        from governance.train.handle import load_handle
+        from governance.models.artifacts import read_ledger
+        from governance.models.handle import load_handle
 
         mdir = Path(model_dir)
         handle = load_handle(mdir, device)

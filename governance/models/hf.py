@@ -481,7 +481,7 @@ def _write_text_model_dir(
     from safetensors.torch import save_file
 
     from governance._io import sha256_file
-    from governance.train.artifacts import CONFIG_FILE, LEDGER_FILE, WEIGHTS_FILE, staged_dir, write_json
+    from governance.models.artifacts import CONFIG_FILE, LEDGER_FILE, WEIGHTS_FILE, staged_dir, write_json
 
     names = set(config["trained_parameters"])
     with staged_dir(out_dir) as staging:
@@ -535,7 +535,7 @@ def load_text_module(model_dir: str | Path, config: Mapping[str, Any] | None = N
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from governance.train.artifacts import CONFIG_FILE, WEIGHTS_FILE, read_config
+    from governance.models.artifacts import CONFIG_FILE, WEIGHTS_FILE, read_config
 
     model_dir = Path(model_dir)
     config = config if config is not None else read_config(model_dir)

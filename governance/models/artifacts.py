@@ -4,7 +4,7 @@ Layout of a model folder::
 
     model.safetensors    weights (safetensors: no pickle, nothing executes on load)
     config.json          how to rebuild the module: architecture or factory + options, classes
-    preprocessing.json   the fitted encoder (governance.train.preprocessing)
+    preprocessing.json   the fitted encoder (governance.models.preprocessing)
     training.json        the ledger (CONTRACT §5)
 
 The folder appears all at once: :func:`write_model_dir` fills a staging folder beside the
@@ -80,7 +80,7 @@ def read_ledger(model_dir: str | PathLike[str]) -> dict[str, Any]:
 
 def build_module(config: Mapping[str, Any], *, source: str | None = None) -> nn.Module:
     """Build the (untrained) module a config describes, applying the same Opacus fixes."""
-    from governance.train.architectures import build_architecture, build_factory
+    from governance.models.architectures import build_architecture, build_factory
 
     options = dict(config.get("options") or {})
     if config.get("architecture"):
@@ -157,7 +157,7 @@ def load_model(model_dir: str | PathLike[str]) -> nn.Module:
     model_dir = Path(model_dir)
     config = read_config(model_dir)
     if config.get("kind") == "text":
-        from governance.train.hf import load_text_module
+        from governance.models.hf import load_text_module
 
         return load_text_module(model_dir, config)
     module = build_module(config, source=str(model_dir / CONFIG_FILE))
