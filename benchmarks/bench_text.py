@@ -64,8 +64,9 @@ def _fine_tune_seconds(
     import torch
 
     import governance.train.trainer as trainer_module
-    from governance.models.hf import build_hf_classifier, token_dataset
+    from governance.models.hf import build_hf_classifier
     from governance.spec import resolve_model_path
+    from governance.train.text import token_dataset
     from governance.train.trainer import PrivacySettings, Trainer
 
     torch.manual_seed(0)

@@ -166,7 +166,7 @@ def train(
     if spec.train is None:
         raise InputError(source, "train", ERR_NO_TRAIN_SECTION)
     if spec.model.architecture == "hf":
-        from governance.models.hf import train_hf
+        from governance.train.text import train_hf
 
         return train_hf(
             spec, out_dir, bundle=bundle, force=force, resume=resume, device=device, progress=progress

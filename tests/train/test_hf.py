@@ -193,9 +193,10 @@ def test_single_pass_clipping_reproduces_opacus_hooks_on_a_transformer(tiny: Pat
     weights (same Poisson batches, clipping and noise), with frozen lower layers in the model."""
     import torch
 
-    from governance.models.hf import build_hf_classifier, load_tokenizer, token_dataset
+    from governance.models.hf import build_hf_classifier, load_tokenizer
     from governance.text.tokens import encode_texts
     from governance.train.fast_dp import supports_fast_clipping
+    from governance.train.text import token_dataset
     from governance.train.trainer import PrivacySettings, Trainer
     from tests.text.helpers import DATA
 
@@ -235,7 +236,8 @@ def test_single_pass_clipping_reproduces_opacus_hooks_on_a_transformer(tiny: Pat
 
 
 def test_auto_mode_for_text_tries_fast_then_ghost_then_hooks(tiny: Path) -> None:
-    from governance.models.hf import _fallbacks, build_hf_classifier
+    from governance.models.hf import build_hf_classifier
+    from governance.train.text import _fallbacks
 
     model = build_hf_classifier(n_classes=2, path=tiny, train_layers=1)
     assert _fallbacks("auto", model, None) == ("fast", "ghost", "hooks")
