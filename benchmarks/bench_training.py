@@ -297,8 +297,9 @@ def _accuracy_german(epsilons: tuple[float, ...]) -> dict[str, Any]:
 
     from governance.data.loading import load_bundle
     from governance.models.artifacts import build_module
+    from governance.models.config import model_config
+    from governance.models.preprocessing import preprocessor_for
     from governance.spec import load_spec
-    from governance.train.api import model_config, preprocessor_for
     from governance.train.trainer import PrivacySettings, Trainer
 
     spec = load_spec(REPO / "audits" / "german-credit.yaml")

@@ -21,13 +21,12 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from governance import __version__
 from governance._io import atomic_write_json, check_output_dir, sha256_file
 from governance.audit.base import AuditContext, ModelHandle, Predictions
 from governance.audit.registry import audit_names, create_audit
 from governance.errors import InputError
+from governance.models.predict import predict
 from governance.results import AuditSection, Results, RunInfo, SectionStatus, save_results
 
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
     from governance.report.render import ReportWorker
     from governance.spec import Spec
 
-__all__ = ["LIBRARIES", "RunOutcome", "predict", "run_audit"]
+__all__ = ["LIBRARIES", "RunOutcome", "run_audit"]
 
 #: Distributions whose versions go into results.run.libraries (read from metadata, never imported).
 LIBRARIES: tuple[str, ...] = (
@@ -56,7 +55,6 @@ ERR_NO_MODEL = (
     "the spec neither trains (no train section) nor gives predictions; pass --model DIR with a model "
     "written by `governance train`"
 )
-ERR_OUTPUT_SIZE = "model outputs {got} classes {model_classes} but the eval labels include {missing}"
 
 
 @dataclass(frozen=True)
@@ -273,7 +271,7 @@ def _prepare(
         return _Subject(bundle, eval_pred, None, None, None, None)
 
     from governance.data.loading import load_bundle
-    from governance.train.trainer import resolve_device
+    from governance.models.device import resolve_device
 
     bundle = load_bundle(spec)
     _preflight_audits(spec, bundle)
@@ -332,49 +330,6 @@ def _check_model_inputs(spec: Spec, bundle: DataBundle, handle: ModelHandle, whe
             f"the model at {where} takes images of shape {list(trained)}, the spec gives "
             f"{list(bundle.image_shape)}",
         )
-
-
-def predict(handle: ModelHandle, frame: Any, label: str, *, source: Path | None = None) -> Predictions:
-    """The model's predictions on one split, encoded against the model's classes.
-
-    ``y_score`` is the probability of the last class for binary models.
-
-    Raises
-    ------
-    InputError
-        If the model's output size does not match its classes, or a label is not a model class.
-    """
-    import pandas as pd
-
-    classes = tuple(str(c) for c in handle.classes)
-    proba = np.asarray(handle.predict_proba(frame), dtype=np.float64)
-    if proba.ndim != 2 or proba.shape[1] != len(classes):
-        raise InputError(
-            source,
-            "classes",
-            f"model outputs {proba.shape[-1]} columns but declares {len(classes)} classes {list(classes)}",
-        )
-    true_codes = np.asarray(
-        pd.Categorical(frame[label].astype(str), categories=list(classes)).codes, dtype=np.int64
-    )
-    if (true_codes < 0).any():
-        missing = sorted(set(frame[label].astype(str)) - set(classes))
-        raise InputError(
-            source,
-            "classes",
-            ERR_OUTPUT_SIZE.format(got=len(classes), model_classes=list(classes), missing=missing),
-        )
-    pred_codes = proba.argmax(axis=1).astype(np.int64)
-    names = np.asarray(classes, dtype=object)
-    return Predictions(
-        y_true=names[true_codes],
-        y_pred=names[pred_codes],
-        y_score=proba[:, 1] if len(classes) == 2 else None,
-        proba=proba,
-        classes=classes,
-        y_true_codes=true_codes,
-        y_pred_codes=pred_codes,
-    )
 
 
 # -- audits ---------------------------------------------------------------------------------------

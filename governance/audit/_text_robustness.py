@@ -66,7 +66,7 @@ class TextRobustnessOptions:
 
 def run_text_robustness(context: AuditContext) -> AuditSection:
     """The robustness section of a text model (see the module docstring)."""
-    from governance.audit.robustness import RobustnessAudit
+    from governance.audit._groups import accuracy_by_group
     from governance.text.perturb import perturb
 
     started = time.perf_counter()
@@ -99,7 +99,7 @@ def run_text_robustness(context: AuditContext) -> AuditSection:
             curves.setdefault(name, []).append(
                 {"level": rate, "accuracy": acc, "accuracy_drop": clean_acc - acc, "flip_rate": flips}
             )
-            rows = RobustnessAudit._by_group(frame, context.data.sensitive, clean, correct)
+            rows = accuracy_by_group(frame, context.data.sensitive, clean, correct)
             group_rows += [{"perturbation": name, "level": rate, **row} for row in rows]
             eligible = [r["accuracy_drop"] for r in rows if r["n"] >= opts.min_group_size]
             metrics[metric_id(NAME, name, q, "worst_group_accuracy_drop")] = (

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from governance.audit._attacks import ENGINES, AttackSetting, attack_names, create_attack, rows_per_batch
+from governance.audit._groups import accuracy_by_group
 from governance.audit._inputs import class_indices, encode, option_error, perturbable_mask, sample_frame
 from governance.audit._options import parse_options
 from governance.audit.base import Audit
 from governance.results import AuditSection, SectionStatus, metric_id
 
 if TYPE_CHECKING:
-    import pandas as pd
     import torch
 
     from governance.audit.base import AuditContext
@@ -164,7 +164,7 @@ class RobustnessAudit(Audit):
             curves.setdefault(attack, []).append(
                 {"level": level, "accuracy": acc, "accuracy_drop": clean_acc - acc}
             )
-            rows = self._by_group(frame, context.data.sensitive, clean, correct)
+            rows = accuracy_by_group(frame, context.data.sensitive, clean, correct)
             for row in rows:
                 group_rows.append({"perturbation": attack, "level": level, **row})
             eligible = [r["accuracy_drop"] for r in rows if r["n"] >= opts.min_group_size]
@@ -222,30 +222,6 @@ class RobustnessAudit(Audit):
             details=details,
             seconds=time.perf_counter() - started,
         )
-
-    @staticmethod
-    def _by_group(
-        frame: pd.DataFrame, sensitive: tuple[str, ...], clean: np.ndarray, correct: np.ndarray
-    ) -> list[dict[str, Any]]:
-        rows = []
-        for attr in sensitive:
-            if attr not in frame.columns:
-                continue
-            groups = frame[attr].astype(str).to_numpy()
-            for group in sorted(set(groups)):
-                sel = groups == group
-                c, a = float(clean[sel].mean()), float(correct[sel].mean())
-                rows.append(
-                    {
-                        "attribute": attr,
-                        "group": group,
-                        "n": int(sel.sum()),
-                        "clean_accuracy": c,
-                        "accuracy": a,
-                        "accuracy_drop": c - a,
-                    }
-                )
-        return rows
 
     @staticmethod
     def _hopskipjump(

@@ -24,6 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance.errors import InputError
+from governance.models.files import (
+    CONFIG_FILE,
+    LEDGER_FILE,
+    PREPROCESSING_FILE,
+    WEIGHTS_FILE,
+    read_config,
+    read_ledger,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,42 +48,6 @@ __all__ = [
     "read_ledger",
     "staged_dir",
 ]
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-PREPROCESSING_FILE = "preprocessing.json"
-LEDGER_FILE = "training.json"
-CONFIG_VERSION = 1
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(
-            path, None, f"file not found; expected the {what} written by `governance train`"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, None, f"not valid JSON ({exc.__class__.__name__})") from None
-    if not isinstance(raw, dict):
-        raise InputError(path, None, "expected a JSON object")
-    return raw
-
-
-def read_config(model_dir: str | PathLike[str]) -> dict[str, Any]:
-    """Read ``config.json`` of a model folder."""
-    return _read_json(Path(model_dir) / CONFIG_FILE, "model config")
-
-
-def read_ledger(model_dir: str | PathLike[str]) -> dict[str, Any]:
-    """Read ``training.json`` (the privacy ledger) of a model folder.
-
-    Examples
-    --------
-    >>> read_ledger("out/model")["privacy"]["epsilon"]  # doctest: +SKIP
-    2.97
-    """
-    return _read_json(Path(model_dir) / LEDGER_FILE, "training ledger")
 
 
 def build_module(config: Mapping[str, Any], *, source: str | None = None) -> nn.Module:

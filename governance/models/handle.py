@@ -138,7 +138,7 @@ def load_handle(model_dir: str | PathLike[str], device: str = "cpu") -> TabularH
     import json
 
     from governance.errors import InputError
-    from governance.train.trainer import resolve_device
+    from governance.models.device import resolve_device
 
     model_dir = Path(model_dir)
     device = resolve_device(device)
@@ -177,8 +177,9 @@ def handle_from_spec(spec: Spec, bundle: DataBundle, device: str = "cpu") -> Tab
     way ``governance train`` fits it.
     """
     from governance.errors import InputError
-    from governance.train.api import model_config, preprocessor_for
-    from governance.train.trainer import resolve_device
+    from governance.models.config import model_config
+    from governance.models.device import resolve_device
+    from governance.models.preprocessing import preprocessor_for
 
     device = resolve_device(device)
     preprocessor = preprocessor_for(bundle)
@@ -200,7 +201,7 @@ def handle_from_spec(spec: Spec, bundle: DataBundle, device: str = "cpu") -> Tab
 
 
 if TYPE_CHECKING:
-    from governance.audit.base import TabularModelHandle
+    from governance.models.base import TabularModelHandle
 
     def _implements_protocol(handle: TabularHandle) -> TabularModelHandle:
         return handle  # mypy checks that TabularHandle implements the audits' protocol

@@ -248,7 +248,7 @@ def load_text_module(model_dir: str | Path, config: Mapping[str, Any] | None = N
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from governance.models.artifacts import CONFIG_FILE, WEIGHTS_FILE, read_config
+    from governance.models.files import CONFIG_FILE, WEIGHTS_FILE, read_config
 
     model_dir = Path(model_dir)
     config = config if config is not None else read_config(model_dir)

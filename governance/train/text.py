@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from governance.data.bundle import DataBundle
     from governance.spec import Spec
-    from governance.train.api import TrainOutcome
+    from governance.train.common import TrainOutcome
 
 __all__ = ["check_text_bundle", "token_dataset", "train_hf"]
 
@@ -152,10 +152,11 @@ def train_hf(
 
     from governance._io import sha256_file
     from governance.data.loading import load_bundle
+    from governance.models.device import resolve_device
     from governance.spec import resolve_model_path
     from governance.text.tokens import encode_texts
-    from governance.train.api import TrainOutcome, _gate, checkpoint_dir_for, trainable_rows
-    from governance.train.trainer import PrivacySettings, Trainer, resolve_device
+    from governance.train.common import TrainOutcome, checkpoint_dir_for, gate, trainable_rows
+    from governance.train.trainer import PrivacySettings, Trainer
 
     assert spec.train is not None and spec.model.path is not None
     source = str(spec.source) if spec.source is not None else None
@@ -174,7 +175,7 @@ def train_hf(
     train_frame = trainable_rows(spec, bundle)
     privacy_spec = spec.train.privacy
     device = resolve_device(device)
-    findings = _gate(spec, bundle, force)
+    findings = gate(spec, bundle, force)
 
     tokenizer = load_tokenizer(base)
     torch.manual_seed(spec.seed)

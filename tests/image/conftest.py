@@ -34,7 +34,7 @@ def context_factory(spec_path: Path, model_dir: Path, *, device: str) -> Any:
     from governance.data.loading import load_bundle
     from governance.models.artifacts import read_ledger
     from governance.models.handle import load_handle
-    from governance.pipeline import predict
+    from governance.models.predict import predict
     from governance.spec import load_spec
 
     spec = load_spec(spec_path)

@@ -10,8 +10,8 @@ import torch
 
 from governance.cli import main
 from governance.data.loading import load_bundle
+from governance.models.preprocessing import preprocessor_for
 from governance.spec import load_spec
-from governance.train.api import preprocessor_for
 from tests.image.helpers import DIGITS_SPEC, file_spec, write_digit_csvs, write_spec
 
 

@@ -90,7 +90,7 @@ def text_context(folder: Path, tmp: Path, audit: str, options: dict[str, Any], *
     """An AuditContext for ``audit`` over the tiny handle and a slice of the shipped data."""
     from governance.audit.base import AuditContext
     from governance.data.loading import load_bundle
-    from governance.pipeline import predict
+    from governance.models.predict import predict
     from governance.spec import load_spec
 
     train, evaluation = write_text_data(tmp)
