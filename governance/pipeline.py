@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from governance import __version__
 from governance._io import atomic_write_json, check_output_dir, sha256_file
-from governance.audit.base import AuditContext, ModelHandle, Predictions
-from governance.audit.registry import audit_names, create_audit
+from governance.audit.base import ModelHandle, Predictions
+from governance.audit.suite import AuditSubject, check_audits, input_files, listed, preflight, run_one
 from governance.errors import InputError
 from governance.models.predict import predict
-from governance.results import AuditSection, Results, RunInfo, SectionStatus, save_results
+from governance.results import Results, RunInfo, SectionStatus, save_results
 
 if TYPE_CHECKING:
     from governance.data.bundle import DataBundle
@@ -146,6 +145,8 @@ def run_audit(
     worker = report_worker
     try:
         out = check_output_dir(out_dir)
+        # Audit names and options are checked before any data is read or any model trained.
+        check_audits(spec)
         started = _now()
         hashes = _HashCache()
         # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
@@ -199,11 +200,16 @@ def _run(
         with bar.step("loading data"):
             subject = _prepare(spec, out, model_dir=model_dir, device=device, force=force, progress=progress)
         sections = []
-        for name in audit_names():
-            if name not in spec.audits:
-                continue
+        audited = AuditSubject(
+            bundle=subject.bundle,
+            eval_predictions=subject.eval_predictions,
+            train_predictions=subject.train_predictions,
+            handle=subject.handle,
+            ledger=subject.ledger,
+        )
+        for name in listed(spec):
             with bar.step(f"audit {name}"):
-                sections.append(_run_one(name, spec, subject, device=device))
+                sections.append(run_one(name, spec, audited))
     run = RunInfo(
         tool_version=__version__,
         spec_name=spec.name,
@@ -274,7 +280,7 @@ def _prepare(
     from governance.models.device import resolve_device
 
     bundle = load_bundle(spec)
-    _preflight_audits(spec, bundle)
+    preflight(spec, bundle)
     device = resolve_device(device)
     handle: ModelHandle
     ledger: Mapping[str, Any] | None
@@ -330,67 +336,6 @@ def _check_model_inputs(spec: Spec, bundle: DataBundle, handle: ModelHandle, whe
             f"the model at {where} takes images of shape {list(trained)}, the spec gives "
             f"{list(bundle.image_shape)}",
         )
-
-
-# -- audits ---------------------------------------------------------------------------------------
-
-
-def _preflight_audits(spec: Spec, bundle: DataBundle) -> None:
-    """Let every listed audit reject bad options or data before training and inference.
-
-    Only InputError matters here; an audit whose module fails to import is left for
-    :func:`_run_one`, where it becomes that audit's ERROR section.
-    """
-    for name in audit_names():
-        if name not in spec.audits:
-            continue
-        try:
-            audit = create_audit(name)
-        except Exception:
-            continue
-        audit.preflight(spec, bundle, dict(spec.audits.get(name) or {}))
-
-
-def _run_one(name: str, spec: Spec, subject: _Subject, *, device: str) -> AuditSection:
-    """Run one audit; an exception (other than bad input) becomes its ERROR section."""
-    start = time.perf_counter()
-    try:
-        audit = create_audit(name)
-        if audit.requires_model and subject.handle is None:
-            return AuditSection(
-                name=name,
-                status=SectionStatus.SKIPPED,
-                reason="needs a model; this run audits saved predictions only",
-                seconds=0.0,
-            )
-        context = AuditContext(
-            spec=spec,
-            data=subject.bundle,
-            model=subject.handle,
-            eval_predictions=subject.eval_predictions,
-            train_predictions=subject.train_predictions,
-            ledger=subject.ledger,
-            device=subject.handle.device if subject.handle is not None else "cpu",
-            seed=spec.seed,
-            options=dict(spec.audits.get(name) or {}),
-        )
-        section = audit.run(context)
-    except InputError:
-        raise
-    except Exception as exc:  # one broken audit must not take the others down
-        return AuditSection(
-            name=name,
-            status=SectionStatus.ERROR,
-            error=f"{exc.__class__.__name__}: {exc}",
-            seconds=time.perf_counter() - start,
-        )
-    return _with_seconds(section, time.perf_counter() - start)
-
-
-def _with_seconds(section: AuditSection, seconds: float) -> AuditSection:
-    from dataclasses import replace
-
-    return replace(section, seconds=round(seconds, 4))
 
 
 # -- provenance -----------------------------------------------------------------------------------
@@ -449,22 +394,6 @@ def _input_files(spec: Spec, policy: Any, waivers: Any) -> list[Path]:
     """The data, predictions, policy and waiver files a run will hash (those named in the spec)."""
     named = (spec.data.eval, getattr(spec.data, "train", None), spec.model.predictions, policy, waivers)
     return [Path(p) for p in named if isinstance(p, str | PathLike)]
-
-
-def _audit_input_files(spec: Spec) -> dict[str, tuple[Path, ...]]:
-    """Files named by the options of the spec's audits (e.g. the privacy audit's non-members)."""
-    out: dict[str, tuple[Path, ...]] = {}
-    for name in audit_names():
-        if name not in spec.audits:
-            continue
-        try:
-            audit = create_audit(name)
-        except Exception:  # its ERROR section says why; it names no file we could hash
-            continue
-        files = audit.input_files(spec, dict(spec.audits.get(name) or {}))
-        if files:
-            out[name] = files
-    return out
 
 
 def _model_files(model_dir: Path) -> list[Path]:
@@ -563,7 +492,7 @@ def _write_manifest(
     for key, value in (("policy", policy), ("waivers", waivers)):
         if isinstance(value, str | PathLike) and Path(value).is_file():
             inputs[key] = Path(value)
-    for name, files in _audit_input_files(spec).items():
+    for name, files in input_files(spec).items():
         for i, p in enumerate(files):
             if p.is_file():
                 inputs[f"audits.{name}" + (f".{i}" if i else "")] = p

@@ -58,10 +58,10 @@ def trainable_rows(spec: Spec, bundle: DataBundle) -> pd.DataFrame:
 
 
 def gate(spec: Spec, bundle: DataBundle, force: bool) -> list[dict[str, Any]]:
-    from governance.data.quality import QualityOptions, assess, blocking_findings
+    from governance.data.quality import assess, blocking_findings, quality_options
 
     source = str(spec.source) if spec.source is not None else None
-    options = QualityOptions.from_options(spec.audits.get("data_quality"), source=source)
+    options = quality_options(spec.audits.get("data_quality"), source=source)
     section = assess(bundle, options)
     blocking = blocking_findings(section)
     if blocking and not force:
