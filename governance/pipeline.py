@@ -1,11 +1,15 @@
-"""The audit run: data → (training) → predictions once → every audit → results, report, manifest.
+"""The one place that runs a spec: options → data → gate + training → predictions → audits → policy →
+reports → manifest.
 
-:func:`run_audit` is what ``governance audit`` and ``governance demo`` call. It computes the model's
-predictions on eval and train once, hands each audit an :class:`AuditContext` with its options from
-the spec, and turns an exception inside one audit into an ERROR section while the others still run
-(a bad option, :class:`InputError`, stops the run instead: it is the user's to fix, exit 2).
-Every output is written atomically; ``manifest.json``, written last, holds the SHA-256 of every
-input and output.
+:func:`run_audit` is what ``governance audit`` and ``governance demo`` call; nothing below this module
+imports it. It checks the spec's audit names and options before reading any data
+(:func:`governance.audit.suite.check_audits`), trains when the spec trains and no model folder is
+given (:mod:`governance.train`, whose data-quality gate runs first), computes the model's predictions
+on eval and train once (:func:`governance.models.predict.predict`), runs each audit
+(:func:`governance.audit.suite.run_one`: an exception inside one audit becomes its ERROR section while
+the others still run; bad input, :class:`InputError`, stops the run: it is the user's to fix, exit 2),
+then checks the policy, renders the reports and writes the manifest. Every output is written
+atomically; ``manifest.json``, written last, holds the SHA-256 of every input and output.
 """
 
 from __future__ import annotations
