@@ -77,7 +77,11 @@ def _message(err: Mapping[str, Any], model: type[BaseModel]) -> str:
             if isinstance(part, str):
                 nested = owner.model_fields.get(part)
                 annotation = getattr(nested, "annotation", None)
-                owner = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else owner
+                owner = (
+                    annotation
+                    if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+                    else owner
+                )
         return ERR_UNKNOWN.format(known=sorted(owner.model_fields))
     got = err.get("input")
     if kind == "missing":
