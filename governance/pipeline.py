@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from governance import __version__
 from governance._io import atomic_write_json, check_output_dir, sha256_file
-from governance.audit.base import ModelHandle, Predictions
 from governance.audit.suite import AuditSubject, check_audits, input_files, listed, preflight, run_one
 from governance.errors import InputError
+from governance.models.base import ModelHandle, Predictions
 from governance.models.predict import predict
 from governance.results import Results, RunInfo, SectionStatus, save_results
 

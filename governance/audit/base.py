@@ -36,6 +36,8 @@ class AuditContext:
     ledger: Mapping[str, Any] | None = None
     device: str = "cpu"
     seed: int = 0
+    #: The spec's ``audits.<name>`` mapping as written; the audit reads it through its registered
+    #: options model (``parse_audit_options``), which the pipeline has already validated.
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -55,9 +57,11 @@ class Audit(ABC):
         return ()
 
     def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:  # noqa: B027
-        """Check options and data before any expensive work (training); raise InputError.
+        """Check the options against the data before any expensive work (training); raise InputError.
 
-        The runner calls it for every listed audit right after loading the data, so that bad input
+        The options themselves (types, ranges, unknown keys) are checked earlier, before any data is
+        read, against the options model the audit registers (:mod:`governance.audit.registry`). The
+        pipeline calls this for every listed audit right after loading the data, so that bad input
         exits 2 in a second rather than after training. The default checks nothing.
         """
 
