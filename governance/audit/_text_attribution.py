@@ -19,7 +19,7 @@ their tokens and attributions for the report's highlighted-token view.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import numpy as np
 from pydantic import Field
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["TextAttributionOptions", "run_text_attribution", "text_baseline"]
 
 NAME = "attribution"
-METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+Method = Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 class TextAttributionOptions(Options):
@@ -45,9 +46,7 @@ class TextAttributionOptions(Options):
     #: Eval rows attributed (seeded sample); each costs ``n_steps`` forward+backward passes.
     max_rows: Annotated[Int, Field(ge=1)] | None = 32
     n_steps: Annotated[Int, Field(ge=2)] = 32
-    method: Literal[
-        "gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"
-    ] = "gausslegendre"
+    method: Method = "gausslegendre"
     #: "predicted" or a class label.
     target: Str = "predicted"
     #: "fast" (batched, Captum's maths) or "captum" (LayerIntegratedGradients.attribute itself).

@@ -16,7 +16,7 @@ proxies (declared in the spec, or detected by :mod:`governance.audit._proxies`).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 import numpy as np
 from pydantic import Field
@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 __all__ = ["AttributionAudit", "AttributionOptions"]
 
 NAME = "attribution"
-METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
-ENGINES = ("fast", "captum")
+Method = Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
+Engine = Literal["fast", "captum"]
+METHODS: tuple[str, ...] = get_args(Method)
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 
 class AttributionOptions(Options):
@@ -57,15 +59,13 @@ class AttributionOptions(Options):
     #: Eval rows attributed (seeded sample); None = all.
     max_rows: Annotated[Int, Field(ge=1)] | None = 300
     n_steps: Annotated[Int, Field(ge=2)] = 50
-    method: Literal[
-        "gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"
-    ] = "gausslegendre"
+    method: Method = "gausslegendre"
     #: "auto" (train mean for tabular, zeros for images), "mean" or "zeros".
     baseline: Literal["auto", "mean", "zeros"] = "auto"
     #: "predicted" or a class label (checked against the model's classes when the audit runs).
     target: Str = "predicted"
     #: "fast" (batched, Captum's maths) or "captum" (IntegratedGradients.attribute itself).
-    engine: Literal["fast", "captum"] = "fast"
+    engine: Engine = "fast"
     #: AUC at which a feature counts as a proxy of a sensitive attribute.
     proxy_threshold: Annotated[Float, Field(ge=0.5, le=1.0)] = 0.7
     top_k: Annotated[Int, Field(ge=1)] = 10

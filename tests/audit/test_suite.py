@@ -153,3 +153,12 @@ def test_the_pipeline_checks_options_before_training(tmp_path: Path, monkeypatch
     spec = load_spec(_spec(tmp_path, "{performance: {}, robustness: {epsilons: [0.1]}}"))
     with pytest.raises(InputError, match=r"audits\.robustness\.epsilons: unknown option"):
         run_audit(spec, tmp_path / "out", progress=False)
+
+
+def test_option_choices_match_what_the_audits_dispatch_on() -> None:
+    from typing import get_args
+
+    from governance.audit._attacks import ENGINES
+    from governance.audit.robustness import RobustnessOptions
+
+    assert get_args(RobustnessOptions.model_fields["engine"].annotation) == ENGINES
