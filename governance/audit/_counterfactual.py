@@ -10,7 +10,7 @@ unordered pair of rows that share a pair id:
     the mean total-variation distance between the two predicted distributions, which for a
     binary model is ``|p_i(positive) - p_j(positive)|``.
 
-Both come from the eval predictions the runner computed once (no extra model calls), so they
+Both come from the eval predictions the pipeline computed once (no extra model calls), so they
 also work for a predictions-only audit that has scores. Per term, the same two numbers over the
 pairs the term takes part in show *which* terms move the model.
 """

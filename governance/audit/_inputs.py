@@ -2,7 +2,7 @@
 
 Attribution and robustness both work in the model's encoded input space (standardised numeric
 columns, one-hot categories, pixels). This module is the one place that reads the tabular
-extras of a :class:`~governance.audit.base.ModelHandle` (``feature_groups``,
+extras of a :class:`~governance.models.base.ModelHandle` (``feature_groups``,
 ``numeric_columns``, ``onehot_columns``, ``baseline``) and falls back to "every column is its
 own feature, every column may move" when a handle does not provide them.
 """

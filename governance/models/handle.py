@@ -2,7 +2,7 @@
 
 :func:`load_handle` reads a folder written by ``governance train``; :func:`handle_from_spec`
 builds one for a spec that brings its own weights (``factory:`` + ``weights:``). Both return a
-:class:`TabularHandle`, which implements :class:`governance.audit.base.ModelHandle`.
+:class:`TabularHandle`, which implements :class:`governance.models.base.ModelHandle`.
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ _CHUNK = 256
 
 @dataclass(frozen=True, eq=False)
 class TextHandle:
-    """A text classifier with its tokenizer; implements :class:`governance.audit.base.ModelHandle`.
+    """A text classifier with its tokenizer; implements :class:`governance.models.base.ModelHandle`.
 
     ``encode(frame)`` tokenises the text column into int64 ids ``(n, length)``; the module takes
     them directly (padding is masked inside). ``embedding_layer`` is the layer
