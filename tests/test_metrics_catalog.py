@@ -115,7 +115,7 @@ def test_catalog_imports_nothing_heavy() -> None:
 @pytest.mark.slow
 def test_every_metric_a_full_tabular_run_emits_is_in_the_catalog(tmp_path: Path) -> None:
     """Train a tiny model and run every audit: each emitted ID must match a catalog pattern."""
-    from governance.audit.runner import run_audit
+    from governance.pipeline import run_audit
     from governance.spec import load_spec
 
     rng = np.random.default_rng(0)

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from governance.audit.runner import run_audit
 from governance.data.bundle import MISSING_GROUP
+from governance.pipeline import run_audit
 from governance.spec import load_spec
 
 FORMATS = ("csv", "parquet", "jsonl")

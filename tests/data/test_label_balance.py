@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance.data.bundle import DataBundle
-from governance.data.quality import QualityOptions, assess
+from governance.data.quality import QualityOptions, assess, quality_options
 from governance.errors import InputError
 from governance.results import Severity
 
@@ -95,7 +95,7 @@ def test_ratio_and_absolute_floor_are_options():
     assert _flagged({"no": 700, "yes": 300}, {"min_class_share": 0.35})
     assert QualityOptions().min_class_ratio == 0.5
     with pytest.raises(InputError, match=r"audits\.data_quality\.min_class_ratio"):
-        QualityOptions.from_options({"min_class_ratio": 2})
+        quality_options({"min_class_ratio": 2})
 
 
 @settings(max_examples=40, deadline=None)
