@@ -97,6 +97,9 @@ class PrivacySpec(_Strict):
     max_grad_norm: float = 1.0
     accountant: Literal["prv", "rdp", "gdp"] = "prv"
     grad_sample_mode: Literal["auto", "fused", "fast", "ghost", "hooks", "functorch", "ew"] = "auto"
+    #: Draw the DP noise from ``seed`` (bit-identical reruns, for research). The guarantee then does
+    #: not hold against anyone holding the seed; the ledger says ``noise_source: seeded``.
+    reproducible_noise: bool = False
 
     @field_validator("target_epsilon")
     @classmethod

@@ -194,6 +194,7 @@ def train(
             max_grad_norm=privacy_spec.max_grad_norm,
             accountant=privacy_spec.accountant,
             grad_sample_mode=privacy_spec.grad_sample_mode,
+            reproducible_noise=privacy_spec.reproducible_noise,
         )
     checkpoints = checkpoint_dir_for(out_dir)
     if not resume and checkpoints.exists():

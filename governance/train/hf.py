@@ -383,6 +383,7 @@ def train_hf(
             max_grad_norm=privacy_spec.max_grad_norm,
             accountant=privacy_spec.accountant,
             grad_sample_mode=privacy_spec.grad_sample_mode,
+            reproducible_noise=privacy_spec.reproducible_noise,
         )
         fallbacks = _fallbacks(privacy_spec.grad_sample_mode, model, spec.train.max_physical_batch_size)
         if fallbacks:
