@@ -14,7 +14,7 @@ from __future__ import annotations
 from governance.policy.schema import OnMissing, Rule
 from governance.results import Finding, Results, Severity
 
-__all__ = ["FINDING_PREFIX", "finding_rule", "is_finding_rule", "blocking_findings"]
+__all__ = ["FINDING_PREFIX", "blocking_findings", "finding_rule", "is_finding_rule"]
 
 #: Rule ids of findings are ``finding.<finding id>``; waivers name them the same way.
 FINDING_PREFIX = "finding."

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance.errors import InputError
-from governance.train.preprocessing import Preprocessor, fit_preprocessor
+from governance.train.preprocessing import Preprocessor, fit_preprocessor, statistics_from_rows
+from governance.train.scope import with_items
 
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
     from governance.data.bundle import DataBundle
-    from governance.spec import Spec
+    from governance.spec import DataSchema, Spec
 
 __all__ = ["TrainOutcome", "checkpoint_dir_for", "model_config", "preprocessor_for", "train"]
 
@@ -30,6 +31,8 @@ ERR_NO_TRAIN_DATA = "required to train: a training file"
 ERR_DELTA = "delta {delta} must be below 1/rows = {limit:.3g} (the training file has {rows} rows)"
 ERR_BLOCKED = "data-quality gate: {message} [{id}]; fix the data or rerun with --force"
 ERR_PREDICTIONS = "a predictions-only spec has no model to train"
+ERR_SCHEMA_COLUMN = "{column!r} is not a model input; the schema declares only features"
+ERR_SCHEMA_KIND = "the column is {kind} in the data; declare it under the other key"
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,55 @@ def checkpoint_dir_for(out_dir: Path) -> Path:
     return out_dir.parent / f".{out_dir.name}.checkpoint"
 
 
-def preprocessor_for(bundle: DataBundle) -> Preprocessor:
-    """Fit the encoder on the train split (eval when a spec brings weights and no train file)."""
+def preprocessor_for(
+    bundle: DataBundle, *, schema: DataSchema | None = None, private: bool = False, source: Any = None
+) -> Preprocessor:
+    """Fit the encoder on the train split (eval when a spec brings weights and no train file).
+
+    ``schema`` (the spec's ``data.schema``) replaces what it declares; ``private`` (DP training)
+    takes the attribution baseline from the eval split, so that only what
+    :func:`private_statistics` names is read off the private rows.
+    """
+    check_schema(schema, bundle, source)
     frame = bundle.train if bundle.train is not None else bundle.eval
-    return fit_preprocessor(frame, bundle.features, bundle.numeric, image_shape=bundle.image_shape)
+    baseline = bundle.eval if private and bundle.train is not None else None
+    return fit_preprocessor(
+        frame,
+        bundle.features,
+        bundle.numeric,
+        image_shape=bundle.image_shape,
+        schema=schema,
+        baseline=baseline,
+    )
+
+
+def private_statistics(bundle: DataBundle, schema: DataSchema | None) -> list[dict[str, Any]]:
+    """What a DP run's preprocessing reads off the private train rows (``privacy.scope.outside``)."""
+    return statistics_from_rows(
+        bundle.features,
+        bundle.numeric,
+        image_shape=bundle.image_shape,
+        schema=schema,
+        baseline_from_train=bundle.eval is None or not len(bundle.eval),
+    )
+
+
+def check_schema(schema: DataSchema | None, bundle: DataBundle, source: Any = None) -> None:
+    """Every column ``data.schema`` names is a model input of the declared kind."""
+    if schema is None:
+        return
+    numeric = set(bundle.numeric)
+    features = set(bundle.features)
+    kinds = [("categories", c, c not in numeric) for c in schema.categories]
+    kinds += [("ranges", c, c in numeric) for c in schema.ranges]
+    for key, column, fits in kinds:
+        if column not in features:
+            raise InputError(source, f"data.schema.{key}.{column}", ERR_SCHEMA_COLUMN.format(column=column))
+        if not fits:
+            kind = "numeric" if key == "categories" else "categorical"
+            raise InputError(source, f"data.schema.{key}.{column}", ERR_SCHEMA_KIND.format(kind=kind))
+    if schema.pixel_range is not None and bundle.image_shape is None:
+        raise InputError(source, "data.schema.pixel_range", "only image tasks have pixels; use ranges")
 
 
 def model_config(spec: Spec, bundle: DataBundle, preprocessor: Preprocessor) -> dict[str, Any]:
@@ -104,6 +152,21 @@ def trainable_rows(spec: Spec, bundle: DataBundle) -> pd.DataFrame:
             ERR_DELTA.format(delta=privacy_spec.delta, limit=1.0 / rows, rows=rows),
         )
     return bundle.train
+
+
+def gate_findings_item(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The data-quality gate's findings, written to training.json, read the train rows too."""
+    if not findings:
+        return []
+    return [
+        {
+            "name": "data_quality_findings",
+            "where": "training.json",
+            "columns": [],
+            "detail": "the data-quality gate's findings, computed over the train split too: "
+            + "; ".join(sorted({str(f.get("id")) for f in findings})),
+        }
+    ]
 
 
 def _gate(spec: Spec, bundle: DataBundle, force: bool) -> list[dict[str, Any]]:
@@ -177,7 +240,8 @@ def train(
     device = resolve_device(device)
     findings = _gate(spec, bundle, force)
 
-    preprocessor = preprocessor_for(bundle)
+    schema = spec.data.public_schema
+    preprocessor = preprocessor_for(bundle, schema=schema, private=privacy_spec is not None, source=source)
     config = model_config(spec, bundle, preprocessor)
     model = _build_model(spec, config)
     index = {c: i for i, c in enumerate(bundle.classes)}
@@ -234,6 +298,12 @@ def train(
             "license": bundle.license,
         }
     )
+    if ledger.get("privacy"):
+        outside = private_statistics(bundle, schema) + gate_findings_item(findings)
+        ledger["privacy"] = {
+            **ledger["privacy"],
+            "scope": with_items(ledger["privacy"]["scope"], "outside", outside),
+        }
     _write_model_dir(out_dir, result.model, config, preprocessor, ledger)
     shutil.rmtree(checkpoints, ignore_errors=True)
     return TrainOutcome(model_dir=out_dir, ledger=ledger)

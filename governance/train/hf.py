@@ -335,7 +335,14 @@ def train_hf(
     from governance.data.loading import load_bundle
     from governance.spec import resolve_model_path
     from governance.text.tokens import encode_texts
-    from governance.train.api import TrainOutcome, _gate, checkpoint_dir_for, trainable_rows
+    from governance.train.api import (
+        TrainOutcome,
+        _gate,
+        checkpoint_dir_for,
+        gate_findings_item,
+        trainable_rows,
+    )
+    from governance.train.scope import with_items
     from governance.train.trainer import PrivacySettings, Trainer, resolve_device
 
     assert spec.train is not None and spec.model.path is not None
@@ -471,6 +478,10 @@ def train_hf(
             "frozen_parameters": int(sum(p.numel() for p in model.parameters() if not p.requires_grad)),
         }
     )
+    if ledger.get("privacy"):
+        # The tokenizer and base model are public; only the gate's findings read the train rows.
+        scope = with_items(ledger["privacy"]["scope"], "outside", gate_findings_item(findings))
+        ledger["privacy"] = {**ledger["privacy"], "scope": scope}
     _write_text_model_dir(out_dir, result.model, config, base, ledger)
     shutil.rmtree(checkpoints, ignore_errors=True)
     return TrainOutcome(model_dir=out_dir, ledger=ledger)

@@ -36,6 +36,7 @@ from governance.train.dp import (
 )
 from governance.train.fast_dp import supports_fused_mlp
 from governance.train.noise import noise_generator, noise_source
+from governance.train.scope import privacy_scope
 
 if TYPE_CHECKING:
     import torch
@@ -445,6 +446,8 @@ class Trainer:
                 "grad_sample_mode": mode,
                 "poisson_sampling": self.privacy.poisson_sampling,
                 "noise_source": noise_source(self.privacy.reproducible_noise),
+                # What the guarantee covers; train.api adds what the run publishes outside it.
+                "scope": privacy_scope(noise_source=noise_source(self.privacy.reproducible_noise)),
                 "stopped_early": stopped_early,
                 "module_fixes": list(fixes),
                 "accountant_history": [list(h) for h in spent],
