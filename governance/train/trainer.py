@@ -50,6 +50,8 @@ LEDGER_VERSION = 1
 SMALL_MODEL_PARAMS = 1_000_000
 
 #: Opacus warnings that are expected here (we chose these settings) and would only confuse.
+#: "Secure RNG turned off" is about Opacus' secure_mode (torchcsprng): our noise generator is
+#: seeded from OS entropy instead (governance.train.noise), and a seeded run warns on its own.
 OPACUS_NOISE = (
     "Secure RNG turned off",
     "Full backward hook is firing",
