@@ -285,7 +285,7 @@ class PrivacyAudit(Audit):
             metrics[metric_id(NAME, "noise_seeded")] = 1.0 if seeded else 0.0
             metrics[metric_id(NAME, "scope", "outside_count")] = float(len(scope["outside"]))
             metrics[metric_id(NAME, "scope", "report_count")] = float(len(scope["report"]))
-        if not mia_runs:
+        if handle is None or data.train is None:
             reason = "no model: predictions only" if handle is None else "no train split: no members to test"
             details = {"scope": scope} if ledger_privacy else {}
             return AuditSection(

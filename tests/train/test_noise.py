@@ -191,3 +191,11 @@ def test_hf_path_draws_fresh_noise_unless_reproducible(tmp_path: Path) -> None:
         d, _ = run("d", True)
     assert seeded["privacy"]["noise_source"] == "seeded"
     assert all(torch.equal(c[k], d[k]) for k in c)
+
+
+@pytest.mark.gpu
+def test_cuda_noise_is_fresh_per_run_and_seeded_on_request() -> None:
+    fresh = [noise_generator("cuda", seed=0, reproducible=False) for _ in range(2)]
+    seeded = [noise_generator("cuda", seed=0, reproducible=True) for _ in range(2)]
+    draws = [torch.empty(1024, device="cuda").normal_(generator=g) for g in (*fresh, *seeded)]
+    assert not torch.equal(draws[0], draws[1]) and torch.equal(draws[2], draws[3])
