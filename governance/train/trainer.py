@@ -179,8 +179,11 @@ class Trainer:
         DP only: split logical batches into physical ones of at most this size (Opacus
         ``BatchMemoryManager``), so a large logical batch fits in memory.
     seed
-        Seeds the model-independent randomness (sampling, noise); the same seed and data give
-        the same weights and ledger.
+        Seeds the model-independent randomness (batch sampling); the same seed and data give the
+        same batches. The DP noise comes from OS entropy, so two DP runs differ, unless
+        ``privacy.reproducible_noise`` draws it from this seed too (then the same seed and data
+        give the same weights and ledger, and the guarantee does not hold against the seed's
+        holders).
     device
         ``cpu``, ``cuda`` or ``auto``.
     checkpoint_dir
