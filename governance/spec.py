@@ -6,6 +6,7 @@ later stage sees absolute paths. Validation errors name the file and the field.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from os import PathLike
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from governance.errors import InputError
 
 __all__ = [
+    "DataSchema",
     "DataSpec",
     "ModelSpec",
     "PrivacySpec",
@@ -41,6 +43,73 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DataSchema(_Strict):
+    """The data's schema, declared publicly (``data.schema``), so that preprocessing need not be
+    fitted on the private training rows.
+
+    A DP run fitted on its train rows publishes their statistics in ``preprocessing.json``
+    (mean/std, category lists: a rare category reveals its row, the brightest pixel), outside
+    the guarantee; what the schema declares is used instead and those items leave the ledger's
+    ``privacy.scope.outside``. Declare only what is public knowledge of the data (its
+    documentation, a code book), never values read off the private rows.
+
+    Examples
+    --------
+    >>> DataSchema(categories={"sex": ["female", "male"]}, ranges={"age": [18, 100]}).ranges["age"]
+    (18.0, 100.0)
+    """
+
+    #: Categorical column -> every category it can take, in one-hot order. A value outside the
+    #: list encodes as all zeros; a missing value is the extra category ``<missing>``.
+    categories: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    #: Numeric column -> [low, high]: values are clipped to it and scaled to [-1, 1].
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    #: Image tasks: [low, high] of a pixel; pixels are clipped to it and divided by max(|low|, |high|).
+    pixel_range: tuple[float, float] | None = None
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _categories_as_strings(cls, v: Any) -> Any:
+        # YAML reads codes such as 0, 1, 2 as numbers; the data's categories are compared as strings.
+        if isinstance(v, dict):
+            return {
+                k: [str(c) for c in cats] if isinstance(cats, list | tuple) else cats for k, cats in v.items()
+            }
+        return v
+
+    @field_validator("categories")
+    @classmethod
+    def _categories_listed(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for column, cats in v.items():
+            if not cats:
+                raise ValueError(f"categories of {column!r}: expected at least one category")
+            if len(set(cats)) != len(cats):
+                raise ValueError(f"categories of {column!r}: a category is listed twice")
+        return v
+
+    @field_validator("ranges")
+    @classmethod
+    def _ranges_ordered(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for column, (low, high) in v.items():
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError(f"range of {column!r}: expected finite [low, high] with low < high")
+        return v
+
+    @field_validator("pixel_range")
+    @classmethod
+    def _pixel_range_ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
+            raise ValueError("expected finite [low, high] with low < high")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind_per_column(self) -> DataSchema:
+        both = sorted(set(self.categories) & set(self.ranges))
+        if both:
+            raise ValueError(f"column {both[0]!r} has both categories and a range; give one")
+        return self
+
+
 class DataSpec(_Strict):
     train: Path | None = None
     eval: Path | None = None
@@ -59,6 +128,8 @@ class DataSpec(_Strict):
     #: The favourable outcome of a binary task (selection rate = rate of predicting it); when
     #: omitted, the last of the sorted label values.
     positive: str | None = None
+    #: The schema declared publicly (see DataSchema); spelled ``schema`` in the spec.
+    public_schema: DataSchema | None = Field(default=None, alias="schema")
 
     @model_validator(mode="after")
     def _sensitive_not_label(self) -> DataSpec:
@@ -97,6 +168,9 @@ class PrivacySpec(_Strict):
     max_grad_norm: float = 1.0
     accountant: Literal["prv", "rdp", "gdp"] = "prv"
     grad_sample_mode: Literal["auto", "fused", "fast", "ghost", "hooks", "functorch", "ew"] = "auto"
+    #: Draw the DP noise from ``seed`` (bit-identical reruns, for research). The guarantee then does
+    #: not hold against anyone holding the seed; the ledger says ``noise_source: seeded``.
+    reproducible_noise: bool = False
 
     @field_validator("target_epsilon")
     @classmethod

@@ -137,6 +137,49 @@ def load_nonmembers(spec: Spec, data: DataBundle, options: Mapping[str, Any]) ->
     return frame
 
 
+def results_scope(
+    ledger_privacy: Mapping[str, Any], context: AuditContext, *, mia_runs: bool
+) -> dict[str, Any]:
+    """The ledger's ``privacy.scope`` plus ``report``: the train-split figures these results show.
+
+    ``outside`` (what the model folder publishes) comes from the ledger; a ledger that predates
+    the scope gets one item saying so, since what it published is not recorded.
+    """
+    scope = dict(ledger_privacy.get("scope") or {})
+    if "outside" not in scope:
+        scope["outside"] = [
+            {
+                "name": "unrecorded",
+                "where": "model folder",
+                "columns": [],
+                "detail": "the training ledger predates privacy.scope: what it published is not recorded",
+            }
+        ]
+    report = []
+    if "data_quality" in context.spec.audits and context.data.train is not None:
+        report.append(
+            {
+                "name": "data_quality",
+                "where": "results.json, report",
+                "columns": [],
+                "detail": "data-quality statistics of the train split (duplicate, missing and overlap "
+                "rates, group shares, label-rate gaps, findings)",
+            }
+        )
+    if mia_runs:
+        report.append(
+            {
+                "name": "privacy.membership_inference",
+                "where": "results.json, report",
+                "columns": [],
+                "detail": "membership-inference scores of a sample of train rows (AUC, TPR at low FPR, "
+                "ROC, the empirical ε lower bound)",
+            }
+        )
+    scope["report"] = report
+    return scope
+
+
 def epsilon_finding(claimed: float | None, empirical: float, alpha: float) -> Finding | None:
     """A blocking finding when an attack proves more privacy loss than the accountant claims."""
     if claimed is None or not empirical > claimed:
@@ -222,13 +265,23 @@ class PrivacyAudit(Audit):
         ledger_privacy = (context.ledger or {}).get("privacy") or {}
         claimed = ledger_privacy.get("epsilon")
         delta = float(ledger_privacy.get("delta") or opts.delta)
+        handle, data = context.model, context.data
+        mia_runs = handle is not None and data.train is not None
+        scope = results_scope(ledger_privacy, context, mia_runs=mia_runs)
         if ledger_privacy:
             metrics[metric_id(NAME, "epsilon")] = None if claimed is None else float(claimed)
             metrics[metric_id(NAME, "delta")] = float(ledger_privacy["delta"])
-        handle, data = context.model, context.data
+            # A ledger without noise_source predates OS-entropy noise: its noise came from the seed.
+            seeded = ledger_privacy.get("noise_source", "seeded") != "os-entropy"
+            metrics[metric_id(NAME, "noise_seeded")] = 1.0 if seeded else 0.0
+            metrics[metric_id(NAME, "scope", "outside_count")] = float(len(scope["outside"]))
+            metrics[metric_id(NAME, "scope", "report_count")] = float(len(scope["report"]))
         if handle is None or data.train is None:
             reason = "no model: predictions only" if handle is None else "no train split: no members to test"
-            return AuditSection(NAME, status=SectionStatus.SKIPPED, metrics=metrics, reason=reason)
+            details = {"scope": scope} if ledger_privacy else {}
+            return AuditSection(
+                NAME, status=SectionStatus.SKIPPED, metrics=metrics, reason=reason, details=details
+            )
 
         held_out = load_nonmembers(context.spec, data, context.options)
         pool = data.eval if held_out is None else held_out
@@ -277,6 +330,7 @@ class PrivacyAudit(Audit):
                 "delta_for_bound": delta,
                 "confidence": 1 - opts.alpha,
                 "accountant": ledger_privacy.get("accountant"),
+                **({"scope": scope} if ledger_privacy else {}),
             },
             findings=() if finding is None else (finding,),
             seconds=time.perf_counter() - started,

@@ -182,7 +182,7 @@ def handle_from_spec(spec: Spec, bundle: DataBundle, device: str = "cpu") -> Tab
     from governance.models.preprocessing import preprocessor_for
 
     device = resolve_device(device)
-    preprocessor = preprocessor_for(bundle)
+    preprocessor = preprocessor_for(bundle, schema=spec.data.public_schema, source=spec.source)
     config = model_config(spec, bundle, preprocessor)
     module = build_module(config, source=str(spec.source))
     if spec.model.weights is None:

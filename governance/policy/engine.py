@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 
+from governance.policy.findings import blocking_findings, finding_rule, is_finding_rule
 from governance.policy.loader import load_policy
 from governance.policy.outcome import FINITE_RULE_ID, CheckReport, FailOn, Outcome, Status, WaiverNote
 from governance.policy.schema import OnMissing, Policy, Rule
@@ -92,13 +93,19 @@ def check(
             outcomes.append(
                 _outcome(rule, rule.metric, None, Status.ERROR, f"rule could not be evaluated: {exc}")
             )
+    # The audits' blocking findings are implicit rules of every policy (policy/findings.py).
+    finding_ids = set()
+    for finding in blocking_findings(results):
+        rule = finding_rule(finding.id, audit=finding.audit)
+        finding_ids.add(rule.id)
+        outcomes.append(_outcome(rule, rule.metric, None, Status.FAIL, finding.message))
     outcomes = _apply_waivers(outcomes, policy, waiver_list, today)
     if results.non_finite:
         # Only a file can hold NaN/Infinity (results built in memory are written with null for
         # an undefined number, and each rule on one is ERROR below): fail closed on the file.
         outcomes.insert(0, _non_finite_outcome(results.non_finite))
 
-    rule_ids = {r.id for r in policy.rules}
+    rule_ids = {r.id for r in policy.rules} | finding_ids
     unused = tuple(sorted({f"{w.rule} ({w.source})" for w in waiver_list if w.rule not in rule_ids}))
     return CheckReport(
         policy_name=policy.name,
@@ -211,6 +218,9 @@ def _apply_waivers(
     # or removed, so stale exceptions do not pile up unseen.
     for waiver in waivers:
         rule = policy.rule(waiver.rule)
+        if rule is None and is_finding_rule(waiver.rule):
+            # A finding no longer reported: its expired waiver still fails, as for rules.
+            rule = finding_rule(waiver.rule.removeprefix("finding."))
         if waiver in used or rule is None or not waiver.is_expired(today):
             continue
         note = _note(waiver, today)

@@ -368,11 +368,50 @@ def _data_item(results: Results, data: Mapping[str, Any], check: CheckReport | N
     )
 
 
+def privacy_scope(results: Results) -> Mapping[str, Any]:
+    """``privacy.scope``: the privacy section's (with the report's items), else the ledger's."""
+    section = results.sections.get("privacy")
+    found = _mapping(section.details.get("scope")) if section is not None else {}
+    return found or _mapping(privacy_ledger(results).get("scope"))
+
+
+def _scope_facts(results: Results, dp: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if not dp:
+        return []
+    scope = privacy_scope(results)
+    source = str(dp.get("noise_source") or "seeded (the ledger predates noise_source)")
+    facts = [("DP: noise source", source)]
+    if source != "os-entropy":
+        facts.append(
+            (
+                "DP: warning",
+                "the noise was drawn from the published seed: the guarantee does not hold "
+                "against anyone holding the seed",
+            )
+        )
+    if not scope:
+        facts.append(("DP: outside the guarantee", "not recorded (the ledger predates privacy.scope)"))
+        return facts
+    facts.append(("DP: guarantee covers", str(scope.get("covers", ""))))
+    for key, label in (
+        ("outside", "published outside the guarantee"),
+        ("report", "in this report, outside the guarantee"),
+    ):
+        items = [_mapping(i) for i in scope.get(key) or []]
+        named = "; ".join(
+            f"{i.get('name')} ({i.get('where')}{': ' + ', '.join(i['columns']) if i.get('columns') else ''})"
+            for i in items
+        )
+        facts.append((f"DP: {label}", named or "nothing"))
+    return facts
+
+
 def _training_item(results: Results) -> AnnexItem:
     led = ledger(results)
     dp = privacy_ledger(results)
     facts = [(label, fmt_number(led[key])) for key, label in _TRAINING_FIELDS if key in led]
     facts += [(f"DP: {label}", fmt_number(dp[key])) for key, label in _PRIVACY_FIELDS if key in dp]
+    facts += _scope_facts(results, dp)
     for where, digest in hashes(_mapping(results.subject)):
         if where.startswith("model"):
             facts.append((f"SHA-256 {where}", digest))
@@ -465,6 +504,20 @@ def limitations(
             "The membership-inference attack is an empirical lower bound on leakage; the differential-privacy "
             "ε is the guarantee, and holds only for the training run the ledger describes."
         )
+    dp = privacy_ledger(results)
+    if dp:
+        scope = privacy_scope(results)
+        if dp.get("noise_source") != "os-entropy":
+            out.append(
+                "The differential-privacy noise was drawn from the published seed (reproducible_noise): "
+                "anyone holding the seed can replay and subtract it, so the guarantee does not hold against them."
+            )
+        if scope:
+            out.append(
+                f"The guarantee covers {scope.get('covers')}. It does not cover what the run publishes about "
+                "the training rows outside it (listed in the training ledger's privacy.scope). "
+                f"Floating point: {scope.get('floating_point')}."
+            )
     if "robustness" in results.sections:
         out.append(
             "Robustness is measured against the listed attacks and budgets only; stronger or adaptive attacks "

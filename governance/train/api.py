@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from governance.errors import InputError
 from governance.models.config import model_config
-from governance.models.preprocessing import Preprocessor, preprocessor_for
-from governance.train.common import TrainOutcome, checkpoint_dir_for, gate, trainable_rows
+from governance.models.preprocessing import Preprocessor, preprocessor_for, private_statistics
+from governance.train.common import TrainOutcome, checkpoint_dir_for, gate, gate_findings_item, trainable_rows
+from governance.train.scope import with_items
 
 if TYPE_CHECKING:
     from torch import nn
@@ -100,7 +101,8 @@ def train(
     device = resolve_device(device)
     findings = gate(spec, bundle, force)
 
-    preprocessor = preprocessor_for(bundle)
+    schema = spec.data.public_schema
+    preprocessor = preprocessor_for(bundle, schema=schema, private=privacy_spec is not None, source=source)
     config = model_config(spec, bundle, preprocessor)
     model = _build_model(spec, config)
     index = {c: i for i, c in enumerate(bundle.classes)}
@@ -117,6 +119,7 @@ def train(
             max_grad_norm=privacy_spec.max_grad_norm,
             accountant=privacy_spec.accountant,
             grad_sample_mode=privacy_spec.grad_sample_mode,
+            reproducible_noise=privacy_spec.reproducible_noise,
         )
     checkpoints = checkpoint_dir_for(out_dir)
     if not resume and checkpoints.exists():
@@ -156,6 +159,12 @@ def train(
             "license": bundle.license,
         }
     )
+    if ledger.get("privacy"):
+        outside = private_statistics(bundle, schema) + gate_findings_item(findings)
+        ledger["privacy"] = {
+            **ledger["privacy"],
+            "scope": with_items(ledger["privacy"]["scope"], "outside", outside),
+        }
     _write_model_dir(out_dir, result.model, config, preprocessor, ledger)
     shutil.rmtree(checkpoints, ignore_errors=True)
     return TrainOutcome(model_dir=out_dir, ledger=ledger)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from governance.data.bundle import DataBundle
     from governance.spec import Spec
 
-__all__ = ["TrainOutcome", "checkpoint_dir_for", "gate", "trainable_rows"]
+__all__ = ["TrainOutcome", "checkpoint_dir_for", "gate", "gate_findings_item", "trainable_rows"]
 
 ERR_NO_TRAIN_DATA = "required to train: a training file"
 ERR_DELTA = "delta {delta} must be below 1/rows = {limit:.3g} (the training file has {rows} rows)"
@@ -68,3 +68,18 @@ def gate(spec: Spec, bundle: DataBundle, force: bool) -> list[dict[str, Any]]:
         first = blocking[0]
         raise InputError(source, "data", ERR_BLOCKED.format(message=first.message, id=first.id))
     return [f.to_dict() for f in section.findings]
+
+
+def gate_findings_item(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The data-quality gate's findings, written to training.json, read the train rows too."""
+    if not findings:
+        return []
+    return [
+        {
+            "name": "data_quality_findings",
+            "where": "training.json",
+            "columns": [],
+            "detail": "the data-quality gate's findings, computed over the train split too: "
+            + "; ".join(sorted({str(f.get("id")) for f in findings})),
+        }
+    ]

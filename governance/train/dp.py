@@ -78,6 +78,11 @@ class PrivacySettings:
         Use this σ instead of calibrating from ``target_epsilon`` (benchmarks, tests, resume).
     poisson_sampling
         Poisson (uniform with replacement) batch sampling, which the accountants assume.
+    reproducible_noise
+        Draw the Gaussian noise from the trainer's ``seed`` (research reruns only: anyone who
+        holds the seed can replay every draw and subtract it, so the guarantee does not hold
+        against them). Default False: the noise generator is seeded from OS entropy and that
+        seed is never written, logged or returned.
 
     Examples
     --------
@@ -92,6 +97,7 @@ class PrivacySettings:
     grad_sample_mode: str = "auto"
     noise_multiplier: float | None = None
     poisson_sampling: bool = True
+    reproducible_noise: bool = False
 
     def __post_init__(self) -> None:
         if not self.target_epsilon > 0:

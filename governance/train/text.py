@@ -155,7 +155,14 @@ def train_hf(
     from governance.models.device import resolve_device
     from governance.spec import resolve_model_path
     from governance.text.tokens import encode_texts
-    from governance.train.common import TrainOutcome, checkpoint_dir_for, gate, trainable_rows
+    from governance.train.common import (
+        TrainOutcome,
+        checkpoint_dir_for,
+        gate,
+        gate_findings_item,
+        trainable_rows,
+    )
+    from governance.train.scope import with_items
     from governance.train.trainer import PrivacySettings, Trainer
 
     assert spec.train is not None and spec.model.path is not None
@@ -203,6 +210,7 @@ def train_hf(
             max_grad_norm=privacy_spec.max_grad_norm,
             accountant=privacy_spec.accountant,
             grad_sample_mode=privacy_spec.grad_sample_mode,
+            reproducible_noise=privacy_spec.reproducible_noise,
         )
         fallbacks = _fallbacks(privacy_spec.grad_sample_mode, model, spec.train.max_physical_batch_size)
         if fallbacks:
@@ -290,6 +298,10 @@ def train_hf(
             "frozen_parameters": int(sum(p.numel() for p in model.parameters() if not p.requires_grad)),
         }
     )
+    if ledger.get("privacy"):
+        # The tokenizer and base model are public; only the gate's findings read the train rows.
+        scope = with_items(ledger["privacy"]["scope"], "outside", gate_findings_item(findings))
+        ledger["privacy"] = {**ledger["privacy"], "scope": scope}
     _write_text_model_dir(out_dir, result.model, config, base, ledger)
     shutil.rmtree(checkpoints, ignore_errors=True)
     return TrainOutcome(model_dir=out_dir, ledger=ledger)

@@ -36,6 +36,8 @@ from governance.train.dp import (
     supports_fused,
 )
 from governance.train.fast_dp import supports_fused_mlp
+from governance.train.noise import noise_generator, noise_source
+from governance.train.scope import privacy_scope
 
 if TYPE_CHECKING:
     import torch
@@ -49,12 +51,18 @@ LEDGER_VERSION = 1
 SMALL_MODEL_PARAMS = 1_000_000
 
 #: Opacus warnings that are expected here (we chose these settings) and would only confuse.
+#: "Secure RNG turned off" is about Opacus' secure_mode (torchcsprng): our noise generator is
+#: seeded from OS entropy instead (governance.train.noise), and a seeded run warns on its own.
 OPACUS_NOISE = (
     "Secure RNG turned off",
     "Full backward hook is firing",
     "Optimal order is the largest alpha",
     "PrivacyEngine detected new dataset",
     "Using a non-full backward hook",
+)
+WARN_SEEDED_NOISE = (
+    "reproducible_noise: the DP noise is drawn from the seed; the guarantee does not hold "
+    "against anyone who holds it (research reruns only)"
 )
 ERR_RESUME_MISMATCH = "checkpoint was written by a different configuration ({key}: {old!r} != {new!r})"
 
@@ -67,15 +75,20 @@ class EpochRecord:
 
     epoch: int
     steps: int
-    train_loss: float
+    #: Mean loss over the epoch's training batches; None for DP training, whose batches are the
+    #: private rows (a loss measured on them is not covered by the guarantee): read eval_loss.
+    train_loss: float | None
     eval_accuracy: float | None
     epsilon: float | None
+    #: Mean cross-entropy on the eval split after the epoch (None without eval data).
+    eval_loss: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "steps": self.steps,
             "train_loss": self.train_loss,
+            "eval_loss": self.eval_loss,
             "eval_accuracy": self.eval_accuracy,
             "epsilon": self.epsilon,
         }
@@ -156,8 +169,11 @@ class Trainer:
         DP only: split logical batches into physical ones of at most this size (Opacus
         ``BatchMemoryManager``), so a large logical batch fits in memory.
     seed
-        Seeds the model-independent randomness (sampling, noise); the same seed and data give
-        the same weights and ledger.
+        Seeds the model-independent randomness (batch sampling); the same seed and data give the
+        same batches. The DP noise comes from OS entropy, so two DP runs differ, unless
+        ``privacy.reproducible_noise`` draws it from this seed too (then the same seed and data
+        give the same weights and ledger, and the guarantee does not hold against the seed's
+        holders).
     device
         ``cpu``, ``cuda`` or ``auto``.
     checkpoint_dir
@@ -256,6 +272,8 @@ class Trainer:
             return self._fit_quietly()
 
     def _fit_quietly(self) -> TrainingResult:
+        import warnings
+
         import torch
 
         n_rows = len(self.train_set)  # type: ignore[arg-type]
@@ -263,7 +281,11 @@ class Trainer:
             raise ValueError(f"delta {self.privacy.delta} must be below 1/rows = {1.0 / n_rows:.3g}")
         torch.manual_seed(self.seed)
         sampler_gen = torch.Generator().manual_seed(self.seed)
-        noise_gen = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+        reproducible = self.privacy is not None and self.privacy.reproducible_noise
+        # The noise never comes from the printed seed unless asked (governance.train.noise).
+        noise_gen = noise_generator(self.device, seed=self.seed, reproducible=reproducible)
+        if reproducible:
+            warnings.warn(WARN_SEEDED_NOISE, UserWarning, stacklevel=4)
 
         model = self.model
         fixes: tuple[str, ...] = ()
@@ -288,7 +310,8 @@ class Trainer:
             optimizer.load_state_dict(checkpoint.optimizer)
             torch.set_rng_state(checkpoint.rng["torch"])
             sampler_gen.set_state(checkpoint.rng["sampler"])
-            noise_gen.set_state(checkpoint.rng["noise"].to(noise_gen.get_state().device))
+            if reproducible and "noise" in checkpoint.rng:
+                noise_gen.set_state(checkpoint.rng["noise"].to(noise_gen.get_state().device))
             start_epoch = int(checkpoint.state["epoch"])
             prior_history = list(checkpoint.state["history"])
             prior_seconds = float(checkpoint.state["seconds"])
@@ -342,7 +365,7 @@ class Trainer:
                         break
                 loss, steps, took = self._run_epoch(dp_model, optimizer, loader, criterion, limit, engine)
                 step_seconds += took
-                accuracy = self._evaluate(model)
+                accuracy, eval_loss = self._evaluate(model)
                 epsilon = None
                 if privacy is not None and sigma > 0:
                     if projected is not None and steps == limit:
@@ -351,7 +374,7 @@ class Trainer:
                         epsilon = epsilon_for(engine.accountant.history, privacy.delta, privacy.accountant)
                 seconds += time.perf_counter() - t0
                 steps_done += steps
-                record = EpochRecord(epoch, steps, loss, accuracy, epsilon)
+                record = EpochRecord(epoch, steps, loss, accuracy, epsilon, eval_loss)
                 records.append(record.to_dict())
                 self._save_checkpoint(
                     model,
@@ -396,6 +419,7 @@ class Trainer:
             "device": self.device,
             "history": records,
             "train_loss": records[-1]["train_loss"] if records else None,
+            "eval_loss": records[-1].get("eval_loss") if records else None,
             "eval_accuracy": records[-1]["eval_accuracy"] if records else None,
             "resumed": checkpoint is not None,
             "attempts": attempts,
@@ -416,6 +440,9 @@ class Trainer:
                 "target_epsilon": self.privacy.target_epsilon,
                 "grad_sample_mode": mode,
                 "poisson_sampling": self.privacy.poisson_sampling,
+                "noise_source": noise_source(self.privacy.reproducible_noise),
+                # What the guarantee covers; train.api adds what the run publishes outside it.
+                "scope": privacy_scope(noise_source=noise_source(self.privacy.reproducible_noise)),
                 "stopped_early": stopped_early,
                 "module_fixes": list(fixes),
                 "accountant_history": [list(h) for h in spent],
@@ -689,7 +716,7 @@ class Trainer:
 
     def _run_epoch(
         self, model: Any, optimizer: Any, loader: Any, criterion: Any, limit: int | None, engine: Any
-    ) -> tuple[float, int, float]:
+    ) -> tuple[float | None, int, float]:
         """One epoch; returns (mean train loss, logical steps taken, seconds in steps)."""
         import torch
 
@@ -709,7 +736,7 @@ class Trainer:
                 loss.backward()
                 optimizer.step()
                 n = int(y.shape[0])
-                if n:
+                if n and self.privacy is None:
                     total += float(loss.item()) * n
                     count += n
                 if engine is None:
@@ -721,23 +748,35 @@ class Trainer:
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
         took = time.perf_counter() - t0
+        if self.privacy is not None:
+            return None, steps, took  # the private batches' loss is never published
         return (total / count if count else math.nan), steps, took
 
-    def _evaluate(self, model: nn.Module) -> float | None:
+    def _evaluate(self, model: nn.Module) -> tuple[float | None, float | None]:
+        """(accuracy, mean cross-entropy) on the eval split; rows with an unknown label (-1)
+        count as wrong for accuracy and are left out of the loss."""
         import torch
 
         if self.eval_set is None:
-            return None
+            return None, None
         from torch.utils.data import DataLoader
 
         model.eval()
-        correct = seen = 0
+        correct = seen = labelled = 0
+        loss_sum = 0.0
         with torch.no_grad():
             for x, y in DataLoader(self.eval_set, batch_size=4096, collate_fn=_collate):
-                pred = model(x.to(self.device)).argmax(dim=1).cpu()
+                logits = model(x.to(self.device)).float().cpu()
+                pred = logits.argmax(dim=1)
                 correct += int((pred == y).sum())
                 seen += int(y.shape[0])
-        return correct / seen if seen else None
+                known = y >= 0
+                if bool(known.any()):
+                    loss_sum += float(
+                        torch.nn.functional.cross_entropy(logits[known], y[known], reduction="sum")
+                    )
+                    labelled += int(known.sum())
+        return (correct / seen if seen else None), (loss_sum / labelled if labelled else None)
 
     def _load_checkpoint(self) -> Any:
         if not self.resume or self.checkpoint_dir is None:
@@ -773,16 +812,16 @@ class Trainer:
         from governance.train.checkpoint import save_checkpoint
 
         base_optimizer = getattr(optimizer, "original_optimizer", optimizer)
+        rng = {"torch": torch.get_rng_state(), "sampler": sampler_gen.get_state()}
+        if self.privacy is not None and self.privacy.reproducible_noise:
+            # An OS-entropy noise state is never written: a resumed run draws fresh noise.
+            rng["noise"] = noise_gen.get_state().cpu()
         save_checkpoint(
             self.checkpoint_dir,
             state=state,
             model_state=model.state_dict(),
             optimizer_state=base_optimizer.state_dict(),
-            rng={
-                "torch": torch.get_rng_state(),
-                "sampler": sampler_gen.get_state(),
-                "noise": noise_gen.get_state().cpu(),
-            },
+            rng=rng,
         )
 
     @contextlib.contextmanager
@@ -805,7 +844,9 @@ class Trainer:
 
             def advance(record: EpochRecord) -> None:
                 eps = "-" if record.epsilon is None else f"{record.epsilon:.2f}"
-                bar.update(task, advance=1, loss=f"{record.train_loss:.4f}", eps=eps)
+                shown = record.train_loss if record.train_loss is not None else record.eval_loss
+                loss = "-" if shown is None else f"{shown:.4f}"
+                bar.update(task, advance=1, loss=loss, eps=eps)
 
             yield advance
 

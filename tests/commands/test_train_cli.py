@@ -198,7 +198,8 @@ def test_force_trains_despite_blocking_finding_and_is_recorded(tmp_path: Path) -
 
 def test_resume_flag_continues_a_checkpoint(tmp_path: Path) -> None:
     write_split(tmp_path)
-    spec_path = write_spec(tmp_path, spec_dict(train__privacy={"target_epsilon": 5.0, "delta": 1e-3}))
+    privacy = {"target_epsilon": 5.0, "delta": 1e-3, "reproducible_noise": True}  # the same ledger twice
+    spec_path = write_spec(tmp_path, spec_dict(train__privacy=privacy))
     out = tmp_path / "out"
     assert main(["train", str(spec_path), "--out", str(out)]) == 0
     first = json.loads((out / "training.json").read_text())

@@ -230,7 +230,11 @@ def test_builtin_cnn_reproduces_opacus_with_noise() -> None:
         torch.manual_seed(0)
         model = build_architecture("cnn", 64, 3, {"input_shape": [1, 8, 8], "channels": [4, 8]})
         privacy = PrivacySettings(
-            target_epsilon=50.0, delta=1e-3, noise_multiplier=0.7, grad_sample_mode=mode
+            target_epsilon=50.0,
+            delta=1e-3,
+            noise_multiplier=0.7,
+            grad_sample_mode=mode,
+            reproducible_noise=True,
         )
         trainer = Trainer(
             model=model, train_data=(x, y), privacy=privacy, epochs=2, batch_size=30, lr=0.3, seed=5

@@ -213,7 +213,11 @@ def test_single_pass_clipping_reproduces_opacus_hooks_on_a_transformer(tiny: Pat
         assert supports_fast_clipping(model)
         before = {k: v.clone() for k, v in model.state_dict().items()}
         privacy = PrivacySettings(
-            target_epsilon=50.0, delta=1e-3, noise_multiplier=0.7, grad_sample_mode=mode
+            target_epsilon=50.0,
+            delta=1e-3,
+            noise_multiplier=0.7,
+            grad_sample_mode=mode,
+            reproducible_noise=True,
         )
         results[mode] = Trainer(
             model=model,

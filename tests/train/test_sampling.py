@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -171,4 +170,4 @@ def test_trainer_poisson_batches_through_batch_memory_manager() -> None:
     )
     ledger = trainer.fit().ledger
     assert ledger["steps"] == 3 and ledger["privacy"]["sample_rate"] == pytest.approx(1 / 3)
-    assert ledger["privacy"]["poisson_sampling"] and math.isfinite(ledger["train_loss"])
+    assert ledger["privacy"]["poisson_sampling"] and ledger["train_loss"] is None
