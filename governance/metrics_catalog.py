@@ -85,6 +85,7 @@ CATALOG: dict[str, list[str]] = {
         "data_quality.train_eval_overlap",
         "data_quality.constant_columns",
         "data_quality.min_class_share",
+        "data_quality.min_class_ratio",
         "data_quality.min_group_share",
         "data_quality.label_rate_gap.<attr>",
         "data_quality.pii_values",
@@ -132,6 +133,10 @@ CATALOG: dict[str, list[str]] = {
         "privacy.membership_inference.<mia_metric>",
         "privacy.membership_inference.<mia_attack>.<mia_attack_metric>",
         "privacy.empirical_epsilon_lower_bound",
+        # the certificate (issue 11): seeded noise, and what the run publishes outside the guarantee
+        "privacy.noise_seeded",
+        "privacy.scope.outside_count",
+        "privacy.scope.report_count",
         # CONTRACT §9
         "privacy.canary.epsilon_lower_bound",
         "privacy.canary.count",

@@ -19,9 +19,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from governance.errors import InputError
     from governance.policy.loader import load_policy
+    from governance.policy.schema import ERR_THRESHOLD_SOURCE_MISSING
 
     policy = load_policy(args.policy)
+    for rule in policy.rules:
+        if not rule.threshold_source_declared:
+            raise InputError(rule.source, f"rules[{rule.id}].threshold_source", ERR_THRESHOLD_SOURCE_MISSING)
     inherited = sum(1 for r in policy.rules if r.source != policy.source)
     parents = f", extends {', '.join(policy.extends)} ({inherited} inherited)" if policy.extends else ""
     missing_refs = [r.id for r in policy.rules if not r.refs]

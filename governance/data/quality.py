@@ -42,7 +42,11 @@ if TYPE_CHECKING:
 
     from governance.data.bundle import DataBundle
 
-__all__ = ["QualityOptions", "assess", "blocking_findings", "quality_options"]
+__all__ = ["DESCRIPTIVE_FINDINGS", "QualityOptions", "assess", "blocking_findings", "quality_options"]
+
+PII_SCOPE_FINDING = "data_quality.pii_scope"
+#: Findings that state what a check covers, not what it found in the rows.
+DESCRIPTIVE_FINDINGS: frozenset[str] = frozenset({PII_SCOPE_FINDING})
 
 NAME = "data_quality"
 
@@ -322,7 +326,7 @@ def assess(bundle: DataBundle, options: Mapping[str, Any] | QualityOptions | Non
     tables["pii"] = pii_rows
     if pii_columns:
         # Say what the scan can and cannot see, so that no PII finding is not read as "no PII".
-        findings.append(Finding("data_quality.pii_scope", Severity.INFO, scope_sentence(pii_columns), NAME))
+        findings.append(Finding(PII_SCOPE_FINDING, Severity.INFO, scope_sentence(pii_columns), NAME))
     metrics[metric_id(NAME, "pii_values")] = float(pii_values)
     metrics[metric_id(NAME, "rows")] = float(n_rows)
 

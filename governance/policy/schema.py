@@ -125,6 +125,8 @@ class Rule:
     source: str = ""
     #: Who set ``threshold`` (required in policy files; see :class:`ThresholdSource`).
     threshold_source: ThresholdSource = ThresholdSource.PACK
+    #: False when the policy file left the field out (allowed by `check`, refused by `policy validate`).
+    threshold_source_declared: bool = True
 
     @property
     def is_glob(self) -> bool:
@@ -193,9 +195,14 @@ def parse_rule(raw: Any, *, source: str, where: str) -> Rule:
     if threshold is None:
         raise InputError(source, f"{here}.threshold", ERR_THRESHOLD.format(got=raw["threshold"]))
 
-    if "threshold_source" not in raw:
-        raise InputError(source, f"{here}.threshold_source", ERR_THRESHOLD_SOURCE_MISSING)
-    threshold_source = _enum(ThresholdSource, raw["threshold_source"], source, f"{here}.threshold_source")
+    # CONTRACT §7's policies predate the field: `check` reads a rule without it as the pack's own
+    # number (the cautious reading); `policy validate` rejects it (see Rule.threshold_source_declared).
+    threshold_source = _enum(
+        ThresholdSource,
+        raw.get("threshold_source", ThresholdSource.PACK.value),
+        source,
+        f"{here}.threshold_source",
+    )
 
     severity = _enum(Severity, raw.get("severity", Severity.MAJOR.value), source, f"{here}.severity")
     on_missing = _enum(OnMissing, raw.get("on_missing", OnMissing.FAIL.value), source, f"{here}.on_missing")
@@ -224,6 +231,7 @@ def parse_rule(raw: Any, *, source: str, where: str) -> Rule:
         rationale=None if rationale is None else " ".join(rationale.split()),
         source=source,
         threshold_source=threshold_source,
+        threshold_source_declared="threshold_source" in raw,
     )
 
 

@@ -71,7 +71,13 @@ def gate(spec: Spec, bundle: DataBundle, force: bool) -> list[dict[str, Any]]:
 
 
 def gate_findings_item(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The data-quality gate's findings, written to training.json, read the train rows too."""
+    """The data-quality gate's findings, written to training.json, read the train rows too.
+
+    Findings that only describe the checks (what the PII scan covers) say nothing about the rows.
+    """
+    from governance.data.quality import DESCRIPTIVE_FINDINGS
+
+    findings = [f for f in findings if f.get("id") not in DESCRIPTIVE_FINDINGS]
     if not findings:
         return []
     return [

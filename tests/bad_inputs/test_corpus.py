@@ -361,7 +361,7 @@ SPEC_CASES = [
         AUDIT,
         "spec.yaml",
         "audits.performance.max_gap",
-        r"\[0, 1\]",
+        r"\[0, 1\]|less than or equal to 1",
     ),
     Case(
         "spec-quality-threshold-range",
@@ -369,7 +369,7 @@ SPEC_CASES = [
         TRAIN,
         "spec.yaml",
         "audits.data_quality.max_missing_rate",
-        r"\[0, 1\]",
+        r"\[0, 1\]|less than or equal to 1",
     ),
     Case(
         "spec-proxy-not-sensitive",

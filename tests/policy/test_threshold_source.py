@@ -84,13 +84,11 @@ def test_each_builtin_yaml_rule_sets_the_field_itself():
                 )
 
 
-def test_a_rule_without_it_is_rejected_with_what_to_add(write_file):
+def test_check_reads_a_rule_without_it_as_the_packs_own_number(write_file):
+    """CONTRACT §7's example policy has no threshold_source: `check` must still evaluate it."""
     path = write_file("old.yaml", OLD_RULE)
-    with pytest.raises(InputError) as err:
-        load_policy(path)
-    message = str(err.value)
-    assert message.startswith(f"{path}: rules[legacy.rule].threshold_source: required field is missing")
-    assert "add `threshold_source: pack` to this rule" in message
+    (rule,) = load_policy(path).rules
+    assert rule.threshold_source.value == "pack" and not rule.threshold_source_declared
 
 
 def test_policy_validate_exits_2_naming_file_and_rule(capsys, write_file):
