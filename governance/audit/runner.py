@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from governance import __version__
-from governance._io import atomic_write_json, check_output_dir, sha256_file
+from governance._io import check_output_dir, sha256_file
 from governance.audit.base import AuditContext, ModelHandle, Predictions
 from governance.audit.registry import audit_names, create_audit
 from governance.errors import InputError
@@ -113,6 +113,8 @@ def run_audit(
     progress: bool = True,
     report_formats: Sequence[str] = ("html",),
     report_worker: ReportWorker | None = None,
+    sign_key: str | PathLike[str] | None = None,
+    store: str | PathLike[str] | None = None,
 ) -> RunOutcome:
     """Run the audits a spec lists and write ``results.json``, reports and ``manifest.json``.
 
@@ -139,6 +141,11 @@ def run_audit(
         A :class:`~governance.report.render.ReportWorker` for ``report_formats`` started by the
         caller (the earlier it starts, the more of the report stage's fixed cost it hides); by
         default one is started here. The run closes it.
+    sign_key
+        A P-256 PEM private key: the finished folder is signed (``evidence.sigstore.json``).
+    store
+        The history store the run records itself in (default ``$GOVERNANCE_STORE`` or
+        ``.governance/history.sqlite``).
 
     Raises
     ------
@@ -152,6 +159,10 @@ def run_audit(
         hashes = _HashCache()
         # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
         policy_obj, waiver_objs = _load_policy(policy, waivers)
+        # -- evidence (issue 14): a bad signing key is bad input, found before any work.
+        from governance.evidence.hooks import planned_signoff
+
+        signoff = planned_signoff(sign_key)
         # The report stage's fixed cost (Jinja, templates) is paid by a worker while
         # the audits run; it renders once the results exist (see ReportWorker). Forked before the
         # hashing thread starts, so the child never inherits a thread mid-work.
@@ -174,6 +185,7 @@ def run_audit(
             force=force,
             progress=progress,
             report_formats=tuple(report_formats),
+            evidence={"sign_key": sign_key, "store": store, "signoff": signoff},
         )
     finally:
         if worker is not None:
@@ -196,7 +208,9 @@ def _run(
     force: bool,
     progress: bool,
     report_formats: tuple[str, ...],
+    evidence: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
+    evidence = evidence or {}
     with _progress(progress) as bar:
         with bar.step("loading data"):
             subject = _prepare(spec, out, model_dir=model_dir, device=device, force=force, progress=progress)
@@ -222,7 +236,8 @@ def _run(
             "mode": _mode(subject),
             "intended_purpose": spec.intended_purpose,
             "training": None if subject.ledger is None else dict(subject.ledger),
-        },
+        }
+        | ({"signoff": evidence["signoff"]} if evidence.get("signoff") else {}),
     )
     results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes))
     paths: dict[str, Path] = {}
@@ -242,6 +257,11 @@ def _run(
         paths["model"] = subject.model_dir
     paths["manifest"] = out / "manifest.json"
     _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=policy, waivers=waivers)
+    # -- evidence (issue 14): record the run in the history store, then sign the finished folder.
+    from governance.evidence.hooks import record_audit_run, sign_audit_folder
+
+    record_audit_run(results, check_report, store=evidence.get("store"))
+    sign_audit_folder(out, evidence.get("sign_key"), (evidence.get("signoff") or {}).get("signer"))
     return RunOutcome(results=results, check_report=check_report, paths=paths)
 
 
@@ -612,17 +632,10 @@ def _write_manifest(
         for i, p in enumerate(files):
             if p.is_file():
                 inputs[f"audits.{name}" + (f".{i}" if i else "")] = p
-    entries = {
-        "inputs": {k: {"path": str(p), "sha256": hashes(p)} for k, p in inputs.items()},
-        "outputs": {
-            k: {"path": str(p), "sha256": sha256_file(p)}
-            for k, p in outputs.items()
-            if k not in ("manifest", "model") and Path(p).is_file()
-        },
-        "tool_version": __version__,
-        "written_at": _now(),
-    }
-    atomic_write_json(path, entries)
+    # -- evidence (issue 14): every file of the folder and every input, paths relative to the folder.
+    from governance.evidence.hooks import write_audit_manifest
+
+    write_audit_manifest(path.parent, inputs, hashes=hashes, tool_version=__version__)
 
 
 def _now() -> str:

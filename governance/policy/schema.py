@@ -50,6 +50,8 @@ _RULE_ID = re.compile(r"^[A-Za-z0-9_.\-:]+$")
 _RULE_FIELDS = frozenset(
     {"id", "title", "metric", "op", "threshold", "severity", "on_missing", "refs", "rationale", "description"}
 )
+# `max_regression` (issue 14): how much the metric may worsen against `check --baseline`.
+_RULE_FIELDS |= {"max_regression"}
 
 
 class OnMissing(StrEnum):
@@ -75,6 +77,14 @@ class Rule:
     rationale: str | None = None
     #: The policy file the rule was defined in (differs from the policy's own for inherited rules).
     source: str = ""
+    #: How far the metric may worsen against a baseline (``check --baseline``), in the direction
+    #: the rule's op says is worse; None: no regression rule.
+    max_regression: float | None = None
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        """True for ``>``/``>=`` rules, False for ``<``/``<=``, None when the op has no direction."""
+        return {">": True, ">=": True, "<": False, "<=": False}.get(self.op)
 
     @property
     def is_glob(self) -> bool:
@@ -154,6 +164,16 @@ def parse_rule(raw: Any, *, source: str, where: str) -> Rule:
         if value is not None and not isinstance(value, str):
             raise InputError(source, f"{here}.{name}", "expected a string")
 
+    max_regression = None
+    if raw.get("max_regression") is not None:
+        max_regression = _number(raw["max_regression"])
+        if max_regression is None or max_regression < 0 or OPS[op] in (OPS["=="], OPS["!="]):
+            raise InputError(
+                source,
+                f"{here}.max_regression",
+                f"expected a number >= 0 on a rule whose op is < <= > >=, got {raw['max_regression']!r}",
+            )
+
     return Rule(
         id=rule_id,
         title=str(title).strip(),
@@ -165,6 +185,7 @@ def parse_rule(raw: Any, *, source: str, where: str) -> Rule:
         refs=tuple(refs_raw),
         rationale=None if rationale is None else " ".join(rationale.split()),
         source=source,
+        max_regression=max_regression,
     )
 
 
