@@ -271,14 +271,28 @@ def verify_folder(
     Raises
     ------
     InputError
-        The folder or its manifest cannot be read (exit 2: nothing to verify against).
+        ``folder`` is not a folder (exit 2). A missing or garbled manifest is reported as such.
     """
     root = Path(folder)
     if not root.is_dir():
         raise InputError(str(root), None, "expected an audit folder (with manifest.json)")
-    manifest = load_manifest(root / MANIFEST_NAME)
-    report = compare(root, manifest)
+    manifest_path = root / MANIFEST_NAME
     status, ok = signature_status(root, public_key, require=require_signature or public_key is not None)
+    try:
+        manifest = load_manifest(manifest_path)
+    except InputError as exc:
+        # A deleted or garbled manifest is tampering like any other: exit 1, naming it.
+        gone = not manifest_path.is_file()
+        why = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        return VerifyReport(
+            folder=str(root),
+            checked=0,
+            changed=() if gone else (f"{MANIFEST_NAME} (unreadable: {why})",),
+            missing=(MANIFEST_NAME,) if gone else (),
+            signature=status,
+            signature_ok=ok,
+        )
+    report = compare(root, manifest)
     return VerifyReport(
         folder=report.folder,
         checked=report.checked,

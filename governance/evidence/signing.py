@@ -30,6 +30,7 @@ __all__ = [
     "sign_payload",
     "verify_payload",
     "verify_signature",
+    "verify_with_model_signing",
 ]
 
 ERR_EXTRA = "signing needs the evidence extra: pip install 'governance[evidence]' ({exc})"
@@ -165,13 +166,25 @@ def verify_signature(folder: str | os.PathLike[str], public_key: str | os.PathLi
     bundle = root / SIGNATURE_NAME
     if not bundle.is_file():
         raise SignatureError(f"{SIGNATURE_NAME} is absent")
-    _load_public_key(public_key)
+    public = _load_public_key(public_key)
+    # Read with cryptography alone (see governance.evidence.bundle for why, and its oracle test).
+    from governance.evidence.bundle import BundleError, verify_bundle
+
     try:
-        from model_signing import verifying
-    except ImportError as exc:  # pragma: no cover
-        raise InputError(str(public_key), None, ERR_EXTRA.format(exc=exc)) from None
+        verify_bundle(root, bundle, public)
+    except BundleError as exc:
+        raise SignatureError(str(exc)) from None
+
+
+def verify_with_model_signing(folder: str | os.PathLike[str], public_key: str | os.PathLike[str]) -> None:
+    """The same check through ``model_signing.verifying`` (slow to import; the tests' oracle)."""
+    root = Path(folder)
+    from model_signing import verifying
+
     try:
-        verifying.Config().use_elliptic_key_verifier(public_key=Path(public_key)).verify(root, bundle)
+        verifying.Config().use_elliptic_key_verifier(public_key=Path(public_key)).verify(
+            root, root / SIGNATURE_NAME
+        )
     except Exception as exc:  # the library raises ValueError and friends for every kind of mismatch
         raise SignatureError(_explain(str(exc)) or exc.__class__.__name__) from None
 
