@@ -111,6 +111,6 @@ def signed_template(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Pa
 
 @pytest.fixture
 def signed_folder(tmp_path: Path, signed_template: Path) -> Path:
-    target = tmp_path / "audit"
+    target = tmp_path / "signed-audit"
     shutil.copytree(signed_template, target)
     return target
