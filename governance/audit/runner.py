@@ -236,10 +236,13 @@ def _run(
             "mode": _mode(subject),
             "intended_purpose": spec.intended_purpose,
             "training": None if subject.ledger is None else dict(subject.ledger),
-        }
-        | ({"signoff": evidence["signoff"]} if evidence.get("signoff") else {}),
+        },
     )
     results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes))
+    # -- evidence (issue 14): sign-off, the last audit of this spec, the data's privacy budget.
+    from governance.evidence.hooks import with_evidence
+
+    results = with_evidence(results, policy_obj, store=evidence.get("store"), signoff=evidence.get("signoff"))
     paths: dict[str, Path] = {}
     out.mkdir(parents=True, exist_ok=True)
     check_report = None
@@ -261,7 +264,7 @@ def _run(
     from governance.evidence.hooks import record_audit_run, sign_audit_folder
 
     record_audit_run(results, check_report, store=evidence.get("store"))
-    sign_audit_folder(out, evidence.get("sign_key"), (evidence.get("signoff") or {}).get("signer"))
+    sign_audit_folder(out, evidence.get("sign_key"), evidence.get("signoff"))
     return RunOutcome(results=results, check_report=check_report, paths=paths)
 
 

@@ -109,7 +109,11 @@ def key_fingerprint(key: str | os.PathLike[str]) -> str:
 
 
 def sign_folder(
-    folder: str | os.PathLike[str], key: str | os.PathLike[str], *, signer: str | None = None
+    folder: str | os.PathLike[str],
+    key: str | os.PathLike[str],
+    *,
+    signer: str | None = None,
+    signed_at: str | None = None,
 ) -> SignOff:
     """Sign every file of an audit folder into ``folder/evidence.sigstore.json``.
 
@@ -140,7 +144,7 @@ def sign_folder(
     signoff = SignOff(
         signer=signer or _who(),
         key_fingerprint=_fingerprint(private.public_key()),
-        signed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        signed_at=signed_at or datetime.now(UTC).isoformat(timespec="seconds"),
         files=len(folder_files(root)) + 1,  # the folder's files and the manifest
     )
     doc["signoff"] = signoff.to_dict()
