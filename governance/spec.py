@@ -97,6 +97,15 @@ class PrivacySpec(_Strict):
     max_grad_norm: float = 1.0
     accountant: Literal["prv", "rdp", "gdp"] = "prv"
     grad_sample_mode: Literal["auto", "fused", "fast", "ghost", "hooks", "functorch", "ew"] = "auto"
+    #: Cap on the training data's cumulative ε over every recorded DP run (issue 14).
+    total_budget: float | None = None
+
+    @field_validator("total_budget")
+    @classmethod
+    def _positive_budget(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError(f"total_budget must be > 0, got {v}")
+        return v
 
     @field_validator("target_epsilon")
     @classmethod

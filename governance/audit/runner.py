@@ -213,7 +213,9 @@ def _run(
     evidence = evidence or {}
     with _progress(progress) as bar:
         with bar.step("loading data"):
-            subject = _prepare(spec, out, model_dir=model_dir, device=device, force=force, progress=progress)
+            subject = _prepare(
+                spec, out, model_dir=model_dir, device=device, force=force, progress=progress, store=evidence.get("store")
+            )
         sections = []
         for name in audit_names():
             if name not in spec.audits:
@@ -286,7 +288,14 @@ def _load_policy(policy: Any, waivers: Any) -> tuple[Any, Any]:
 
 
 def _prepare(
-    spec: Spec, out: Path, *, model_dir: str | PathLike[str] | None, device: str, force: bool, progress: bool
+    spec: Spec,
+    out: Path,
+    *,
+    model_dir: str | PathLike[str] | None,
+    device: str,
+    force: bool,
+    progress: bool,
+    store: str | PathLike[str] | None = None,
 ) -> _Subject:
     if spec.model.predictions is not None and model_dir is None:
         from governance.audit.predictions import load_prediction_inputs
@@ -315,7 +324,9 @@ def _prepare(
                 raise InputError(spec.source, "model", ERR_NO_MODEL)
             from governance.train.api import train
 
-            outcome = train(spec, out / "model", bundle=bundle, force=force, device=device, progress=progress)
+            outcome = train(
+                spec, out / "model", bundle=bundle, force=force, device=device, progress=progress, store=store
+            )
             model_dir = outcome.model_dir
         from governance.train.artifacts import read_ledger
         from governance.train.handle import load_handle

@@ -101,7 +101,9 @@ def with_evidence(
     return replace(results, run=replace(results.run, extra=extra))
 
 
-def since_last_audit(results: Any, policy: Any = None, *, store: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+def since_last_audit(
+    results: Any, policy: Any = None, *, store: str | os.PathLike[str] | None = None
+) -> dict[str, Any] | None:
     """The changes since the newest recorded audit of the same spec, or None."""
     from governance.evidence.diff import Verdict, diff_results
     from governance.evidence.store import list_audits, resolve_store
@@ -127,14 +129,23 @@ def since_last_audit(results: Any, policy: Any = None, *, store: str | os.PathLi
 
 
 def _budget(results: Any, *, store: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """The training data's cumulative ε now (the store), else as the training run left it (ledger)."""
     training = results.run.extra.get("training")
-    privacy = training.get("privacy") if isinstance(training, Mapping) else None
-    digest = (training or {}).get("data_digest") if isinstance(training, Mapping) else None
-    if not isinstance(privacy, Mapping) or not digest:
+    if not isinstance(training, Mapping) or not isinstance(training.get("privacy"), Mapping):
         return None
+    privacy = training["privacy"]
+    train_data = (
+        (training.get("data") or {}).get("train") if isinstance(training.get("data"), Mapping) else None
+    )
+    digest = train_data.get("sha256") if isinstance(train_data, Mapping) else None
     from governance.evidence.budget import dataset_budget
     from governance.evidence.store import resolve_store
 
-    if not resolve_store(store).is_file():
-        return None
-    return dataset_budget(str(digest), delta=float(privacy.get("delta") or 1e-5), store=store).to_dict()
+    if digest and resolve_store(store).is_file():
+        budget = dataset_budget(str(digest), delta=float(privacy.get("delta") or 1e-5), store=store)
+        if budget.runs:
+            return budget.to_dict() | {"run_epsilon": privacy.get("epsilon")}
+    recorded = privacy.get("dataset_budget")
+    if isinstance(recorded, Mapping):
+        return dict(recorded) | {"run_epsilon": privacy.get("epsilon")}
+    return None

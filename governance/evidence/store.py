@@ -70,7 +70,12 @@ CREATE TABLE IF NOT EXISTS dp_runs (
     noise_multiplier REAL,
     sample_rate REAL,
     steps INTEGER NOT NULL DEFAULT 0,
-    epsilon REAL NOT NULL DEFAULT 0
+    epsilon REAL NOT NULL DEFAULT 0,
+    target_epsilon REAL NOT NULL,
+    history TEXT,
+    cumulative_epsilon REAL,
+    cumulative_method TEXT,
+    cumulative_runs INTEGER
 );
 CREATE INDEX IF NOT EXISTS dp_runs_by_data ON dp_runs (data_digest);
 """

@@ -38,7 +38,10 @@ def results_doc(metrics: dict[str, float] | None = None, **run: str) -> dict:
             "device": "cpu",
         },
         "subject": {
-            "data": {"train": {"path": "train.csv", "sha256": "a" * 64}, "eval": {"path": "eval.csv", "sha256": "b" * 64}},
+            "data": {
+                "train": {"path": "train.csv", "sha256": "a" * 64},
+                "eval": {"path": "eval.csv", "sha256": "b" * 64},
+            },
             "model": {"path": "model", "files": {"model.safetensors": "c" * 64}},
         },
         "metrics": metrics
@@ -66,7 +69,9 @@ def make_demo_folder(root: Path, *, seed: int = 0) -> Path:
             path.write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
     spec = root.parent / "spec.yaml"
     spec.write_text("name: german-credit\n")
-    write_audit_manifest(root, {"spec": spec, "model/model.safetensors": root / "model" / "model.safetensors"})
+    write_audit_manifest(
+        root, {"spec": spec, "model/model.safetensors": root / "model" / "model.safetensors"}
+    )
     return root
 
 

@@ -62,8 +62,12 @@ def test_without_a_manifest_check_gates_as_before(write_results) -> None:  # typ
 
 def test_a_report_written_into_the_folder_later_is_no_tampering(demo_folder: Path, tmp_path: Path) -> None:
     out = demo_folder / "check.txt"
-    assert main(["check", str(demo_folder / "results.json"), "--policy", "baseline", "--output", str(out)]) == 0
-    assert main(["check", str(demo_folder / "results.json"), "--policy", "baseline", "--output", str(out)]) == 0
+    assert (
+        main(["check", str(demo_folder / "results.json"), "--policy", "baseline", "--output", str(out)]) == 0
+    )
+    assert (
+        main(["check", str(demo_folder / "results.json"), "--policy", "baseline", "--output", str(out)]) == 0
+    )
 
 
 def test_require_signature(

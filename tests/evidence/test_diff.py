@@ -45,7 +45,13 @@ def _with_ci(value: float, lo: float, hi: float, **metrics: float) -> dict[str, 
             "metrics": {},
             "tables": {
                 "disparities": [
-                    {"attribute": "sex", "metric": "demographic_parity_ratio", "value": value, "ci_low": lo, "ci_high": hi}
+                    {
+                        "attribute": "sex",
+                        "metric": "demographic_parity_ratio",
+                        "value": value,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                    }
                 ]
             },
             "details": {},
@@ -81,14 +87,20 @@ def test_overlapping_intervals_are_no_change_apart_ones_are(policy: Any) -> None
 
 
 def test_without_intervals_the_rules_tolerance_and_direction_apply(policy: Any) -> None:
-    old = results_doc({"performance.accuracy": 0.80, "privacy.epsilon": 3.0, "data_quality.missing_rate": 0.1})
-    new = results_doc({"performance.accuracy": 0.79, "privacy.epsilon": 3.6, "data_quality.missing_rate": 0.2})
+    old = results_doc(
+        {"performance.accuracy": 0.80, "privacy.epsilon": 3.0, "data_quality.missing_rate": 0.1}
+    )
+    new = results_doc(
+        {"performance.accuracy": 0.79, "privacy.epsilon": 3.6, "data_quality.missing_rate": 0.2}
+    )
     by = {c.metric: c for c in diff_results(old, new, policy=policy).changes}
     assert by["performance.accuracy"].verdict is Verdict.WITHIN  # -0.01, allowed 0.02
     assert by["performance.accuracy"].delta == pytest.approx(-0.01)
     assert by["privacy.epsilon"].verdict is Verdict.REGRESSION  # +0.6 where lower is better, allowed 0.5
     assert by["data_quality.missing_rate"].verdict is Verdict.CHANGED  # no rule: no direction
-    worse = results_doc({"performance.accuracy": 0.75, "privacy.epsilon": 2.0, "data_quality.missing_rate": 0.1})
+    worse = results_doc(
+        {"performance.accuracy": 0.75, "privacy.epsilon": 2.0, "data_quality.missing_rate": 0.1}
+    )
     by = {c.metric: c for c in diff_results(old, worse, policy=policy).changes}
     assert by["performance.accuracy"].verdict is Verdict.REGRESSION
     assert by["privacy.epsilon"].verdict is Verdict.IMPROVEMENT
@@ -99,7 +111,11 @@ def test_added_and_removed_metrics(policy: Any) -> None:
     old = results_doc({"performance.accuracy": 0.8, "privacy.epsilon": 3.0})
     new = results_doc({"performance.accuracy": 0.8, "performance.f1": 0.7})
     by = {c.metric: c.verdict for c in diff_results(old, new, policy=policy).changes}
-    assert by == {"performance.accuracy": Verdict.UNCHANGED, "performance.f1": Verdict.ADDED, "privacy.epsilon": Verdict.REMOVED}
+    assert by == {
+        "performance.accuracy": Verdict.UNCHANGED,
+        "performance.f1": Verdict.ADDED,
+        "privacy.epsilon": Verdict.REMOVED,
+    }
 
 
 def test_diff_cli_text_json_markdown_and_history_ids(
@@ -109,7 +125,12 @@ def test_diff_cli_text_json_markdown_and_history_ids(
     new = _with_ci(0.70, 0.60, 0.80, **{"performance.accuracy": 0.81})
     (tmp_path / "old.json").write_text(json.dumps(old))
     (tmp_path / "new.json").write_text(json.dumps(new))
-    args = [str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--policy", str(tmp_path / "regress.yaml")]
+    args = [
+        str(tmp_path / "old.json"),
+        str(tmp_path / "new.json"),
+        "--policy",
+        str(tmp_path / "regress.yaml"),
+    ]
     assert main(["diff", *args]) == 0
     text = capsys.readouterr().out
     line = next(x for x in text.splitlines() if x.startswith("fairness.sex.demographic_parity_ratio"))
@@ -121,11 +142,29 @@ def test_diff_cli_text_json_markdown_and_history_ids(
     assert ratio["delta"] == pytest.approx(-0.2) and ratio["old_interval"] == [0.85, 0.95]
     assert main(["diff", *args, "--format", "markdown"]) == 0
     md = capsys.readouterr().out
-    assert "| `fairness.sex.demographic_parity_ratio` | 0.9 [0.85, 0.95] | 0.7 [0.6, 0.8] | -0.2 | **regression** |" in md
+    assert (
+        "| `fairness.sex.demographic_parity_ratio` | 0.9 [0.85, 0.95] | 0.7 [0.6, 0.8] | -0.2 | **regression** |"
+        in md
+    )
     store = tmp_path / "h.sqlite"
     first = record_audit(old, "PASSED", store=store)
     second = record_audit(new, "FAILED", store=store)
-    assert main(["diff", str(first), f"#{second}", "--store", str(store), "--format", "json", "--policy", str(tmp_path / "regress.yaml")]) == 0
+    assert (
+        main(
+            [
+                "diff",
+                str(first),
+                f"#{second}",
+                "--store",
+                str(store),
+                "--format",
+                "json",
+                "--policy",
+                str(tmp_path / "regress.yaml"),
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["counts"]["regression"] == 1
     assert main(["diff", "999", str(second), "--store", str(store)]) == 2
     assert "no audit recorded with this id" in capsys.readouterr().err
@@ -141,8 +180,12 @@ def test_check_baseline_fails_a_regression_the_absolute_threshold_lets_pass(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "regress.yaml").write_text(POLICY)
-    old = results_doc({"performance.accuracy": 0.80, "fairness.sex.demographic_parity_ratio": 0.9, "privacy.epsilon": 3.0})
-    new = results_doc({"performance.accuracy": 0.75, "fairness.sex.demographic_parity_ratio": 0.9, "privacy.epsilon": 3.2})
+    old = results_doc(
+        {"performance.accuracy": 0.80, "fairness.sex.demographic_parity_ratio": 0.9, "privacy.epsilon": 3.0}
+    )
+    new = results_doc(
+        {"performance.accuracy": 0.75, "fairness.sex.demographic_parity_ratio": 0.9, "privacy.epsilon": 3.2}
+    )
     (tmp_path / "old.json").write_text(json.dumps(old))
     (tmp_path / "new.json").write_text(json.dumps(new))
     gate = [str(tmp_path / "new.json"), "--policy", str(tmp_path / "regress.yaml"), "--format", "json"]

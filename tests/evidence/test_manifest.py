@@ -13,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from governance.cli import main
-from governance.evidence.manifest import MANIFEST_NAME, SIGNATURE_NAME, folder_files, load_manifest, verify_folder
+from governance.evidence.manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    folder_files,
+    load_manifest,
+    verify_folder,
+)
 from governance.evidence.signing import sign_folder
 from tests.evidence.conftest import DEMO_FILES, make_demo_folder
 
@@ -42,7 +48,9 @@ def test_a_copied_folder_verifies_wherever_it_is(demo_folder: Path, tmp_path: Pa
     assert main(["verify", str(copy)]) == 0
 
 
-def test_verify_names_each_changed_missing_and_added_file(demo_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_names_each_changed_missing_and_added_file(
+    demo_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (demo_folder / "report.md").write_text("edited")
     (demo_folder / "model" / "training.json").unlink()
     (demo_folder / "model" / "extra.bin").write_bytes(b"\x00")
@@ -51,7 +59,9 @@ def test_verify_names_each_changed_missing_and_added_file(demo_folder: Path, cap
     assert out == ["changed: report.md", "missing: model/training.json", "added: model/extra.bin"]
 
 
-def test_a_deleted_or_garbled_manifest_is_exit_1(demo_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_deleted_or_garbled_manifest_is_exit_1(
+    demo_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (demo_folder / MANIFEST_NAME).write_text("{not json")
     assert main(["verify", str(demo_folder)]) == 1
     assert capsys.readouterr().out.startswith("changed: manifest.json (unreadable")
@@ -65,7 +75,9 @@ def test_verify_of_no_folder_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert "expected an audit folder" in capsys.readouterr().err
 
 
-def test_manifest_v1_is_refused_with_a_clear_line(demo_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_manifest_v1_is_refused_with_a_clear_line(
+    demo_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (demo_folder / MANIFEST_NAME).write_text(json.dumps({"inputs": {}, "outputs": {}}))
     assert main(["verify", str(demo_folder)]) == 1
     assert "manifest_version: expected 2" in capsys.readouterr().out

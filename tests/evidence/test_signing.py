@@ -19,7 +19,6 @@ from governance.evidence.manifest import MANIFEST_NAME, SIGNATURE_NAME, load_man
 from governance.evidence.signing import (
     SignatureError,
     key_fingerprint,
-    sign_folder,
     verify_payload,
     verify_signature,
     verify_with_model_signing,
@@ -149,7 +148,11 @@ def test_sign_with_a_bad_key_is_exit_2_one_line(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
-    for key, expected in ((p384, "P-256"), (keys["pub"], "private key"), (tmp_path / "nope.pem", "cannot read")):
+    for key, expected in (
+        (p384, "P-256"),
+        (keys["pub"], "private key"),
+        (tmp_path / "nope.pem", "cannot read"),
+    ):
         assert main(["sign", str(demo_folder), "--key", str(key)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and expected in err, err
@@ -161,7 +164,9 @@ def test_check_attestation_is_an_in_toto_statement_signed_with_the_key(
 ) -> None:
     results = signed_folder / "results.json"
     att = tmp_path / "verdict.intoto.json"
-    rc = main(["check", str(results), "--policy", "baseline", "--attestation", str(att), "--sign", str(keys["key"])])
+    rc = main(
+        ["check", str(results), "--policy", "baseline", "--attestation", str(att), "--sign", str(keys["key"])]
+    )
     assert rc in (0, 1)
     envelope = json.loads(att.read_text())
     assert envelope["payloadType"] == "application/vnd.in-toto+json"

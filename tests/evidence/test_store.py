@@ -34,7 +34,9 @@ def test_store_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert resolve_store() == DEFAULT_STORE == Path(".governance/history.sqlite")
 
 
-def test_history_lists_newest_first_with_digests_and_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_history_lists_newest_first_with_digests_and_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = tmp_path / "h.sqlite"
     _fill(store)
     records = list_audits(store=store)
@@ -46,7 +48,9 @@ def test_history_lists_newest_first_with_digests_and_verdict(tmp_path: Path, cap
     assert [r.id for r in list_audits(name="a", store=store)] == [3, 1]
     assert main(["history", "--store", str(store), "--name", "b"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and lines[0].split()[0] == "4" and " b " in lines[0] and lines[0].endswith("PASSED")
+    assert (
+        len(lines) == 2 and lines[0].split()[0] == "4" and " b " in lines[0] and lines[0].endswith("PASSED")
+    )
     assert main(["history", "--store", str(store), "--format", "json"]) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [4, 3, 2, 1]
 
@@ -97,9 +101,18 @@ def test_a_rewritten_row_with_a_recomputed_hash_is_found_by_the_next_link(tmp_pa
     _fill(store)
     with sqlite3.connect(store) as conn:
         cols = (*store_mod._AUDIT_FIELDS, "row_hash")
-        row = dict(zip(cols, conn.execute(f"SELECT {', '.join(cols)} FROM audits WHERE id = 2").fetchone(), strict=True))
+        row = dict(
+            zip(
+                cols,
+                conn.execute(f"SELECT {', '.join(cols)} FROM audits WHERE id = 2").fetchone(),
+                strict=True,
+            )
+        )
         row["verdict"] = "PASSED" if row["verdict"] != "PASSED" else "FAILED"
-        conn.execute("UPDATE audits SET verdict = ?, row_hash = ? WHERE id = 2", (row["verdict"], store_mod._row_hash(row)))
+        conn.execute(
+            "UPDATE audits SET verdict = ?, row_hash = ? WHERE id = 2",
+            (row["verdict"], store_mod._row_hash(row)),
+        )
     assert [p.row_id for p in check_chain(store=store)] == [2]
 
 
