@@ -56,11 +56,11 @@ def planned_signoff(key: str | os.PathLike[str] | None, signer: str | None = Non
         return None
     from datetime import UTC, datetime
 
-    from governance.evidence.signing import _who, key_fingerprint
+    from governance.evidence.signing import _fingerprint, _load_private_key, _who
 
     return {
         "signer": signer or _who(),
-        "key_fingerprint": key_fingerprint(key),
+        "key_fingerprint": _fingerprint(_load_private_key(key).public_key()),
         "signed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "what": "every file of the audit folder (results, reports, manifest, model)",
     }
