@@ -649,7 +649,8 @@ def _write_manifest(
     # -- evidence (issue 14): every file of the folder and every input, paths relative to the folder.
     from governance.evidence.hooks import write_audit_manifest
 
-    write_audit_manifest(path.parent, inputs, hashes=hashes, tool_version=__version__)
+    outs = {k: Path(p) for k, p in outputs.items() if k not in ("manifest", "model")}
+    write_audit_manifest(path.parent, inputs, outputs=outs, hashes=hashes, tool_version=__version__)
 
 
 def _now() -> str:

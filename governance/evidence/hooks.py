@@ -24,12 +24,18 @@ __all__ = [
 
 
 def write_audit_manifest(
-    folder: Path, inputs: Mapping[str, Path], *, hashes: Any = None, tool_version: str = ""
+    folder: Path,
+    inputs: Mapping[str, Path],
+    *,
+    outputs: Mapping[str, Path] | None = None,
+    hashes: Any = None,
+    tool_version: str = "",
 ) -> Path:
     """``folder/manifest.json``: every file of the folder and every input, relative to the folder."""
-    return write_manifest(
-        folder, build_manifest(folder, inputs=inputs, hashes=hashes, tool_version=tool_version)
+    manifest = build_manifest(
+        folder, inputs=inputs, outputs=outputs, hashes=hashes, tool_version=tool_version
     )
+    return write_manifest(folder, manifest)
 
 
 def verdict_of(check_report: Any) -> str:

@@ -87,6 +87,8 @@ class Manifest:
     written_at: str = ""
     #: Who signed the folder, with which key fingerprint, when (written by ``sign``; None unsigned).
     signoff: Mapping[str, Any] | None = None
+    #: Output name (``results``, ``html``…) → ``{"path", "sha256"}``, as manifest v1 listed them.
+    outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +96,7 @@ class Manifest:
             "algorithm": "sha256",
             "files": dict(sorted(self.files.items())),
             "inputs": {k: dict(v) for k, v in self.inputs.items()},
+            "outputs": {k: dict(v) for k, v in self.outputs.items()},
             "tool_version": self.tool_version,
             "written_at": self.written_at,
         } | ({} if self.signoff is None else {"signoff": dict(self.signoff)})
@@ -107,6 +110,7 @@ def build_manifest(
     folder: str | os.PathLike[str],
     *,
     inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+    outputs: Mapping[str, str | os.PathLike[str]] | None = None,
     hashes: Any = None,
     tool_version: str = "",
 ) -> Manifest:
@@ -118,6 +122,9 @@ def build_manifest(
         The audit folder.
     inputs
         Input name → file (anywhere); its path is stored relative to ``folder``.
+    outputs
+        Output name → file written by the run (named as in manifest v1; the digests are those of
+        ``files``).
     hashes
         A callable path → SHA-256 hex that may already know some digests (the audit run's cache).
     """
@@ -129,9 +136,18 @@ def build_manifest(
         for name, p in (inputs or {}).items()
         if Path(p).is_file()
     }
+    outs = {
+        name: {
+            "path": _relative(Path(p), root),
+            "sha256": files.get(_relative(Path(p), root)) or sha256_file(Path(p)),
+        }
+        for name, p in (outputs or {}).items()
+        if Path(p).is_file()
+    }
     return Manifest(
         files=files,
         inputs=ins,
+        outputs=outs,
         tool_version=tool_version,
         written_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -181,6 +197,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         tool_version=str(raw.get("tool_version", "")),
         written_at=str(raw.get("written_at", "")),
         signoff=raw["signoff"] if isinstance(raw.get("signoff"), dict) else None,
+        outputs=raw["outputs"] if isinstance(raw.get("outputs"), dict) else {},
     )
 
 
