@@ -127,7 +127,7 @@ def intervals(results: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
                 )
                 metric = ".".join(str(p) for p in parts)
                 if metric in metrics:
-                    out[metric] = (float(lo), float(hi))
+                    out[metric] = (float(lo), float(hi))  # type: ignore[arg-type]
     return out
 
 
@@ -146,6 +146,34 @@ def _rule_for(metric: str, policy: Any) -> Any:
     return None
 
 
+def _verdict(
+    a: float,
+    b: float,
+    higher_is_better: bool | None,
+    tol: float | None,
+    ci_a: tuple[float, float] | None,
+    ci_b: tuple[float, float] | None,
+) -> Verdict:
+    """Intervals apart (when both have one), else a move past the rule's tolerance."""
+    worse = None if higher_is_better is None else ((a - b) if higher_is_better else (b - a))
+    if ci_a is not None and ci_b is not None:
+        apart = ci_b[0] > ci_a[1] or ci_b[1] < ci_a[0]
+        if not apart:
+            return Verdict.UNCHANGED if abs(b - a) <= _EPS else Verdict.WITHIN
+        if worse is None:
+            return Verdict.CHANGED
+        return Verdict.REGRESSION if worse > 0 else Verdict.IMPROVEMENT
+    if abs(b - a) <= _EPS:
+        return Verdict.UNCHANGED
+    if worse is None or tol is None:
+        return Verdict.CHANGED
+    if worse > tol + _EPS:
+        return Verdict.REGRESSION
+    if -worse > tol + _EPS:
+        return Verdict.IMPROVEMENT
+    return Verdict.WITHIN
+
+
 def diff_results(
     old: Mapping[str, Any],
     new: Mapping[str, Any],
@@ -161,38 +189,27 @@ def diff_results(
     for metric in sorted(set(old_m) | set(new_m)):
         a, b = old_m.get(metric), new_m.get(metric)
         rule = _rule_for(metric, policy)
-        tol = None if rule is None else (rule.max_regression or 0.0)
-        common = {"rule": None if rule is None else rule.id, "tolerance": tol}
-        ci = {"old_interval": old_ci.get(metric), "new_interval": new_ci.get(metric)}
+        tol = None if rule is None else float(rule.max_regression or 0.0)
+        ci_a, ci_b = old_ci.get(metric), new_ci.get(metric)
         if metric not in old_m or metric not in new_m:
             verdict = Verdict.ADDED if metric not in old_m else Verdict.REMOVED
-            changes.append(Change(metric, a, b, verdict, **ci, **common))
-            continue
-        if a is None or b is None:
+        elif a is None or b is None:
             verdict = Verdict.UNCHANGED if a == b else Verdict.CHANGED
-            changes.append(Change(metric, a, b, verdict, **ci, **common))
-            continue
-        worse = None if rule is None else ((a - b) if rule.higher_is_better else (b - a))
-        if ci["old_interval"] is not None and ci["new_interval"] is not None:
-            (lo_a, hi_a), (lo_b, hi_b) = ci["old_interval"], ci["new_interval"]
-            apart = lo_b > hi_a or hi_b < lo_a
-            if not apart:
-                verdict = Verdict.UNCHANGED if abs(b - a) <= _EPS else Verdict.WITHIN
-            elif worse is None:
-                verdict = Verdict.CHANGED
-            else:
-                verdict = Verdict.REGRESSION if worse > 0 else Verdict.IMPROVEMENT
-        elif abs(b - a) <= _EPS:
-            verdict = Verdict.UNCHANGED
-        elif worse is None or tol is None:
-            verdict = Verdict.CHANGED
-        elif worse > tol + _EPS:
-            verdict = Verdict.REGRESSION
-        elif -worse > tol + _EPS:
-            verdict = Verdict.IMPROVEMENT
         else:
-            verdict = Verdict.WITHIN
-        changes.append(Change(metric, a, b, verdict, **ci, **common))
+            higher = None if rule is None else bool(rule.higher_is_better)
+            verdict = _verdict(float(a), float(b), higher, tol, ci_a, ci_b)
+        changes.append(
+            Change(
+                metric,
+                a,
+                b,
+                verdict,
+                old_interval=ci_a,
+                new_interval=ci_b,
+                rule=None if rule is None else str(rule.id),
+                tolerance=tol,
+            )
+        )
     name = None if policy is None else f"{policy.name} {policy.version}"
     return DiffReport(old=old_label, new=new_label, changes=tuple(changes), policy=name)
 

@@ -60,8 +60,11 @@ class SignOff:
 
 
 def _load_private_key(key: str | os.PathLike[str]) -> Any:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+    except ImportError as exc:  # pragma: no cover - the evidence extra brings it
+        raise InputError(str(key), None, ERR_EXTRA.format(exc=exc)) from None
 
     try:
         data = Path(key).read_bytes()
@@ -77,8 +80,11 @@ def _load_private_key(key: str | os.PathLike[str]) -> Any:
 
 
 def _load_public_key(key: str | os.PathLike[str]) -> Any:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+    except ImportError as exc:  # pragma: no cover - the evidence extra brings it
+        raise InputError(str(key), None, ERR_EXTRA.format(exc=exc)) from None
 
     try:
         data = Path(key).read_bytes()
