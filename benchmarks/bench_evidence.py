@@ -48,10 +48,14 @@ def _folder(root: Path) -> tuple[Path, Path]:
     write_audit_manifest(folder, {})
     key = ec.generate_private_key(ec.SECP256R1())
     (root / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     (root / "pub.pem").write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     sign_folder(folder, root / "key.pem")
     return folder, root / "pub.pem"

@@ -214,7 +214,13 @@ def _run(
     with _progress(progress) as bar:
         with bar.step("loading data"):
             subject = _prepare(
-                spec, out, model_dir=model_dir, device=device, force=force, progress=progress, store=evidence.get("store")
+                spec,
+                out,
+                model_dir=model_dir,
+                device=device,
+                force=force,
+                progress=progress,
+                store=evidence.get("store"),
             )
         sections = []
         for name in audit_names():

@@ -40,8 +40,15 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     # Evidence (issue 14): sign the finished folder; where the run records itself.
-    p.add_argument("--sign", metavar="KEY.pem", default=None, help="sign the output folder with this P-256 key")
-    p.add_argument("--store", metavar="PATH", default=None, help="history store (default $GOVERNANCE_STORE or .governance/history.sqlite)")
+    p.add_argument(
+        "--sign", metavar="KEY.pem", default=None, help="sign the output folder with this P-256 key"
+    )
+    p.add_argument(
+        "--store",
+        metavar="PATH",
+        default=None,
+        help="history store (default $GOVERNANCE_STORE or .governance/history.sqlite)",
+    )
     p.set_defaults(run=run)
 
 
