@@ -38,6 +38,24 @@ def _outcome(status: Status, message: str, problems: int) -> Outcome:
     )
 
 
+def _v1_outcome(results: Path, manifest_path: Path) -> Outcome | None:
+    """A manifest of the first format (absolute paths, no file list): the results' own digest."""
+    import json
+
+    from governance.evidence.manifest import sha256_file
+
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        expected = raw["outputs"]["results"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if "manifest_version" in raw or not isinstance(expected, str):
+        return None
+    if sha256_file(results) != expected:
+        return _outcome(Status.ERROR, f"does not match {manifest_path} (format 1): {results.name} changed", 1)
+    return _outcome(Status.PASS, f"{results.name} matches {manifest_path} (format 1: results only)", 0)
+
+
 def integrity_outcome(
     results_path: str | os.PathLike[str], *, require_signature: str | os.PathLike[str] | None = None
 ) -> Outcome | None:
@@ -56,7 +74,8 @@ def integrity_outcome(
     try:
         manifest = load_manifest(manifest_path)
     except InputError as exc:
-        return _outcome(Status.ERROR, f"the manifest cannot be checked: {exc}", 1)
+        legacy = _v1_outcome(results, manifest_path) if require_signature is None else None
+        return legacy or _outcome(Status.ERROR, f"the manifest cannot be checked: {exc}", 1)
     rel = results.name
     report = compare(folder, manifest, only=[*manifest.files, rel])
     problems = [f"{p} changed" for p in report.changed] + [f"{p} missing" for p in report.missing]

@@ -117,3 +117,40 @@ def test_report_shows_the_datasets_cumulative_epsilon_beside_the_runs(
     assert (
         "| The dataset, all recorded DP runs | ε = 4.2 over 3 runs (composed with the prv accountant) |" in md
     )
+
+
+def test_two_concurrent_audits_record_both_rows_in_one_chain(tmp_path: Path) -> None:
+    import os
+
+    store = tmp_path / "h.sqlite"
+    spec = write_spec(tmp_path, _decision_log())
+    env = {
+        **os.environ,
+        "GOVERNANCE_STORE": str(store),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "governance",
+                "audit",
+                str(spec),
+                "--out",
+                str(tmp_path / f"out{i}"),
+                "--no-progress",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    records = list_audits(store=store)
+    assert sorted(r.id for r in records) == [1, 2]
+    assert check_chain(store=store) == []

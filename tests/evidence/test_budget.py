@@ -167,3 +167,31 @@ def test_train_records_every_dp_run_and_total_budget_exits_2_before_training(
     assert len(err.splitlines()) == 1 and "train.privacy.total_budget" in err
     assert not (tmp_path / "c").exists()
     assert dataset_budget(digest, delta=1e-3, store=store).runs == 2
+
+
+def test_hf_attempts_that_failed_over_count_as_discarded_runs(tmp_path: Path) -> None:
+    from governance.train.api import _finish_budget
+
+    store = tmp_path / "h.sqlite"
+    marker = tmp_path / ".out.budget-run"
+    marker.write_text("x")
+    recorder = start_run(DIGEST, spec_name="s", target_epsilon=1.0, delta=1e-5, accountant="prv", store=store)
+    spec = SimpleNamespace(
+        name="s",
+        train=SimpleNamespace(privacy=SimpleNamespace(target_epsilon=1.0, delta=1e-5, accountant="prv")),
+    )
+    ledger: dict[str, Any] = {
+        "privacy": {
+            "epsilon": 0.9,
+            "delta": 1e-5,
+            "steps": 50,
+            "accountant_history": [[1.2, 0.02, 50]],
+            "grad_sample_fallbacks": ["ghost: out of memory", "fast: unsupported layer"],
+        }
+    }
+    _finish_budget(recorder, spec, ledger, marker, store=store)  # type: ignore[arg-type]
+    budget = dataset_budget(DIGEST, store=store)
+    # Two discarded attempts at their target (1.0 each) and the finished run's 0.9, added.
+    assert budget.runs == 3 and budget.method == "sum" and budget.epsilon == pytest.approx(2.9)
+    assert ledger["privacy"]["dataset_budget"]["cumulative_epsilon"] == pytest.approx(2.9)
+    assert not marker.exists()

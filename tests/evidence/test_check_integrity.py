@@ -99,3 +99,23 @@ def test_check_with_a_manifest_imports_no_torch(demo_folder: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_first_format_manifest_still_gates_the_results(
+    demo_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    results = demo_folder / "results.json"
+    v1 = {
+        "inputs": {},
+        "outputs": {
+            "results": {"path": str(results), "sha256": hashlib.sha256(results.read_bytes()).hexdigest()}
+        },
+    }
+    (demo_folder / MANIFEST_NAME).write_text(json.dumps(v1))
+    assert main(["check", str(results), "--policy", "baseline", "--format", "json"]) == 0
+    assert "format 1: results only" in capsys.readouterr().out
+    _edit_metric(results, "privacy.epsilon", 0.5)
+    assert main(["check", str(results), "--policy", "baseline"]) == 1
+    assert "(format 1): results.json changed" in capsys.readouterr().out
