@@ -159,10 +159,10 @@ def run_audit(
         hashes = _HashCache()
         # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
         policy_obj, waiver_objs = _load_policy(policy, waivers)
-        # -- evidence (issue 14): a bad signing key is bad input, found before any work.
+        # -- evidence (issue 14): a bad signing key or store is bad input, found before any work.
         from governance.evidence.hooks import planned_signoff
 
-        signoff = planned_signoff(sign_key)
+        signoff = planned_signoff(sign_key, store=store)
         # The report stage's fixed cost (Jinja, templates) is paid by a worker while
         # the audits run; it renders once the results exist (see ReportWorker). Forked before the
         # hashing thread starts, so the child never inherits a thread mid-work.

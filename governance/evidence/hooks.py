@@ -52,12 +52,23 @@ def record_audit_run(results: Any, check_report: Any, *, store: str | os.PathLik
     return record_audit(results.to_dict(), verdict_of(check_report), store=store)
 
 
-def planned_signoff(key: str | os.PathLike[str] | None, signer: str | None = None) -> dict[str, Any] | None:
+def planned_signoff(
+    key: str | os.PathLike[str] | None,
+    signer: str | None = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+) -> dict[str, Any] | None:
     """The sign-off a run signed with ``key`` will carry (checked up front: a bad key is exit 2).
+
+    The history store is checked here too, so a run that could not record itself stops before any
+    work.
 
     The report, rendered before the folder is signed, shows it; the signature then uses the same
     signer and time.
     """
+    from governance.evidence.store import check_store
+
+    check_store(store)
     if key is None:
         return None
     from datetime import UTC, datetime

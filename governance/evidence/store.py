@@ -33,6 +33,7 @@ __all__ = [
     "ChainProblem",
     "audit_row",
     "check_chain",
+    "check_store",
     "connect",
     "list_audits",
     "model_digest",
@@ -98,6 +99,31 @@ def resolve_store(path: str | os.PathLike[str] | None = None) -> Path:
         return Path(path)
     env = os.environ.get(ENV_STORE)
     return Path(env) if env else DEFAULT_STORE
+
+
+def check_store(path: str | os.PathLike[str] | None = None) -> Path:
+    """Fail before any work, creating nothing, when the store could not be written.
+
+    Raises
+    ------
+    InputError
+        Naming the store: it is a folder, or no folder on its way can be written.
+    """
+    store = resolve_store(path)
+    if store.is_dir():
+        raise InputError(str(store), None, "is a folder; expected the history store's file (--store)")
+    if store.exists():
+        if not os.access(store, os.R_OK | os.W_OK):
+            raise InputError(str(store), None, "the history store is not writable")
+        return store
+    probe = store.parent
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(
+            str(store), None, f"cannot create the history store: {probe} is not a writable folder"
+        )
+    return store
 
 
 @contextmanager

@@ -154,3 +154,19 @@ def test_two_concurrent_audits_record_both_rows_in_one_chain(tmp_path: Path) -> 
     records = list_audits(store=store)
     assert sorted(r.id for r in records) == [1, 2]
     assert check_chain(store=store) == []
+
+
+def test_audit_with_an_unwritable_store_is_exit_2_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path, _decision_log())
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert (
+        main(["audit", str(spec), "--out", str(tmp_path / "out"), "--store", str(blocker / "h.sqlite")]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot create the history store" in err
+    assert main(["audit", str(spec), "--out", str(tmp_path / "out"), "--store", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
