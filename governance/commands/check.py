@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from governance.policy.engine import check
     from governance.report.check_formats import get_format
 
+    if args.sign and not args.attestation:
+        from governance.errors import InputError
+
+        raise InputError("--sign", None, "signs the --attestation; give --attestation FILE as well")
     report = check(args.results, args.policy, args.waivers, fail_on=args.fail_on)
     report = _with_evidence(report, args)
     text = get_format(args.format)(report)

@@ -119,3 +119,13 @@ def test_a_first_format_manifest_still_gates_the_results(
     _edit_metric(results, "privacy.epsilon", 0.5)
     assert main(["check", str(results), "--policy", "baseline"]) == 1
     assert "(format 1): results.json changed" in capsys.readouterr().out
+
+
+def test_sign_without_attestation_is_exit_2(
+    demo_folder: Path, keys: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["check", str(demo_folder / "results.json"), "--policy", "baseline", "--sign", str(keys["key"])])
+        == 2
+    )
+    assert "--sign: signs the --attestation" in capsys.readouterr().err
