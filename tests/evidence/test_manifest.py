@@ -164,3 +164,14 @@ def test_folder_files_skips_only_the_manifest_and_signature(tmp_path: Path) -> N
     (folder / SIGNATURE_NAME).write_text("{}")
     assert ".hidden" in folder_files(folder)
     assert MANIFEST_NAME not in folder_files(folder) and SIGNATURE_NAME not in folder_files(folder)
+
+
+def test_the_evidence_package_imports_no_torch_train_or_audit() -> None:
+    code = (
+        "import sys, importlib, pkgutil, governance.evidence as e; "
+        "[importlib.import_module(f'governance.evidence.{m.name}') for m in pkgutil.iter_modules(e.__path__)]; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'opacus', 'captum', 'transformers') "
+        "or m.startswith(('governance.train', 'governance.audit'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
