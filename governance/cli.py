@@ -24,6 +24,8 @@ EXIT_BAD_INPUT = 2
 # Each command lives in governance.commands.<name> with add_parser(subparsers) and run(args) -> int.
 # Those modules import only argparse-level things at the top, so `--help` stays fast.
 COMMANDS: tuple[str, ...] = ("demo", "train", "audit", "check", "report", "policy")
+# Evidence commands (issue 14), kept apart so the merge stays a one-line change.
+COMMANDS += ("sign", "verify", "history", "diff")
 
 
 class _OneLineParser(argparse.ArgumentParser):

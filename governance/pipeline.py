@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance import __version__
-from governance._io import atomic_write_json, check_output_dir, sha256_file
+from governance._io import check_output_dir, sha256_file
 from governance.audit.suite import AuditSubject, check_audits, input_files, listed, preflight, run_one
 from governance.errors import InputError
 from governance.models.base import ModelHandle, Predictions
@@ -114,6 +114,8 @@ def run_audit(
     progress: bool = True,
     report_formats: Sequence[str] = ("html",),
     report_worker: ReportWorker | None = None,
+    sign_key: str | PathLike[str] | None = None,
+    store: str | PathLike[str] | None = None,
 ) -> RunOutcome:
     """Run the audits a spec lists and write ``results.json``, reports and ``manifest.json``.
 
@@ -140,6 +142,11 @@ def run_audit(
         A :class:`~governance.report.render.ReportWorker` for ``report_formats`` started by the
         caller (the earlier it starts, the more of the report stage's fixed cost it hides); by
         default one is started here. The run closes it.
+    sign_key
+        A P-256 PEM private key: the finished folder is signed (``evidence.sigstore.json``).
+    store
+        The history store the run records itself in (default ``$GOVERNANCE_STORE`` or
+        ``.governance/history.sqlite``).
 
     Raises
     ------
@@ -155,6 +162,10 @@ def run_audit(
         hashes = _HashCache()
         # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
         policy_obj, waiver_objs = _load_policy(policy, waivers)
+        # -- evidence (issue 14): a bad signing key or store is bad input, found before any work.
+        from governance.evidence.hooks import planned_signoff
+
+        signoff = planned_signoff(sign_key, store=store)
         # The report stage's fixed cost (Jinja, templates) is paid by a worker while
         # the audits run; it renders once the results exist (see ReportWorker). Forked before the
         # hashing thread starts, so the child never inherits a thread mid-work.
@@ -177,6 +188,7 @@ def run_audit(
             force=force,
             progress=progress,
             report_formats=tuple(report_formats),
+            evidence={"sign_key": sign_key, "store": store, "signoff": signoff},
         )
     finally:
         if worker is not None:
@@ -199,10 +211,20 @@ def _run(
     force: bool,
     progress: bool,
     report_formats: tuple[str, ...],
+    evidence: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
+    evidence = evidence or {}
     with _progress(progress) as bar:
         with bar.step("loading data"):
-            subject = _prepare(spec, out, model_dir=model_dir, device=device, force=force, progress=progress)
+            subject = _prepare(
+                spec,
+                out,
+                model_dir=model_dir,
+                device=device,
+                force=force,
+                progress=progress,
+                store=evidence.get("store"),
+            )
         sections = []
         audited = AuditSubject(
             bundle=subject.bundle,
@@ -233,6 +255,10 @@ def _run(
         },
     )
     results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes))
+    # -- evidence (issue 14): sign-off, the last audit of this spec, the data's privacy budget.
+    from governance.evidence.hooks import with_evidence
+
+    results = with_evidence(results, policy_obj, store=evidence.get("store"), signoff=evidence.get("signoff"))
     paths: dict[str, Path] = {}
     out.mkdir(parents=True, exist_ok=True)
     check_report = None
@@ -250,6 +276,11 @@ def _run(
         paths["model"] = subject.model_dir
     paths["manifest"] = out / "manifest.json"
     _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=policy, waivers=waivers)
+    # -- evidence (issue 14): record the run in the history store, then sign the finished folder.
+    from governance.evidence.hooks import record_audit_run, sign_audit_folder
+
+    record_audit_run(results, check_report, store=evidence.get("store"))
+    sign_audit_folder(out, evidence.get("sign_key"), evidence.get("signoff"))
     return RunOutcome(results=results, check_report=check_report, paths=paths)
 
 
@@ -271,7 +302,14 @@ def _load_policy(policy: Any, waivers: Any) -> tuple[Any, Any]:
 
 
 def _prepare(
-    spec: Spec, out: Path, *, model_dir: str | PathLike[str] | None, device: str, force: bool, progress: bool
+    spec: Spec,
+    out: Path,
+    *,
+    model_dir: str | PathLike[str] | None,
+    device: str,
+    force: bool,
+    progress: bool,
+    store: str | PathLike[str] | None = None,
 ) -> _Subject:
     if spec.model.predictions is not None and model_dir is None:
         from governance.audit.predictions import load_prediction_inputs
@@ -300,7 +338,9 @@ def _prepare(
                 raise InputError(spec.source, "model", ERR_NO_MODEL)
             from governance.train.api import train
 
-            outcome = train(spec, out / "model", bundle=bundle, force=force, device=device, progress=progress)
+            outcome = train(
+                spec, out / "model", bundle=bundle, force=force, device=device, progress=progress, store=store
+            )
             model_dir = outcome.model_dir
         from governance.models.artifacts import read_ledger
         from governance.models.handle import load_handle
@@ -500,17 +540,11 @@ def _write_manifest(
         for i, p in enumerate(files):
             if p.is_file():
                 inputs[f"audits.{name}" + (f".{i}" if i else "")] = p
-    entries = {
-        "inputs": {k: {"path": str(p), "sha256": hashes(p)} for k, p in inputs.items()},
-        "outputs": {
-            k: {"path": str(p), "sha256": sha256_file(p)}
-            for k, p in outputs.items()
-            if k not in ("manifest", "model") and Path(p).is_file()
-        },
-        "tool_version": __version__,
-        "written_at": _now(),
-    }
-    atomic_write_json(path, entries)
+    # -- evidence (issue 14): every file of the folder and every input, paths relative to the folder.
+    from governance.evidence.hooks import write_audit_manifest
+
+    outs = {k: Path(p) for k, p in outputs.items() if k not in ("manifest", "model")}
+    write_audit_manifest(path.parent, inputs, outputs=outs, hashes=hashes, tool_version=__version__)
 
 
 def _now() -> str:

@@ -171,6 +171,15 @@ class PrivacySpec(_Strict):
     #: Draw the DP noise from ``seed`` (bit-identical reruns, for research). The guarantee then does
     #: not hold against anyone holding the seed; the ledger says ``noise_source: seeded``.
     reproducible_noise: bool = False
+    #: Cap on the training data's cumulative ε over every recorded DP run (issue 14).
+    total_budget: float | None = None
+
+    @field_validator("total_budget")
+    @classmethod
+    def _positive_budget(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError(f"total_budget must be > 0, got {v}")
+        return v
 
     @field_validator("target_epsilon")
     @classmethod

@@ -40,6 +40,12 @@ BASE_RESULTS: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _history_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every audit records itself in a history store: keep the tests' out of the working tree."""
+    monkeypatch.setenv("GOVERNANCE_STORE", str(tmp_path_factory.mktemp("store") / "history.sqlite"))
+
+
 @pytest.fixture
 def write_results(tmp_path: Path) -> Callable[..., Path]:
     """Write a results.json with BASE_RESULTS' metrics updated by ``metrics`` (None deletes)."""

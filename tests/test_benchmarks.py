@@ -20,6 +20,7 @@ def test_every_benchmark_module_exposes_run():
         "bench_attribution",
         "bench_robustness",
         "bench_audit",
+        "bench_evidence",
     } <= set(names)
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
@@ -30,6 +31,12 @@ def test_check_latency_smoke_meets_its_target():
     figures = harness.run_one("bench_check", smoke=True)
     assert figures["status"] in {"ok", "missed"}, figures
     assert figures["figures"]["check_median_s"] > 0
+
+
+def test_verify_latency_smoke_runs():
+    figures = harness.run_one("bench_evidence", smoke=True)
+    assert figures["status"] in {"ok", "missed"}, figures
+    assert figures["figures"]["verify_median_s"] > 0 and figures["figures"]["verify_with_key_median_s"] > 0
 
 
 def test_a_failing_benchmark_is_reported_not_raised(monkeypatch):

@@ -39,6 +39,16 @@ def add_parser(subparsers: Any) -> None:
         help="train despite blocking data-quality findings (recorded in the ledger)",
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    # Evidence (issue 14): sign the finished folder; where the run records itself.
+    p.add_argument(
+        "--sign", metavar="KEY.pem", default=None, help="sign the output folder with this P-256 key"
+    )
+    p.add_argument(
+        "--store",
+        metavar="PATH",
+        default=None,
+        help="history store (default $GOVERNANCE_STORE or .governance/history.sqlite)",
+    )
     p.set_defaults(run=run)
 
 
@@ -56,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         force=args.force,
         progress=args.progress,
+        sign_key=args.sign,
+        store=args.store,
     )
     results = outcome.results
     print(

@@ -14,7 +14,7 @@ __all__ = ["FORMATS", "add_parser", "run"]
 
 # Literal here (not read from the registry) so that `governance --help` imports nothing; a test
 # checks that this tuple and the registry agree.
-FORMATS: tuple[str, ...] = ("html", "markdown", "json", "pdf")
+FORMATS: tuple[str, ...] = ("html", "markdown", "json", "pdf", "cyclonedx")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

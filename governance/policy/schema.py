@@ -67,6 +67,8 @@ _RULE_FIELDS = frozenset(
         "description",
     }
 )
+# `max_regression` (issue 14): how much the metric may worsen against `check --baseline`.
+_RULE_FIELDS |= {"max_regression"}
 
 
 class OnMissing(StrEnum):
@@ -127,6 +129,14 @@ class Rule:
     threshold_source: ThresholdSource = ThresholdSource.PACK
     #: False when the policy file left the field out (allowed by `check`, refused by `policy validate`).
     threshold_source_declared: bool = True
+    #: How far the metric may worsen against a baseline (``check --baseline``), in the direction
+    #: the rule's op says is worse; None: no regression rule.
+    max_regression: float | None = None
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        """True for ``>``/``>=`` rules, False for ``<``/``<=``, None when the op has no direction."""
+        return {">": True, ">=": True, "<": False, "<=": False}.get(self.op)
 
     @property
     def is_glob(self) -> bool:
@@ -219,6 +229,16 @@ def parse_rule(raw: Any, *, source: str, where: str) -> Rule:
         if value is not None and not isinstance(value, str):
             raise InputError(source, f"{here}.{name}", "expected a string")
 
+    max_regression = None
+    if raw.get("max_regression") is not None:
+        max_regression = _number(raw["max_regression"])
+        if max_regression is None or max_regression < 0 or OPS[op] in (OPS["=="], OPS["!="]):
+            raise InputError(
+                source,
+                f"{here}.max_regression",
+                f"expected a number >= 0 on a rule whose op is < <= > >=, got {raw['max_regression']!r}",
+            )
+
     return Rule(
         id=rule_id,
         title=str(title).strip(),
@@ -232,6 +252,7 @@ def parse_rule(raw: Any, *, source: str, where: str) -> Rule:
         source=source,
         threshold_source=threshold_source,
         threshold_source_declared="threshold_source" in raw,
+        max_regression=max_regression,
     )
 
 

@@ -5,9 +5,11 @@ This is what ``governance train`` and ``governance audit`` (when the spec trains
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +53,7 @@ def train(
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
+    store: str | PathLike[str] | None = None,
 ) -> TrainOutcome:
     """Gate the data, train the spec's model (privately if it asks) and write the model folder.
 
@@ -71,6 +74,9 @@ def train(
         ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     progress
         Show a progress bar on a terminal.
+    store
+        The history store that keeps the training data's privacy budget (default
+        ``$GOVERNANCE_STORE`` or ``.governance/history.sqlite``).
 
     Raises
     ------
@@ -92,9 +98,15 @@ def train(
     if spec.model.architecture == "hf":
         from governance.train.text import train_hf
 
-        return train_hf(
-            spec, out_dir, bundle=bundle, force=force, resume=resume, device=device, progress=progress
-        )
+        # -- evidence (issue 14): the data's privacy budget; HF attempts are recorded as they end.
+        bundle = bundle if bundle is not None else load_bundle(spec)
+        recorder = _begin_budget(spec, bundle, out_dir, resume=resume, store=store)
+        with _budget_guard(recorder, out_dir):
+            hf = train_hf(
+                spec, out_dir, bundle=bundle, force=force, resume=resume, device=device, progress=progress
+            )
+        _finish_budget(recorder, spec, hf.ledger, _budget_marker(out_dir), store=store)
+        return hf
     bundle = bundle if bundle is not None else load_bundle(spec)
     train_frame = trainable_rows(spec, bundle)
     privacy_spec = spec.train.privacy
@@ -124,6 +136,8 @@ def train(
     checkpoints = checkpoint_dir_for(out_dir)
     if not resume and checkpoints.exists():
         shutil.rmtree(checkpoints)
+    # -- evidence (issue 14): refuse a run past the data's total budget; record it as it goes.
+    recorder = _begin_budget(spec, bundle, out_dir, resume=resume, store=store)
     trainer = Trainer(
         model=model,
         train_data=(x_train, y_train),
@@ -140,11 +154,14 @@ def train(
         checkpoint_dir=checkpoints,
         resume=resume,
         progress=progress,
+        callbacks=(recorder.epoch,) if recorder is not None else (),
     )
     try:
-        result = trainer.fit()
+        with _budget_guard(recorder, out_dir):
+            result = trainer.fit()
     except ValueError as exc:
         raise InputError(source, "train", str(exc)) from None
+    _finish_budget(recorder, spec, result.ledger, _budget_marker(out_dir), store=store)
     ledger = dict(result.ledger)
     if ledger.get("privacy") and ledger["privacy"]["module_fixes"]:
         config["module_fixes"] = ledger["privacy"]["module_fixes"]
@@ -198,6 +215,81 @@ def _write_model_dir(
         write_json(staging / LEDGER_FILE, ledger)
         for path in staging.iterdir():
             os.chmod(path, 0o644)
+
+
+def _budget_marker(out_dir: Path) -> Path:
+    """Beside the checkpoints: the budget row of the run they belong to (``--resume`` keeps it)."""
+    return out_dir.parent / f".{out_dir.name}.budget-run"
+
+
+def _begin_budget(
+    spec: Spec, bundle: DataBundle, out_dir: Path, *, resume: bool, store: str | PathLike[str] | None
+) -> Any:
+    """Check the data's privacy budget and record the run's start; None for non-private runs."""
+    privacy = spec.train.privacy if spec.train is not None else None
+    train_file = bundle.paths.get("train")
+    if privacy is None or train_file is None or not Path(train_file).is_file():
+        return None
+    from governance._io import sha256_file
+    from governance.evidence.budget import begin_dp_run
+    from governance.train.dp import epsilon_for
+
+    return begin_dp_run(
+        source=str(spec.source) if spec.source is not None else None,
+        data_digest=sha256_file(train_file),
+        spec_name=spec.name,
+        target_epsilon=privacy.target_epsilon,
+        delta=privacy.delta,
+        accountant=privacy.accountant,
+        total_budget=privacy.total_budget,
+        marker=_budget_marker(out_dir),
+        resume=resume,
+        store=store,
+        compose=epsilon_for,
+    )
+
+
+@contextlib.contextmanager
+def _budget_guard(recorder: Any, out_dir: Path) -> Iterator[None]:
+    """A run that ends without a model stays in the budget, marked interrupted or failed.
+
+    Its id stays beside the checkpoints for ``--resume``; with no checkpoint there is nothing to
+    resume, and the marker goes.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if recorder is not None:
+            recorder.stop("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            if not checkpoint_dir_for(out_dir).exists():
+                _budget_marker(out_dir).unlink(missing_ok=True)
+        raise
+
+
+def _finish_budget(
+    recorder: Any, spec: Spec, ledger: Any, marker: Path, *, store: str | PathLike[str] | None
+) -> None:
+    """Close the run's budget row; HF clipping modes that failed first count as discarded attempts."""
+    if recorder is None or not ledger.get("privacy"):
+        return
+    from governance.evidence.budget import record_discarded
+    from governance.train.dp import epsilon_for
+
+    privacy = dict(ledger["privacy"])
+    target = spec.train.privacy  # type: ignore[union-attr]
+    for failure in privacy.get("grad_sample_fallbacks") or ():
+        record_discarded(
+            recorder.data_digest,
+            spec_name=spec.name,
+            target_epsilon=target.target_epsilon,  # type: ignore[union-attr]
+            delta=target.delta,  # type: ignore[union-attr]
+            accountant=target.accountant,  # type: ignore[union-attr]
+            why=str(failure),
+            store=store,
+        )
+    total = recorder.finish(privacy, compose=epsilon_for)
+    ledger["privacy"]["dataset_budget"] = total.to_dict()
+    marker.unlink(missing_ok=True)
 
 
 def _print(message: str) -> None:

@@ -107,3 +107,5 @@ register_format("html", "governance.report.formats.html:render_html", filename="
 register_format("markdown", "governance.report.formats.markdown:render_markdown", filename="report.md")
 register_format("json", "governance.report.formats.json:render_json", filename="report.json")
 register_format("pdf", "governance.report.formats.pdf:render_pdf", filename="report.pdf")
+# Evidence (issue 14): the CycloneDX 1.6 ML-BOM.
+register_format("cyclonedx", "governance.report.formats.cyclonedx:render_cyclonedx", filename="bom.cdx.json")
