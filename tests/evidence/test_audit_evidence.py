@@ -12,7 +12,7 @@ import pytest
 from governance.cli import main
 from governance.evidence.manifest import MANIFEST_NAME, SIGNATURE_NAME, load_manifest
 from governance.evidence.store import check_chain, list_audits
-from tests.audit.test_runner import _decision_log, write_spec
+from tests.test_pipeline import _decision_log, write_spec
 
 
 def test_audit_records_itself_signs_and_the_report_shows_it(

@@ -18,9 +18,9 @@ from governance.evidence.manifest import (
     SIGNATURE_NAME,
     folder_files,
     load_manifest,
-    verify_folder,
 )
 from governance.evidence.signing import sign_folder
+from governance.evidence.verify import verify_folder
 from tests.evidence.conftest import DEMO_FILES, make_demo_folder
 
 ALL_FILES = sorted([*DEMO_FILES, MANIFEST_NAME, SIGNATURE_NAME])
