@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PerformanceAudit", "confusion_matrix", "per_class_scores", "roc_auc", "scores_from_confusion"]
 
-OPTIONS = ("positive_label", "max_gap")
+OPTIONS = ("positive_label", "max_gap", "baselines")
 DEFAULT_MAX_GAP = 0.1
 
 
@@ -206,6 +206,15 @@ class PerformanceAudit(Audit):
                         audit="performance",
                     )
                 )
+        if context.options.get("baselines", True):
+            from governance.audit._baselines import assess_baselines
+
+            assessed = assess_baselines(
+                context.data, context.eval_predictions.y_true, context.eval_predictions.y_pred, context.seed
+            )
+            metrics.update(assessed.metrics)
+            tables["baselines"] = assessed.rows
+            findings.extend(assessed.findings)
         tables["splits"] = [{"split": s, **v} for s, v in per_split.items()]
         return AuditSection(
             name="performance",
@@ -246,5 +255,9 @@ def _parse(raw: Mapping[str, Any], source: str | None) -> tuple[str | None, floa
     gap = raw.get("max_gap", DEFAULT_MAX_GAP)
     if isinstance(gap, bool) or not isinstance(gap, int | float) or not 0 <= gap <= 1:
         raise InputError(source, "audits.performance.max_gap", f"expected a number in [0, 1], got {gap!r}")
+    if not isinstance(raw.get("baselines", True), bool):
+        raise InputError(
+            source, "audits.performance.baselines", f"expected true or false, got {raw['baselines']!r}"
+        )
     label = raw.get("positive_label")
     return (None if label is None else str(label)), float(gap)
