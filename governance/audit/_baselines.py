@@ -47,7 +47,7 @@ class Baseline:
     name
         ``majority`` or ``logistic``.
     y_pred
-        Predicted labels (strings) for each eval row.
+        Predicted class codes (indices into the audit's classes) for each eval row.
     fitted_on
         ``train`` or ``eval`` (majority class without a train split).
     """
@@ -57,24 +57,23 @@ class Baseline:
     fitted_on: str
 
 
-def majority_predictions(data: DataBundle, y_eval: np.ndarray) -> Baseline:
+def majority_predictions(data: DataBundle, names: tuple[str, ...], y_eval_codes: np.ndarray) -> Baseline:
     """The most frequent label of the train split (eval without one), for every eval row.
 
-    Ties go to the label that sorts first, so the baseline is deterministic.
+    Labels are class codes into ``names``; ties go to the lowest code, so the baseline is
+    deterministic. Without a train split only the eval codes are read (no pandas).
     """
     train = data.train
-    has_train = train is not None and data.label in train.columns
-    labels = (
-        train[data.label].astype(str).to_numpy()
-        if train is not None and has_train
-        else np.asarray(y_eval).astype(str)
-    )
-    values, counts = np.unique(labels, return_counts=True)
-    label = str(values[np.flatnonzero(counts == counts.max())[0]])
+    if train is not None and data.label in train.columns:
+        labels = train[data.label].astype(str).to_numpy()
+        counts = np.asarray([(labels == name).sum() for name in names])
+        fitted_on = "train"
+    else:
+        counts = np.bincount(np.asarray(y_eval_codes, dtype=np.int64), minlength=len(names))
+        fitted_on = "eval"
+    code = int(np.argmax(counts))
     return Baseline(
-        name="majority",
-        y_pred=np.full(len(y_eval), label, dtype=object),
-        fitted_on="train" if has_train else "eval",
+        name="majority", y_pred=np.full(len(y_eval_codes), code, dtype=np.int64), fitted_on=fitted_on
     )
 
 
@@ -119,15 +118,12 @@ def _as_inputs(frame: pd.DataFrame, data: DataBundle) -> pd.DataFrame:
     return out
 
 
-def logistic_predictions(data: DataBundle, seed: int) -> Baseline | None:
+def logistic_predictions(data: DataBundle, names: tuple[str, ...], seed: int) -> Baseline | None:
     """A seeded logistic regression on the train split's features, predicting every eval row.
 
     Returns None when the baseline cannot be fitted honestly: no train split, eval rows without
     the feature columns, or a single class in train.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
     if data.train is None or data.eval is None or data.label not in data.train.columns:
         return None
     needed = [data.text] if data.text is not None else list(data.features)
@@ -139,13 +135,14 @@ def logistic_predictions(data: DataBundle, seed: int) -> Baseline | None:
     design = _design(data)
     if design is None:
         return None
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
     model = make_pipeline(design, LogisticRegression(max_iter=2000, random_state=seed))
     model.fit(_as_inputs(data.train, data), y_train)
-    return Baseline(
-        name="logistic",
-        y_pred=np.asarray(model.predict(_as_inputs(data.eval, data)), dtype=object),
-        fitted_on="train",
-    )
+    lookup = {name: i for i, name in enumerate(names)}
+    predicted = [lookup[str(label)] for label in model.predict(_as_inputs(data.eval, data))]
+    return Baseline(name="logistic", y_pred=np.asarray(predicted, dtype=np.int64), fitted_on="train")
 
 
 @dataclass(frozen=True)
@@ -158,32 +155,35 @@ class BaselineAssessment:
 
 
 def assess_baselines(
-    data: DataBundle, y_true: np.ndarray, y_pred: np.ndarray, seed: int
+    data: DataBundle,
+    names: tuple[str, ...],
+    y_true_codes: np.ndarray,
+    y_pred_codes: np.ndarray,
+    positive: int | None,
+    seed: int,
 ) -> BaselineAssessment:
     """Score both baselines on the eval rows and compare the model with them, paired.
 
-    Emits ``performance.baseline.majority_accuracy``, ``performance.baseline.logistic_accuracy``
-    (when fitted), ``performance.lift_over_majority`` (model − majority accuracy) and, with the
-    logistic baseline, ``performance.lift_over_logistic``. A MAJOR finding when the paired 95%
-    interval of the lift over the majority class reaches zero: the model may be no better than
-    answering the most frequent label for everyone.
+    ``names`` are the classes, ``y_true_codes``/``y_pred_codes`` the eval labels and the model's
+    predictions as indices into them. Emits ``performance.baseline.majority_accuracy``,
+    ``performance.baseline.logistic_accuracy`` (when fitted), ``performance.lift_over_majority``
+    (model − majority accuracy) and, with the logistic baseline, ``performance.lift_over_logistic``.
+    A MAJOR finding when the paired 95% interval of the lift over the majority class reaches zero:
+    the model may be no better than answering the most frequent label for everyone.
     """
-    from governance.audit.paired import compare_predictions
+    from governance.audit.paired import compare_codes
     from governance.results import Finding, Severity
 
-    y_true = np.asarray(y_true).astype(str)
-    y_pred = np.asarray(y_pred).astype(str)
-    classes = sorted(set(y_true.tolist()) | set(y_pred.tolist()) | set(data.classes))
     metrics: dict[str, float] = {}
     rows: list[dict[str, object]] = []
     findings: list[Finding] = []
-    baselines = [majority_predictions(data, y_true), logistic_predictions(data, seed)]
+    baselines = [majority_predictions(data, names, y_true_codes), logistic_predictions(data, names, seed)]
     for baseline in baselines:
         if baseline is None:
             continue
-        base_pred = baseline.y_pred.astype(str)
-        classes = sorted(set(classes) | set(base_pred.tolist()))
-        cmp = compare_predictions(y_true, base_pred, y_pred, {}, classes=classes, n_boot=1000, seed=seed)
+        cmp = compare_codes(
+            y_true_codes, baseline.y_pred, y_pred_codes, len(names), {}, positive=positive, seed=seed
+        )
         acc = cmp.metric("accuracy")
         metrics[f"performance.baseline.{baseline.name}_accuracy"] = acc.reference
         metrics[f"performance.lift_over_{baseline.name}"] = acc.difference

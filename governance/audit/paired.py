@@ -36,6 +36,7 @@ __all__ = [
     "GroupComparison",
     "MetricComparison",
     "PairedComparison",
+    "compare_codes",
     "compare_predictions",
     "mcnemar_exact_p",
     "metrics_from_cells",
@@ -303,6 +304,46 @@ def compare_predictions(
         codes.append(values.codes.astype(np.int64))
         categories.append(tuple(str(c) for c in values.categories))
 
+    return compare_codes(
+        y,
+        a,
+        b,
+        k,
+        dict(zip(names, zip(codes, categories))),
+        positive=pos,
+        intersections=intersections,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+    )
+
+
+def compare_codes(
+    y_true: NDArray[np.integer],
+    reference: NDArray[np.integer],
+    candidate: NDArray[np.integer],
+    k: int,
+    groups: Mapping[str, tuple[NDArray[np.integer], Sequence[str]]],
+    *,
+    positive: int | None,
+    intersections: bool = True,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedComparison:
+    """:func:`compare_predictions` on integer codes (class indices in ``range(k)``, group codes).
+
+    The predictions-only path keeps labels as codes from loading on; this entry point needs
+    neither pandas nor a pass over strings. ``groups`` maps an attribute to ``(codes, names)``.
+    """
+    names = list(groups)
+    codes = [np.asarray(groups[n][0], dtype=np.int64) for n in names]
+    categories = [tuple(str(c) for c in groups[n][1]) for n in names]
+    for name, column in zip(names, codes):
+        if len(column) != len(y_true):
+            raise ValueError(f"attribute {name!r} has {len(column)} values for {len(y_true)} rows")
+    y, a, b = (np.asarray(v, dtype=np.int64) for v in (y_true, reference, candidate))
+    pos = positive
     joint = _joint_cells(codes, [len(c) for c in categories], y, a, b, k)
     replicates = resample_counts(joint, n_boot, seed) if n_boot > 0 else None
 
@@ -311,14 +352,14 @@ def compare_predictions(
         tables.append((name, (i,), categories[i]))
     if intersections:
         for i, j in combinations(range(len(names)), 2):
-            groups = tuple(f"{gi}*{gj}" for gi in categories[i] for gj in categories[j])
-            tables.append((f"{names[i]}*{names[j]}", (i, j), groups))
+            pairs = tuple(f"{gi}*{gj}" for gi in categories[i] for gj in categories[j])
+            tables.append((f"{names[i]}*{names[j]}", (i, j), pairs))
 
     metric_rows: list[MetricComparison] = []
     group_rows: list[GroupComparison] = []
     worst: dict[str, tuple[str, float, float | None, float | None]] = {}
     gaps: dict[str, tuple[float, float | None, float | None]] = {}
-    for attribute, keep, groups in tables:
+    for attribute, keep, group_names in tables:
         cells = _reduce(joint, len(names), keep)
         boot = _reduce(replicates, len(names), keep) if replicates is not None else None
         values = metrics_from_cells(cells, positive=pos)
@@ -327,7 +368,7 @@ def compare_predictions(
         for metric, (ref, cand) in values.items():
             diff = cand - ref
             boot_diff = boot_values[metric][1] - boot_values[metric][0] if boot_values is not None else None
-            for g, group in enumerate(groups):
+            for g, group in enumerate(group_names):
                 if sizes[g] == 0:
                     continue
                 lo, hi = (
@@ -348,7 +389,7 @@ def compare_predictions(
                     )
                 )
         ref_only, cand_only, disagree = _discordant(cells)
-        for g, group in enumerate(groups):
+        for g, group in enumerate(group_names):
             if sizes[g] == 0:
                 continue
             group_rows.append(
@@ -384,7 +425,7 @@ def compare_predictions(
             g_lo, g_hi = percentile_interval(b_max - b_min, confidence)
         else:
             w_lo = w_hi = g_lo = g_hi = None
-        worst[attribute] = (groups[g_worst], float(drops[g_worst]), w_lo, w_hi)
+        worst[attribute] = (group_names[g_worst], float(drops[g_worst]), w_lo, w_hi)
         gaps[attribute] = (gap, g_lo, g_hi)
 
     return PairedComparison(

@@ -209,8 +209,9 @@ class PerformanceAudit(Audit):
         if context.options.get("baselines", True):
             from governance.audit._baselines import assess_baselines
 
+            names, true_codes, pred_codes = class_codes(context.eval_predictions, classes)
             assessed = assess_baselines(
-                context.data, context.eval_predictions.y_true, context.eval_predictions.y_pred, context.seed
+                context.data, names, true_codes, pred_codes, _positive(names, pos_label, source), context.seed
             )
             metrics.update(assessed.metrics)
             tables["baselines"] = assessed.rows

@@ -12,6 +12,11 @@ from governance.audit._baselines import assess_baselines, logistic_predictions, 
 from governance.data.bundle import DataBundle
 
 ROOT = Path(__file__).resolve().parents[2]
+NAMES = ("0", "1")
+
+
+def _codes(labels) -> np.ndarray:
+    return np.asarray([NAMES.index(str(v)) for v in labels], dtype=np.int64)
 
 
 def _bundle(train: pd.DataFrame, evaluation: pd.DataFrame, numeric=("x",), features=("x", "c")) -> DataBundle:
@@ -41,18 +46,20 @@ def test_majority_equals_sklearn_dummy_classifier():
 
     train, evaluation = _frame(300, 0), _frame(200, 1)
     data = _bundle(train, evaluation)
-    base = majority_predictions(data, evaluation["y"].to_numpy())
+    base = majority_predictions(data, NAMES, _codes(evaluation["y"]))
     dummy = DummyClassifier(strategy="most_frequent").fit(train[["x"]], train["y"])
-    assert (base.y_pred == dummy.predict(evaluation[["x"]])).all()
+    assert (base.y_pred == _codes(dummy.predict(evaluation[["x"]]))).all()
     assert base.fitted_on == "train"
 
 
 def test_majority_without_train_split_uses_eval_and_says_so():
     evaluation = _frame(50, 1)
     data = _bundle(None, evaluation)  # type: ignore[arg-type]
-    base = majority_predictions(data, evaluation["y"].to_numpy())
+    y = _codes(evaluation["y"])
+    base = majority_predictions(data, NAMES, y)
     assert base.fitted_on == "eval"
-    assert logistic_predictions(data, seed=0) is None
+    assert (base.y_pred == np.bincount(y).argmax()).all()
+    assert logistic_predictions(data, NAMES, seed=0) is None
 
 
 def test_logistic_agrees_with_an_independent_sklearn_fit():
@@ -60,7 +67,7 @@ def test_logistic_agrees_with_an_independent_sklearn_fit():
 
     train, evaluation = _frame(400, 2), _frame(300, 3)
     data = _bundle(train, evaluation)
-    base = logistic_predictions(data, seed=0)
+    base = logistic_predictions(data, NAMES, seed=0)
     assert base is not None
 
     def design(frame: pd.DataFrame, mean: float, std: float) -> np.ndarray:
@@ -70,15 +77,15 @@ def test_logistic_agrees_with_an_independent_sklearn_fit():
     mean, std = train["x"].mean(), train["x"].std(ddof=0)
     ref = LogisticRegression(max_iter=2000).fit(design(train, mean, std), train["y"])
     expected = ref.predict(design(evaluation, mean, std))
-    assert (base.y_pred == expected).mean() >= 0.99
+    assert (base.y_pred == _codes(expected)).mean() >= 0.99
 
 
 def test_a_model_that_answers_the_majority_gets_a_major_finding():
     train, evaluation = _frame(400, 4), _frame(300, 5)
     data = _bundle(train, evaluation)
-    y = evaluation["y"].to_numpy()
-    majority = majority_predictions(data, y).y_pred
-    assessed = assess_baselines(data, y, majority, seed=0)
+    y = _codes(evaluation["y"])
+    majority = majority_predictions(data, NAMES, y).y_pred
+    assessed = assess_baselines(data, NAMES, y, majority, positive=1, seed=0)
     assert assessed.metrics["performance.lift_over_majority"] == 0.0
     assert [f.id for f in assessed.findings] == ["performance.no_lift_over_majority"]
     assert {r["baseline"] for r in assessed.rows} == {"majority", "logistic"}
@@ -87,8 +94,8 @@ def test_a_model_that_answers_the_majority_gets_a_major_finding():
 def test_a_model_clearly_better_than_majority_has_no_finding():
     train, evaluation = _frame(400, 6), _frame(400, 7)
     data = _bundle(train, evaluation)
-    y = evaluation["y"].to_numpy()
-    assessed = assess_baselines(data, y, y, seed=0)  # a perfect model
+    y = _codes(evaluation["y"])
+    assessed = assess_baselines(data, NAMES, y, y, positive=1, seed=0)  # a perfect model
     majority = assessed.metrics["performance.baseline.majority_accuracy"]
     assert assessed.metrics["performance.lift_over_majority"] == pytest.approx(1.0 - majority)
     assert assessed.findings == ()
@@ -103,11 +110,12 @@ def test_german_credit_logistic_baseline_is_near_the_majority_class():
     from governance.spec import load_spec
 
     data = load_bundle(load_spec(ROOT / "audits" / "german-credit.yaml"))
-    y = data.eval[data.label].astype(str).to_numpy()
-    base = logistic_predictions(data, seed=0)
+    names = tuple(data.classes)
+    y = np.asarray([names.index(v) for v in data.eval[data.label].astype(str)])
+    base = logistic_predictions(data, names, seed=0)
     assert base is not None
     accuracy = float((base.y_pred == y).mean())
-    majority = float((majority_predictions(data, y).y_pred == y).mean())
+    majority = float((majority_predictions(data, names, y).y_pred == y).mean())
     assert majority == pytest.approx(0.7)
     assert 0.66 <= accuracy <= 0.76
 
@@ -131,6 +139,6 @@ def test_text_task_uses_tfidf():
         eval=frame.iloc[150:],
         text="t",
     )
-    base = logistic_predictions(data, seed=0)
+    base = logistic_predictions(data, NAMES, seed=0)
     assert base is not None
-    assert (base.y_pred == frame.iloc[150:]["y"].to_numpy()).mean() == 1.0
+    assert (base.y_pred == _codes(frame.iloc[150:]["y"])).mean() == 1.0
