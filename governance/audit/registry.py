@@ -25,6 +25,7 @@ _AUDITS: Registry[type[Audit]] = Registry(
         "attribution": "governance.audit.attribution:AttributionAudit",
         "robustness": "governance.audit.robustness:RobustnessAudit",
         "privacy": "governance.audit.privacy:PrivacyAudit",
+        "compression": "governance.audit.compression:CompressionAudit",
     },
 )
 
