@@ -113,6 +113,9 @@ class AuditContext:
     device: str = "cpu"
     seed: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Eval predictions of related models the pipeline prepared for this audit, by role
+    #: (``non_private_twin`` for the privacy-cost audit). Same rows as ``eval_predictions``.
+    companions: Mapping[str, Predictions] = field(default_factory=dict)
 
 
 class Audit(ABC):

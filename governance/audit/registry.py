@@ -25,6 +25,7 @@ _AUDITS: Registry[type[Audit]] = Registry(
         "attribution": "governance.audit.attribution:AttributionAudit",
         "robustness": "governance.audit.robustness:RobustnessAudit",
         "privacy": "governance.audit.privacy:PrivacyAudit",
+        "privacy_cost": "governance.audit.privacy_cost:PrivacyCostAudit",
         "compression": "governance.audit.compression:CompressionAudit",
     },
 )

@@ -99,6 +99,9 @@ class _Subject:
     handle: ModelHandle | None
     model_dir: Path | None
     ledger: Mapping[str, Any] | None
+    #: Eval predictions of related models (the non-private twin), and their model folders.
+    companions: Mapping[str, Predictions] = field(default_factory=dict)
+    companion_dirs: Mapping[str, Path] = field(default_factory=dict)
 
 
 def run_audit(
@@ -240,6 +243,8 @@ def _run(
     paths.update(_write_reports(results, out, check_report, report_formats, worker))
     if subject.model_dir is not None:
         paths["model"] = subject.model_dir
+    for role, folder in subject.companion_dirs.items():
+        paths[role] = folder
     paths["manifest"] = out / "manifest.json"
     _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=policy, waivers=waivers)
     return RunOutcome(results=results, check_report=check_report, paths=paths)
@@ -304,7 +309,26 @@ def _prepare(
     _check_model_inputs(spec, bundle, handle, where)
     eval_pred = predict(handle, bundle.eval, bundle.label, source=where)
     train_pred = None if bundle.train is None else predict(handle, bundle.train, bundle.label, source=where)
-    return _Subject(bundle, eval_pred, train_pred, handle, mdir, ledger)
+    companions, companion_dirs = _companions(spec, out, bundle, device=device, force=force)
+    return _Subject(bundle, eval_pred, train_pred, handle, mdir, ledger, companions, companion_dirs)
+
+
+def _companions(
+    spec: Spec, out: Path, bundle: DataBundle, *, device: str, force: bool
+) -> tuple[dict[str, Predictions], dict[str, Path]]:
+    """Train and predict the related models the listed audits compare with (the DP twin)."""
+    if "privacy_cost" not in spec.audits:
+        return {}, {}
+    from governance.audit.privacy_cost import TWIN, parse_options
+    from governance.train.handle import load_handle
+    from governance.train.twin import train_twin
+
+    options = parse_options(spec.audits.get("privacy_cost") or {}, spec.source)
+    outcome = train_twin(spec, out / "twin", bundle=bundle, lr=options.lr, device=device, force=force)
+    handle = load_handle(outcome.model_dir, device)
+    return {TWIN: predict(handle, bundle.eval, bundle.label, source=outcome.model_dir)}, {
+        TWIN: outcome.model_dir
+    }
 
 
 def _check_model_inputs(spec: Spec, bundle: DataBundle, handle: ModelHandle, where: Path | None) -> None:
@@ -418,6 +442,7 @@ def _run_one(name: str, spec: Spec, subject: _Subject, *, device: str) -> AuditS
             device=subject.handle.device if subject.handle is not None else "cpu",
             seed=spec.seed,
             options=dict(spec.audits.get(name) or {}),
+            companions=subject.companions,
         )
         section = audit.run(context)
     except InputError:
@@ -605,6 +630,9 @@ def _write_manifest(
     if subject.model_dir is not None:
         for p in _model_files(subject.model_dir):
             inputs[f"model/{p.relative_to(subject.model_dir)}"] = p
+    for role, folder in subject.companion_dirs.items():
+        for p in _model_files(folder):
+            inputs[f"{role}/{p.relative_to(folder)}"] = p
     for key, value in (("policy", policy), ("waivers", waivers)):
         if isinstance(value, str | PathLike) and Path(value).is_file():
             inputs[key] = Path(value)
@@ -617,7 +645,7 @@ def _write_manifest(
         "outputs": {
             k: {"path": str(p), "sha256": sha256_file(p)}
             for k, p in outputs.items()
-            if k not in ("manifest", "model") and Path(p).is_file()
+            if k not in ("manifest", "model", *subject.companion_dirs) and Path(p).is_file()
         },
         "tool_version": __version__,
         "written_at": _now(),
