@@ -131,6 +131,11 @@ class TrainSpec(_Strict):
     privacy: PrivacySpec | None = None
 
 
+class DeploymentSpec(_Strict):
+    #: The model variant that ships: the compression audit reports its costs as ``compression.deployed.*``.
+    variant: Literal["fp32", "int8", "prune_50", "prune_90"] = "fp32"
+
+
 class Spec(_Strict):
     name: str
     task: Task
@@ -141,6 +146,8 @@ class Spec(_Strict):
     audits: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Free text for the report's Annex IV "intended purpose".
     intended_purpose: str | None = None
+    #: What is deployed, when it is not the model as trained.
+    deployment: DeploymentSpec | None = None
     #: Where the spec was read from (set by load_spec; not part of the YAML).
     source: Path | None = Field(default=None, exclude=True)
 

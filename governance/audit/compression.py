@@ -264,7 +264,14 @@ class CompressionAudit(Audit):
     name = "compression"
 
     def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:
-        parse_options(options, spec.source)
+        parsed = parse_options(options, spec.source)
+        deployed = spec.deployment.variant if spec.deployment is not None else None
+        if deployed not in (None, "fp32", *parsed.variants):
+            raise InputError(
+                spec.source,
+                "deployment.variant",
+                f"{deployed!r} is not among audits.compression.variants {list(parsed.variants)}",
+            )
 
     def run(self, context: AuditContext) -> AuditSection:
         import tempfile
@@ -385,6 +392,12 @@ class CompressionAudit(Audit):
                             audit="compression",
                         )
                     )
+        deployed = context.spec.deployment.variant if context.spec.deployment is not None else None
+        if deployed is not None:
+            for key, value in list(metrics.items()):
+                prefix = f"compression.{deployed}."
+                if key.startswith(prefix):
+                    metrics["compression.deployed." + key[len(prefix) :]] = value
         return AuditSection(
             name="compression",
             metrics=metrics,
@@ -397,6 +410,7 @@ class CompressionAudit(Audit):
                 "reference": "fp32",
                 "confidence": 0.95,
                 "n_boot": options.n_boot,
+                "deployed": deployed,
             },
             findings=tuple(findings),
         )

@@ -204,3 +204,19 @@ def test_bad_inputs_raise():
         compare_predictions([0, 1], [0, 2], [0, 1], {}, classes=[0, 1])
     with pytest.raises(ValueError, match="attribute 's'"):
         compare_predictions([0, 1], [0, 1], [0, 1], {"s": ["a"]})
+
+
+def test_groups_under_the_min_share_are_left_out_of_worst_and_gap():
+    rng = np.random.default_rng(4)
+    n = 1000
+    y = rng.integers(0, 2, n)
+    a = y.copy()
+    b = y.copy()
+    s = np.array(["big"] * (n - 3) + ["tiny"] * 3)
+    b[-3:] = 1 - y[-3:]  # the tiny group loses everything, the big one nothing
+    cmp = compare_predictions(y, a, b, {"s": s}, n_boot=0)
+    assert cmp.worst_group_drop["s"][:2] == ("big", 0.0)
+    assert cmp.drop_gap["s"][0] == 0.0
+    assert cmp.metric("accuracy", "s", "tiny").difference == -1.0  # still reported per group
+    kept = compare_predictions(y, a, b, {"s": s}, n_boot=0, min_group_share=0.0)
+    assert kept.worst_group_drop["s"][:2] == ("tiny", 1.0)

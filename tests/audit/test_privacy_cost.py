@@ -40,7 +40,9 @@ def test_numbers_equal_a_direct_paired_comparison():
     worst = max(v[1] for v in direct.worst_group_drop.values())
     assert m["privacy_cost.worst_group_accuracy_drop"] == pytest.approx(worst, abs=1e-12)
     for attr in ("sex", "age_group", "sex*age_group"):
-        assert m[f"privacy_cost.{attr}.accuracy_drop_gap"] == pytest.approx(direct.drop_gap[attr][0], abs=1e-12)
+        assert m[f"privacy_cost.{attr}.accuracy_drop_gap"] == pytest.approx(
+            direct.drop_gap[attr][0], abs=1e-12
+        )
     rows = [r for r in section.tables["groups"] if r["attribute"] == "sex"]
     assert {r["group"] for r in rows} == set(bundle.eval["sex"].astype(str))
     for r in rows:
