@@ -52,9 +52,9 @@ def test_numbers_equal_a_direct_paired_comparison():
 def test_without_the_twin_or_privacy_it_is_bad_input():
     handle, bundle = tabular_handle()
     context = make_context(handle, bundle)
-    with pytest.raises(InputError, match="audits.privacy_cost"):
+    with pytest.raises(InputError, match=r"audits\.privacy_cost"):
         PrivacyCostAudit().run(context)
-    with pytest.raises(InputError, match="train.privacy"):
+    with pytest.raises(InputError, match=r"train\.privacy"):
         PrivacyCostAudit().preflight(context.spec, bundle, {})
     with pytest.raises(InputError, match=r"audits\.privacy_cost\.lr"):
         PrivacyCostAudit().run(replace(context, options={"lr": -1}))
