@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "DisparityComparison",
     "GroupComparison",
     "MetricComparison",
     "PairedComparison",
@@ -109,6 +110,29 @@ class GroupComparison:
 
 
 @dataclass(frozen=True)
+class DisparityComparison:
+    """One disparity metric of one attribute (fairness audit definitions) under both models.
+
+    Attributes
+    ----------
+    attribute
+        The attribute or intersection (``sex*age_group``).
+    metric
+        One of :data:`governance.audit._disparity.DISPARITIES` (fairlearn's conventions).
+    reference, candidate, difference, ci_low, ci_high
+        As in :class:`MetricComparison`.
+    """
+
+    attribute: str
+    metric: str
+    reference: float
+    candidate: float
+    difference: float
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
 class PairedComparison:
     """The whole comparison: every metric of every group, and the per-group agreement.
 
@@ -137,6 +161,8 @@ class PairedComparison:
     drop_gap: Mapping[str, tuple[float, float | None, float | None]]
     confidence: float
     n_boot: int
+    #: Binary tasks: every disparity metric of every attribute, with paired intervals.
+    disparities: tuple[DisparityComparison, ...] = ()
 
     def metric(self, metric: str, attribute: str = "overall", group: str = "overall") -> MetricComparison:
         """The row of one metric; raises KeyError when the comparison has none."""
@@ -365,6 +391,7 @@ def compare_codes(
 
     metric_rows: list[MetricComparison] = []
     group_rows: list[GroupComparison] = []
+    disparity_rows: list[DisparityComparison] = []
     worst: dict[str, tuple[str, float, float | None, float | None]] = {}
     gaps: dict[str, tuple[float, float | None, float | None]] = {}
     for attribute, keep, group_names in tables:
@@ -413,6 +440,8 @@ def compare_codes(
             )
         if attribute == "overall":
             continue
+        if pos is not None:
+            disparity_rows.extend(_disparity_rows(attribute, cells, boot, pos, confidence))
         occupied = sizes >= max(min_group_share * len(y), 1)
         ref_acc, cand_acc = values["accuracy"]
         drops = np.where(occupied, ref_acc - cand_acc, np.nan)
@@ -443,4 +472,35 @@ def compare_codes(
         drop_gap=gaps,
         confidence=confidence,
         n_boot=n_boot,
+        disparities=tuple(disparity_rows),
     )
+
+
+def _disparity_rows(
+    attribute: str,
+    cells: NDArray[np.int64],
+    boot: NDArray[np.int64] | None,
+    positive: int,
+    confidence: float,
+) -> list[DisparityComparison]:
+    """The fairness audit's disparity metrics for both models, from the joint cells.
+
+    ``cells[..., true, reference, candidate]`` summed over the candidate's axis is the reference's
+    confusion table ``[true, pred]`` and over the reference's axis the candidate's; the fairness
+    audit's own :func:`~governance.audit._disparity.disparities` reads both.
+    """
+    from governance.audit._disparity import disparities
+
+    ref = disparities(cells.sum(axis=-1), positive)
+    cand = disparities(cells.sum(axis=-2), positive)
+    if boot is not None:
+        boot_ref = disparities(boot.sum(axis=-1), positive)
+        boot_cand = disparities(boot.sum(axis=-2), positive)
+    rows = []
+    for metric in ref:
+        lo = hi = None
+        if boot is not None:
+            lo, hi = percentile_interval(boot_cand[metric] - boot_ref[metric], confidence)
+        r, c = float(ref[metric]), float(cand[metric])
+        rows.append(DisparityComparison(attribute, metric, r, c, c - r, lo, hi))
+    return rows

@@ -220,3 +220,31 @@ def test_groups_under_the_min_share_are_left_out_of_worst_and_gap():
     assert cmp.metric("accuracy", "s", "tiny").difference == -1.0  # still reported per group
     kept = compare_predictions(y, a, b, {"s": s}, n_boot=0, min_group_share=0.0)
     assert kept.worst_group_drop["s"][:2] == ("tiny", 1.0)
+
+
+def test_disparities_of_both_models_equal_fairlearn():
+    from fairlearn.metrics import (
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+    )
+
+    rng = np.random.default_rng(11)
+    n = 800
+    y = rng.integers(0, 2, n)
+    a = np.where(rng.random(n) < 0.75, y, 1 - y)
+    b = np.where(rng.random(n) < 0.8, a, 1 - a)
+    s = rng.choice(["f", "m", "x"], n, p=[0.5, 0.4, 0.1])
+    cmp = compare_predictions(y, a, b, {"sex": s}, n_boot=200)
+    rows = {(r.attribute, r.metric): r for r in cmp.disparities}
+    for pred, side in ((a, "reference"), (b, "candidate")):
+        expected = {
+            "demographic_parity_difference": demographic_parity_difference(y, pred, sensitive_features=s),
+            "demographic_parity_ratio": demographic_parity_ratio(y, pred, sensitive_features=s),
+            "equalized_odds_difference": equalized_odds_difference(y, pred, sensitive_features=s),
+        }
+        for metric, value in expected.items():
+            assert getattr(rows[("sex", metric)], side) == pytest.approx(value, abs=1e-12)
+    row = rows[("sex", "demographic_parity_difference")]
+    assert row.difference == pytest.approx(row.candidate - row.reference)
+    assert row.ci_low is not None and row.ci_low <= row.ci_high
