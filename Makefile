@@ -32,6 +32,7 @@ demo: $(DEMO_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check governance tests benchmarks
 	$(BIN)/ruff format --check governance
+	$(BIN)/lint-imports
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy

@@ -57,7 +57,7 @@ def _digits() -> tuple[Any, Any, Any, Any]:
 def _cnn() -> Any:
     import torch
 
-    from governance.train.architectures import build_architecture
+    from governance.models.architectures import build_architecture
 
     torch.manual_seed(0)
     return build_architecture("cnn", 64, 10, {"input_shape": [1, 8, 8]})

@@ -64,8 +64,9 @@ def _fine_tune_seconds(
     import torch
 
     import governance.train.trainer as trainer_module
+    from governance.models.hf import build_hf_classifier
     from governance.spec import resolve_model_path
-    from governance.train.hf import build_hf_classifier, token_dataset
+    from governance.train.text import token_dataset
     from governance.train.trainer import PrivacySettings, Trainer
 
     torch.manual_seed(0)
@@ -105,9 +106,9 @@ def run(smoke: bool = False) -> dict[str, Any]:
 
     from governance.audit._layer_ig import layer_integrated_gradients
     from governance.audit._text_attribution import text_baseline
+    from governance.models.hf import build_hf_classifier, load_tokenizer
     from governance.spec import resolve_model_path
     from governance.text.tokens import encode_texts
-    from governance.train.hf import build_hf_classifier, load_tokenizer
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -115,7 +115,7 @@ def _case(name: str, smoke: bool) -> dict[str, Any]:
 def _trainer(case: dict[str, Any], mode: str, **privacy_kw: Any) -> Any:
     import torch
 
-    from governance.train.architectures import build_architecture
+    from governance.models.architectures import build_architecture
     from governance.train.trainer import PrivacySettings, Trainer
 
     xt, yt, xe, ye = case["data"]
@@ -296,9 +296,10 @@ def _accuracy_german(epsilons: tuple[float, ...]) -> dict[str, Any]:
     import torch
 
     from governance.data.loading import load_bundle
+    from governance.models.artifacts import build_module
+    from governance.models.config import model_config
+    from governance.models.preprocessing import preprocessor_for
     from governance.spec import load_spec
-    from governance.train.api import model_config, preprocessor_for
-    from governance.train.artifacts import build_module
     from governance.train.trainer import PrivacySettings, Trainer
 
     spec = load_spec(REPO / "audits" / "german-credit.yaml")

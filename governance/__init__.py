@@ -27,10 +27,10 @@ _LAZY: dict[str, str] = {
     "load_policy": "governance.policy.loader:load_policy",
     "load_waivers": "governance.policy.waivers:load_waivers",
     "load_spec": "governance.spec:load_spec",
-    "load_model": "governance.train.artifacts:load_model",
+    "load_model": "governance.models.artifacts:load_model",
     "Trainer": "governance.train.trainer:Trainer",
     "PrivacySettings": "governance.train.trainer:PrivacySettings",
-    "run_audit": "governance.audit.runner:run_audit",
+    "run_audit": "governance.pipeline:run_audit",
     "InputError": "governance.errors:InputError",
 }
 

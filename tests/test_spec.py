@@ -44,11 +44,6 @@ def test_a_decision_log_alone_is_the_eval_data(write_file):
             "exactly one of",
         ),
         (
-            "data: {eval: e.csv, label: y}\nmodel: {architecture: mlp}\naudits: {fairnes: {}}\n",
-            "audits.fairnes",
-            "unknown audit",
-        ),
-        (
             "data: {eval: e.csv, label: y}\nmodel: {architecture: mlp}\ntrain: {privacy: {target_epsilon: 0}}\n",
             "train.privacy.target_epsilon",
             "must be > 0",

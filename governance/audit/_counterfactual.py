@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from governance._options import Options, Str, parse_options
 from governance.errors import InputError
 from governance.results import metric_id
 
@@ -40,31 +41,14 @@ __all__ = [
     "with_counterfactual",
 ]
 
-ERR_OPTIONS = "expected a mapping with pair_column (and optionally term_column), got {value!r}"
 ERR_COLUMN = "column {column!r} not found in the eval data"
 
 
-@dataclass(frozen=True)
-class CounterfactualOptions:
+class CounterfactualOptions(Options):
     """``audits.fairness.counterfactual``: which columns pair the rows and name the terms."""
 
-    pair_column: str
-    term_column: str | None = None
-
-    @classmethod
-    def parse(cls, raw: Any, *, source: str | None) -> CounterfactualOptions:
-        where = "audits.fairness.counterfactual"
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("pair_column"), str):
-            raise InputError(source, where, ERR_OPTIONS.format(value=raw))
-        unknown = sorted(set(raw) - {"pair_column", "term_column"})
-        if unknown:
-            raise InputError(
-                source, f"{where}.{unknown[0]}", "unknown option; expected pair_column, term_column"
-            )
-        term = raw.get("term_column")
-        if term is not None and not isinstance(term, str):
-            raise InputError(source, f"{where}.term_column", f"expected a column name, got {term!r}")
-        return cls(pair_column=raw["pair_column"], term_column=term)
+    pair_column: Str
+    term_column: Str | None = None
 
     def check(self, frame: pd.DataFrame, *, source: str | None) -> None:
         for field, column in (("pair_column", self.pair_column), ("term_column", self.term_column)):
@@ -207,7 +191,9 @@ def counterfactual_options(
     """The parsed, column-checked ``counterfactual`` entry of the fairness options, if any."""
     if raw.get("counterfactual") is None:
         return None
-    options = CounterfactualOptions.parse(raw["counterfactual"], source=source)
+    options = parse_options(
+        CounterfactualOptions, raw["counterfactual"], source=source, where="audits.fairness.counterfactual"
+    )
     options.check(frame, source=source)
     return options
 

@@ -10,10 +10,11 @@ own feature, every column may move" when a handle does not provide them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from governance._options import Options, parse_options
 from governance.errors import InputError
 
 if TYPE_CHECKING:
@@ -27,10 +28,13 @@ __all__ = [
     "encode",
     "feature_groups",
     "option_error",
+    "parse_audit_options",
     "perturbable_mask",
     "sample_frame",
     "tabular_baseline",
 ]
+
+OptionsT = TypeVar("OptionsT", bound=Options)
 
 
 def option_error(context: AuditContext, audit: str, field: str, message: str) -> InputError:
@@ -114,3 +118,13 @@ def tabular_baseline(handle: ModelHandle, train: pd.DataFrame | None, x: torch.T
         base = x.mean(dim=0, keepdim=True)
     base = base.reshape(-1, *x.shape[1:])[:1]
     return base.expand_as(x).contiguous()
+
+
+def parse_audit_options(model: type[OptionsT], context: AuditContext, audit: str) -> OptionsT:
+    """The audit's options model from ``context.options`` (errors name ``audits.<audit>.<field>``).
+
+    The pipeline has validated the same mapping before any work (:func:`governance.audit.suite.check_audits`);
+    audits run on their own (tests, notebooks) get the same errors here.
+    """
+    source = context.spec.source if context.spec.source is not None else f"audits.{audit}"
+    return parse_options(model, context.options, source=source, where=f"audits.{audit}")

@@ -19,13 +19,13 @@ their tokens and attributions for the report's highlighted-token view.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import numpy as np
+from pydantic import Field
 
-from governance.audit._inputs import option_error, sample_frame
-from governance.audit._options import parse_options
+from governance._options import Int, Options, Str
+from governance.audit._inputs import option_error, parse_audit_options, sample_frame
 from governance.results import AuditSection, metric_id
 
 if TYPE_CHECKING:
@@ -36,42 +36,26 @@ if TYPE_CHECKING:
 __all__ = ["TextAttributionOptions", "run_text_attribution", "text_baseline"]
 
 NAME = "attribution"
-METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+Method = Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
+METHODS: tuple[str, ...] = get_args(Method)
 
 
-@dataclass(frozen=True)
-class TextAttributionOptions:
+class TextAttributionOptions(Options):
     """``audits.attribution`` options for a text model."""
 
     #: Eval rows attributed (seeded sample); each costs ``n_steps`` forward+backward passes.
-    max_rows: int | None = 32
-    n_steps: int = 32
-    method: str = "gausslegendre"
+    max_rows: Annotated[Int, Field(ge=1)] | None = 32
+    n_steps: Annotated[Int, Field(ge=2)] = 32
+    method: Method = "gausslegendre"
     #: "predicted" or a class label.
-    target: str = "predicted"
+    target: Str = "predicted"
     #: "fast" (batched, Captum's maths) or "captum" (LayerIntegratedGradients.attribute itself).
-    engine: str = "fast"
-    #: Column holding each row's identity term; None = match the identity lexicon.
-    term_column: str | None = None
+    engine: Literal["fast", "captum"] = "fast"
+    #: Column holding each row's identity term (checked against the eval data when the audit runs);
+    #: None = match the identity lexicon.
+    term_column: Str | None = None
     #: Examples with tokens and attributions kept in ``details`` for the report.
-    examples: int = 6
-
-    def validate(self, context: AuditContext) -> None:
-        checks: list[tuple[bool, str, str]] = [
-            (self.max_rows is None or self.max_rows >= 1, "max_rows", "expected an integer >= 1"),
-            (self.n_steps >= 2, "n_steps", "expected an integer >= 2"),
-            (self.method in METHODS, "method", f"expected one of {list(METHODS)}"),
-            (self.engine in ("fast", "captum"), "engine", "expected fast or captum"),
-            (self.examples >= 0, "examples", "expected an integer >= 0"),
-            (
-                self.term_column is None or self.term_column in context.data.eval.columns,
-                "term_column",
-                "expected a column of the eval data",
-            ),
-        ]
-        for ok, field, message in checks:
-            if not ok:
-                raise option_error(context, NAME, field, f"{message}, got {getattr(self, field)!r}")
+    examples: Annotated[Int, Field(ge=0)] = 6
 
 
 def text_baseline(ids: torch.Tensor, tokenizer: Any, pad_id: int) -> torch.Tensor:
@@ -117,8 +101,11 @@ def run_text_attribution(context: AuditContext) -> AuditSection:
     from governance.text.tokens import encode_texts, term_token_mask
 
     started = time.perf_counter()
-    opts = parse_options(TextAttributionOptions, context.options, context, NAME)
-    opts.validate(context)
+    opts = parse_audit_options(TextAttributionOptions, context, NAME)
+    if opts.term_column is not None and opts.term_column not in context.data.eval.columns:
+        raise option_error(
+            context, NAME, "term_column", f"expected a column of the eval data, got {opts.term_column!r}"
+        )
     handle: Any = context.model
     frame = sample_frame(context.data.eval, opts.max_rows, context.seed)
     texts = handle.texts(frame)

@@ -12,11 +12,12 @@ seeded from the spec's seed, so results repeat.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from governance.audit._inputs import class_indices, option_error, sample_frame
-from governance.audit._options import parse_options
+from pydantic import AfterValidator, Field
+
+from governance._options import Float, Int, Options, Str
+from governance.audit._inputs import class_indices, parse_audit_options, sample_frame
 from governance.results import AuditSection, metric_id
 
 if TYPE_CHECKING:
@@ -27,51 +28,40 @@ __all__ = ["TextRobustnessOptions", "run_text_robustness"]
 NAME = "robustness"
 
 
-@dataclass(frozen=True)
-class TextRobustnessOptions:
+def _known_perturbation(name: str) -> str:
+    from governance.text.perturb import perturbation_names
+
+    known = perturbation_names()
+    if name not in known:
+        raise ValueError(f"unknown perturbation {name!r}; expected one of {sorted(known)}")
+    return name
+
+
+class TextRobustnessOptions(Options):
     """``audits.robustness`` options for a text model."""
 
-    perturbations: tuple[str, ...] = ("char_typo", "char_case", "whitespace")
+    perturbations: tuple[Annotated[Str, AfterValidator(_known_perturbation)], ...] = (
+        "char_typo",
+        "char_case",
+        "whitespace",
+    )
     #: Probability that each eligible character is changed.
-    rates: tuple[float, ...] = (0.05, 0.1, 0.2)
+    rates: tuple[Annotated[Float, Field(ge=0.0, le=1.0)], ...] = (0.05, 0.1, 0.2)
     #: Eval rows perturbed (seeded sample); None = all.
-    max_rows: int | None = 300
+    max_rows: Annotated[Int, Field(ge=1)] | None = 300
     #: Groups smaller than this are listed but not used for worst_group_accuracy_drop.
-    min_group_size: int = 10
+    min_group_size: Annotated[Int, Field(ge=1)] = 10
     #: Perturbed examples kept in ``details`` per perturbation (highest rate).
-    examples: int = 3
-
-    def validate(self, context: AuditContext) -> None:
-        from governance.text.perturb import perturbation_names
-
-        known = perturbation_names()
-        for i, name in enumerate(self.perturbations):
-            if name not in known:
-                raise option_error(
-                    context,
-                    NAME,
-                    f"perturbations[{i}]",
-                    f"unknown perturbation {name!r}; expected one of {sorted(known)}",
-                )
-        for i, rate in enumerate(self.rates):
-            if not 0.0 <= rate <= 1.0:
-                raise option_error(context, NAME, f"rates[{i}]", f"expected a number in [0, 1], got {rate}")
-        if self.max_rows is not None and self.max_rows < 1:
-            raise option_error(context, NAME, "max_rows", f"expected an integer >= 1, got {self.max_rows}")
-        if self.min_group_size < 1:
-            raise option_error(
-                context, NAME, "min_group_size", f"expected an integer >= 1, got {self.min_group_size}"
-            )
+    examples: Int = 3
 
 
 def run_text_robustness(context: AuditContext) -> AuditSection:
     """The robustness section of a text model (see the module docstring)."""
-    from governance.audit.robustness import RobustnessAudit
+    from governance.audit._groups import accuracy_by_group
     from governance.text.perturb import perturb
 
     started = time.perf_counter()
-    opts = parse_options(TextRobustnessOptions, context.options, context, NAME)
-    opts.validate(context)
+    opts = parse_audit_options(TextRobustnessOptions, context, NAME)
     handle: Any = context.model
     frame = sample_frame(context.data.eval, opts.max_rows, context.seed)
     texts = handle.texts(frame)
@@ -99,7 +89,7 @@ def run_text_robustness(context: AuditContext) -> AuditSection:
             curves.setdefault(name, []).append(
                 {"level": rate, "accuracy": acc, "accuracy_drop": clean_acc - acc, "flip_rate": flips}
             )
-            rows = RobustnessAudit._by_group(frame, context.data.sensitive, clean, correct)
+            rows = accuracy_by_group(frame, context.data.sensitive, clean, correct)
             group_rows += [{"perturbation": name, "level": rate, **row} for row in rows]
             eligible = [r["accuracy_drop"] for r in rows if r["n"] >= opts.min_group_size]
             metrics[metric_id(NAME, name, q, "worst_group_accuracy_drop")] = (

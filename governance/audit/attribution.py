@@ -16,13 +16,20 @@ proxies (declared in the spec, or detected by :mod:`governance.audit._proxies`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 import numpy as np
+from pydantic import Field
 
-from governance.audit._inputs import encode, feature_groups, option_error, sample_frame, tabular_baseline
-from governance.audit._options import parse_options
+from governance._options import Float, Int, Options, Str
+from governance.audit._inputs import (
+    encode,
+    feature_groups,
+    option_error,
+    parse_audit_options,
+    sample_frame,
+    tabular_baseline,
+)
 from governance.audit._proxies import detect_proxies
 from governance.audit.base import Audit
 from governance.results import AuditSection, Finding, SectionStatus, Severity, metric_id
@@ -36,12 +43,13 @@ if TYPE_CHECKING:
 __all__ = ["AttributionAudit", "AttributionOptions"]
 
 NAME = "attribution"
-METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
-ENGINES = ("fast", "captum")
+Method = Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
+Engine = Literal["fast", "captum"]
+METHODS: tuple[str, ...] = get_args(Method)
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 
-@dataclass(frozen=True)
-class AttributionOptions:
+class AttributionOptions(Options):
     """Options of the attribution audit (``audits.attribution`` in the spec).
 
     Defaults keep the German Credit audit within a few seconds; raise ``max_rows`` for tighter
@@ -49,45 +57,26 @@ class AttributionOptions:
     """
 
     #: Eval rows attributed (seeded sample); None = all.
-    max_rows: int | None = 300
-    n_steps: int = 50
-    method: str = "gausslegendre"
+    max_rows: Annotated[Int, Field(ge=1)] | None = 300
+    n_steps: Annotated[Int, Field(ge=2)] = 50
+    method: Method = "gausslegendre"
     #: "auto" (train mean for tabular, zeros for images), "mean" or "zeros".
-    baseline: str = "auto"
-    #: "predicted" or a class label.
-    target: str = "predicted"
+    baseline: Literal["auto", "mean", "zeros"] = "auto"
+    #: "predicted" or a class label (checked against the model's classes when the audit runs).
+    target: Str = "predicted"
     #: "fast" (batched, Captum's maths) or "captum" (IntegratedGradients.attribute itself).
-    engine: str = "fast"
+    engine: Engine = "fast"
     #: AUC at which a feature counts as a proxy of a sensitive attribute.
-    proxy_threshold: float = 0.7
-    top_k: int = 10
-    infidelity_rows: int = 50
-    infidelity_samples: int = 10
+    proxy_threshold: Annotated[Float, Field(ge=0.5, le=1.0)] = 0.7
+    top_k: Annotated[Int, Field(ge=1)] = 10
+    infidelity_rows: Annotated[Int, Field(ge=0)] = 50
+    infidelity_samples: Annotated[Int, Field(ge=1)] = 10
     #: Std of the Gaussian input perturbation for Captum's infidelity (encoded units).
-    infidelity_sigma: float = 0.1
+    infidelity_sigma: Annotated[Float, Field(gt=0)] = 0.1
     #: Examples averaged into each class's heatmap (images).
-    heatmap_examples: int = 8
+    heatmap_examples: Annotated[Int, Field(ge=1)] = 8
     #: Single examples per class kept with their input for the report (images).
-    heatmap_shown: int = 2
-
-    def validate(self, context: AuditContext) -> None:
-        checks: list[tuple[bool, str, str]] = [
-            (self.max_rows is None or self.max_rows >= 1, "max_rows", "expected an integer >= 1"),
-            (self.n_steps >= 2, "n_steps", "expected an integer >= 2"),
-            (self.method in METHODS, "method", f"expected one of {list(METHODS)}"),
-            (self.baseline in ("auto", "mean", "zeros"), "baseline", "expected auto, mean or zeros"),
-            (self.engine in ENGINES, "engine", f"expected one of {list(ENGINES)}"),
-            (0.5 <= self.proxy_threshold <= 1.0, "proxy_threshold", "expected a number in [0.5, 1]"),
-            (self.top_k >= 1, "top_k", "expected an integer >= 1"),
-            (self.infidelity_rows >= 0, "infidelity_rows", "expected an integer >= 0"),
-            (self.infidelity_samples >= 1, "infidelity_samples", "expected an integer >= 1"),
-            (self.infidelity_sigma > 0, "infidelity_sigma", "expected a number > 0"),
-            (self.heatmap_examples >= 1, "heatmap_examples", "expected an integer >= 1"),
-            (self.heatmap_shown >= 0, "heatmap_shown", "expected an integer >= 0"),
-        ]
-        for ok, field, message in checks:
-            if not ok:
-                raise option_error(context, NAME, field, f"{message}, got {getattr(self, field)!r}")
+    heatmap_shown: Annotated[Int, Field(ge=0)] = 2
 
 
 def _targets(handle: ModelHandle, logits: torch.Tensor, option: str, context: AuditContext) -> torch.Tensor:
@@ -257,8 +246,7 @@ class AttributionAudit(Audit):
 
             return run_text_attribution(context)  # token-level audit, its own options
         started = time.perf_counter()
-        opts = parse_options(AttributionOptions, context.options, context, NAME)
-        opts.validate(context)
+        opts = parse_audit_options(AttributionOptions, context, NAME)
         handle = context.model
         if handle is None:
             return AuditSection(NAME, status=SectionStatus.SKIPPED, reason="no model: predictions only")

@@ -27,11 +27,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
+from governance._options import Float, Int, Options
+from governance._options import parse_options as _parse
 from governance.audit.base import Audit, AuditContext
 from governance.errors import InputError
 from governance.results import AuditSection, Finding, Severity
@@ -48,32 +50,27 @@ __all__ = ["VARIANTS", "CompressionAudit", "CompressionOptions", "compress", "se
 VariantName = Literal["fp32", "int8", "prune_50", "prune_90"]
 
 
-class CompressionOptions(BaseModel):
+class CompressionOptions(Options):
     """``audits.compression`` options."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Variants compared with fp32 (fp32 itself is always measured: it is the reference).
     variants: tuple[VariantName, ...] = ("int8", "prune_50", "prune_90")
     #: Batch sizes at which per-row latency is measured.
-    latency_batches: tuple[int, ...] = Field(default=(1, 256), min_length=1)
+    latency_batches: tuple[Annotated[Int, Field(ge=1, le=1_000_000)], ...] = Field(
+        default=(1, 256), min_length=1
+    )
     #: Timed calls per batch size (after ``warmup`` untimed ones).
-    latency_calls: int = Field(default=50, ge=5, le=10_000)
-    warmup: int = Field(default=5, ge=0, le=1_000)
+    latency_calls: Int = Field(default=50, ge=5, le=10_000)
+    warmup: Int = Field(default=5, ge=0, le=1_000)
     #: Threads for every timed call (latency depends on it more than on anything else).
-    threads: int = Field(default=1, ge=1, le=256)
+    threads: Int = Field(default=1, ge=1, le=256)
     #: Finding when a variant's worst-group accuracy drop exceeds this.
-    max_worst_group_drop: float = Field(default=0.02, ge=0.0, le=1.0)
-    n_boot: int = Field(default=1000, ge=0, le=100_000)
+    max_worst_group_drop: Float = Field(default=0.02, ge=0.0, le=1.0)
+    n_boot: Int = Field(default=1000, ge=0, le=100_000)
 
 
-def parse_options(raw: Mapping[str, Any], source: str | Path | None) -> CompressionOptions:
-    try:
-        return CompressionOptions.model_validate(dict(raw))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        raise InputError(source, f"audits.compression.{where}", error["msg"]) from None
+def parse_options(raw: Mapping[str, Any] | None, source: str | Path | None) -> CompressionOptions:
+    return _parse(CompressionOptions, raw, source=source, where="audits.compression")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ class DataQualityAudit(Audit):
     requires_model: ClassVar[bool] = False
 
     def run(self, context: AuditContext) -> AuditSection:
-        from governance.data.quality import QualityOptions, assess
+        from governance.data.quality import assess, quality_options
 
         source = None if context.spec.source is None else str(context.spec.source)
-        return assess(context.data, QualityOptions.from_options(context.options, source=source))
+        return assess(context.data, quality_options(context.options, source=source))

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
+from governance._options import Bool, Float, Int, Label, Options, parse_options
 from governance.audit._bootstrap import percentile_interval, resample_counts
 from governance.audit._confusion import GroupTable, JointCounts, reduce_joint
-from governance.audit._counterfactual import add_counterfactual, counterfactual_options
+from governance.audit._counterfactual import CounterfactualOptions, add_counterfactual, counterfactual_options
 from governance.audit._disparity import DISPARITIES, GROUP_RATES, disparities, group_rates, worst
 from governance.audit._encode import class_codes, group_codes
 from governance.audit.base import Audit, AuditContext
@@ -50,10 +51,10 @@ ERR_POSITIVE = "positive_label {label!r} is not one of the classes {classes}"
 #: NYC Local Law 144 rules, 6 RCNY §5-301(d): categories under 2% of the data may be left out of
 #: impact ratios. We never leave them out; we flag them.
 DEFAULT_MIN_GROUP_SHARE = 0.02
+WHERE = "audits.fairness"
 
 
-@dataclass(frozen=True)
-class FairnessOptions:
+class FairnessOptions(Options):
     """The ``audits.fairness`` options of a spec.
 
     Attributes
@@ -72,62 +73,16 @@ class FairnessOptions:
         Bootstrap seed (default: the spec's seed).
     counterfactual
         ``{pair_column, term_column}``: also report counterfactual fairness over rows that share
-        a pair id (see :mod:`governance.audit._counterfactual`); not stored here.
+        a pair id (see :mod:`governance.audit._counterfactual`).
     """
 
-    positive_label: str | None = None
-    min_group_share: float = DEFAULT_MIN_GROUP_SHARE
-    bootstrap: int = 1000
-    confidence: float = 0.95
-    intersections: bool = True
-    seed: int | None = None
-
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "positive_label",
-        "min_group_share",
-        "bootstrap",
-        "confidence",
-        "intersections",
-        "seed",
-        # Parsed by governance.audit._counterfactual: {pair_column, term_column}.
-        "counterfactual",
-    )
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any], *, source: str | None) -> FairnessOptions:
-        """Validate the options mapping; every problem is an :class:`InputError` naming the field."""
-        where = "audits.fairness"
-        unknown = sorted(set(raw) - set(cls.FIELDS))
-        if unknown:
-            raise InputError(
-                source, f"{where}.{unknown[0]}", f"unknown option; expected one of {list(cls.FIELDS)}"
-            )
-        share = raw.get("min_group_share", DEFAULT_MIN_GROUP_SHARE)
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
-            raise InputError(
-                source, f"{where}.min_group_share", f"expected a number in [0, 1), got {share!r}"
-            )
-        boot = raw.get("bootstrap", 1000)
-        if isinstance(boot, bool) or not isinstance(boot, int) or boot < 0:
-            raise InputError(source, f"{where}.bootstrap", f"expected a whole number >= 0, got {boot!r}")
-        conf = raw.get("confidence", 0.95)
-        if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0 < conf < 1:
-            raise InputError(source, f"{where}.confidence", f"expected a number in (0, 1), got {conf!r}")
-        inter = raw.get("intersections", True)
-        if not isinstance(inter, bool):
-            raise InputError(source, f"{where}.intersections", f"expected true or false, got {inter!r}")
-        seed = raw.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise InputError(source, f"{where}.seed", f"expected a whole number, got {seed!r}")
-        pos = raw.get("positive_label")
-        return cls(
-            positive_label=None if pos is None else str(pos),
-            min_group_share=float(share),
-            bootstrap=int(boot),
-            confidence=float(conf),
-            intersections=inter,
-            seed=seed,
-        )
+    positive_label: Label | None = None
+    min_group_share: Annotated[Float, Field(ge=0, lt=1)] = DEFAULT_MIN_GROUP_SHARE
+    bootstrap: Annotated[Int, Field(ge=0)] = 1000
+    confidence: Annotated[Float, Field(gt=0, lt=1)] = 0.95
+    intersections: Bool = True
+    seed: Int | None = None
+    counterfactual: CounterfactualOptions | None = None
 
 
 class FairnessAudit(Audit):
@@ -138,14 +93,14 @@ class FairnessAudit(Audit):
 
     def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:
         source = None if spec.source is None else str(spec.source)
-        FairnessOptions.parse(options, source=source)
+        parse_options(FairnessOptions, options, source=source, where=WHERE)
         if data.sensitive:
             _sensitive_codes(data, source)
         counterfactual_options(options, data.eval, source=source)
 
     def run(self, context: AuditContext) -> AuditSection:
         source = None if context.spec.source is None else str(context.spec.source)
-        options = FairnessOptions.parse(context.options, source=source)
+        options = parse_options(FairnessOptions, context.options, source=source, where=WHERE)
         bundle = context.data
         if not bundle.sensitive:
             return AuditSection(name=self.name, status=SectionStatus.SKIPPED, reason=SKIP_NO_SENSITIVE)

@@ -19,10 +19,12 @@ membership-inference risk).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
+from governance._options import Bool, Float, Label, Options, parse_options
 from governance.audit._encode import class_codes
 from governance.audit.base import Audit, AuditContext, Predictions
 from governance.errors import InputError
@@ -34,10 +36,28 @@ if TYPE_CHECKING:
     from governance.data.bundle import DataBundle
     from governance.spec import Spec
 
-__all__ = ["PerformanceAudit", "confusion_matrix", "per_class_scores", "roc_auc", "scores_from_confusion"]
+__all__ = [
+    "PerformanceAudit",
+    "PerformanceOptions",
+    "confusion_matrix",
+    "per_class_scores",
+    "roc_auc",
+    "scores_from_confusion",
+]
 
-OPTIONS = ("positive_label", "max_gap", "baselines")
 DEFAULT_MAX_GAP = 0.1
+WHERE = "audits.performance"
+
+
+class PerformanceOptions(Options):
+    """Options of the performance audit (``audits.performance`` in the spec)."""
+
+    #: The positive class for binary scores (default: the last class).
+    positive_label: Label | None = None
+    #: A per-class recall gap above this is a finding.
+    max_gap: Annotated[Float, Field(ge=0, le=1)] = DEFAULT_MAX_GAP
+    #: Compare the model with the majority class and a logistic regression on the same split.
+    baselines: Bool = True
 
 
 def confusion_matrix(
@@ -143,13 +163,14 @@ class PerformanceAudit(Audit):
 
     def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:
         source = None if spec.source is None else str(spec.source)
-        pos_label, _ = _parse(options, source)
+        pos_label = parse_options(PerformanceOptions, options, source=source, where=WHERE).positive_label
         if data.classes:
             _positive(tuple(data.classes), pos_label, source)
 
     def run(self, context: AuditContext) -> AuditSection:
         source = None if context.spec.source is None else str(context.spec.source)
-        pos_label, max_gap = _parse(context.options, source)
+        opts = parse_options(PerformanceOptions, context.options, source=source, where=WHERE)
+        pos_label, max_gap = opts.positive_label, opts.max_gap
         classes = tuple(context.data.classes) or tuple(context.eval_predictions.classes or ())
         metrics: dict[str, float | None] = {}
         tables: dict[str, list[dict[str, Any]]] = {}
@@ -206,7 +227,7 @@ class PerformanceAudit(Audit):
                         audit="performance",
                     )
                 )
-        if context.options.get("baselines", True):
+        if opts.baselines:
             from governance.audit._baselines import assess_baselines
 
             names, true_codes, pred_codes = class_codes(context.eval_predictions, classes)
@@ -245,20 +266,3 @@ def _positive(classes: tuple[str, ...], label: str | None, source: str | None) -
             )
         return classes.index(label)
     return len(classes) - 1 if len(classes) <= 2 else None
-
-
-def _parse(raw: Mapping[str, Any], source: str | None) -> tuple[str | None, float]:
-    unknown = sorted(set(raw) - set(OPTIONS))
-    if unknown:
-        raise InputError(
-            source, f"audits.performance.{unknown[0]}", f"unknown option; expected one of {list(OPTIONS)}"
-        )
-    gap = raw.get("max_gap", DEFAULT_MAX_GAP)
-    if isinstance(gap, bool) or not isinstance(gap, int | float) or not 0 <= gap <= 1:
-        raise InputError(source, "audits.performance.max_gap", f"expected a number in [0, 1], got {gap!r}")
-    if not isinstance(raw.get("baselines", True), bool):
-        raise InputError(
-            source, "audits.performance.baselines", f"expected true or false, got {raw['baselines']!r}"
-        )
-    label = raw.get("positive_label")
-    return (None if label is None else str(label)), float(gap)

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
-from governance.audit._inputs import class_indices, option_error, sample_frame
+from governance._options import Float, Int, Options, Str
+from governance.audit._inputs import class_indices, parse_audit_options, sample_frame
 from governance.audit._mia import (
     bootstrap_ci,
     empirical_epsilon,
@@ -38,7 +39,6 @@ from governance.audit._mia import (
     roc_curve,
     tpr_at_fpr,
 )
-from governance.audit._options import parse_options
 from governance.audit.base import Audit
 from governance.results import AuditSection, Finding, SectionStatus, Severity, metric_id
 
@@ -59,35 +59,22 @@ FPR_TARGETS = (0.001, 0.01)
 ROC_GRID = np.logspace(-3, 0, 25)
 
 
-@dataclass(frozen=True)
-class PrivacyOptions:
+class PrivacyOptions(Options):
     """Options of the privacy audit (``audits.privacy`` in the spec)."""
 
     #: Members and non-members each (after balancing); None = all.
-    max_rows: int | None = 2000
+    max_rows: Annotated[Int, Field(ge=20)] | None = 2000
     #: "rf" | "gb" | "lr": ART's attack model type for the black-box attack.
-    attack_model: str = "rf"
+    attack_model: Literal["rf", "gb", "lr"] = "rf"
     #: Bootstrap resamples for the AUC and TPR confidence intervals.
-    n_boot: int = 200
+    n_boot: Annotated[Int, Field(ge=0)] = 200
     #: 1 − confidence of the intervals and of the empirical ε bound.
-    alpha: float = 0.05
+    alpha: Annotated[Float, Field(gt=0, lt=1)] = 0.05
     #: δ for the empirical ε bound when the ledger has none.
-    delta: float = 1e-5
+    delta: Annotated[Float, Field(gt=0, lt=1)] = 1e-5
     #: A table (CSV/Parquet/JSONL, relative to the spec) of rows drawn like the train split but
     #: never trained on; non-members come from it instead of the eval split.
-    nonmembers: str | None = None
-
-    def validate(self, context: AuditContext) -> None:
-        checks: list[tuple[bool, str, str]] = [
-            (self.max_rows is None or self.max_rows >= 20, "max_rows", "expected an integer >= 20"),
-            (self.attack_model in ("rf", "gb", "lr"), "attack_model", "expected one of rf, gb, lr"),
-            (self.n_boot >= 0, "n_boot", "expected an integer >= 0"),
-            (0 < self.alpha < 1, "alpha", "expected a number in (0, 1)"),
-            (0 < self.delta < 1, "delta", "expected a number in (0, 1)"),
-        ]
-        for ok, field, message in checks:
-            if not ok:
-                raise option_error(context, NAME, field, f"{message}, got {getattr(self, field)!r}")
+    nonmembers: Str | None = None
 
 
 def nonmember_path(spec: Spec, options: Mapping[str, Any]) -> Path | None:
@@ -225,8 +212,7 @@ class PrivacyAudit(Audit):
 
     def run(self, context: AuditContext) -> AuditSection:
         started = time.perf_counter()
-        opts = parse_options(PrivacyOptions, context.options, context, NAME)
-        opts.validate(context)
+        opts = parse_audit_options(PrivacyOptions, context, NAME)
         metrics: dict[str, float | None] = {}
         ledger_privacy = (context.ledger or {}).get("privacy") or {}
         claimed = ledger_privacy.get("epsilon")

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
+from governance._options import Float, Int, Options
+from governance._options import parse_options as _parse
 from governance.audit.base import Audit, AuditContext
 from governance.errors import InputError
 from governance.results import AuditSection, Finding, Severity
@@ -38,25 +40,18 @@ TWIN = "non_private_twin"
 ERR_NOT_PRIVATE = "needs a spec that trains with differential privacy (train.privacy)"
 
 
-class PrivacyCostOptions(BaseModel):
+class PrivacyCostOptions(Options):
     """``audits.privacy_cost`` options."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     #: Learning rate of the non-private twin (default: the private run's).
-    lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    lr: Float | None = Field(default=None, gt=0)
     #: Finding when the worst group's accuracy drop exceeds this.
-    max_worst_group_drop: float = Field(default=0.05, ge=0.0, le=1.0)
-    n_boot: int = Field(default=1000, ge=0, le=100_000)
+    max_worst_group_drop: Float = Field(default=0.05, ge=0.0, le=1.0)
+    n_boot: Int = Field(default=1000, ge=0, le=100_000)
 
 
-def parse_options(raw: Mapping[str, Any], source: str | Path | None) -> PrivacyCostOptions:
-    try:
-        return PrivacyCostOptions.model_validate(dict(raw))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        raise InputError(source, f"audits.privacy_cost.{where}", error["msg"]) from None
+def parse_options(raw: Mapping[str, Any] | None, source: str | Path | None) -> PrivacyCostOptions:
+    return _parse(PrivacyCostOptions, raw, source=source, where="audits.privacy_cost")
 
 
 class PrivacyCostAudit(Audit):

@@ -16,19 +16,25 @@ sample of correctly classified rows).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import AfterValidator, Field
 
-from governance.audit._attacks import ENGINES, AttackSetting, attack_names, create_attack, rows_per_batch
-from governance.audit._inputs import class_indices, encode, option_error, perturbable_mask, sample_frame
-from governance.audit._options import parse_options
+from governance._options import Bool, Float, Int, Options, Str
+from governance.audit._attacks import AttackSetting, attack_names, create_attack, rows_per_batch
+from governance.audit._groups import accuracy_by_group
+from governance.audit._inputs import (
+    class_indices,
+    encode,
+    parse_audit_options,
+    perturbable_mask,
+    sample_frame,
+)
 from governance.audit.base import Audit
 from governance.results import AuditSection, SectionStatus, metric_id
 
 if TYPE_CHECKING:
-    import pandas as pd
     import torch
 
     from governance.audit.base import AuditContext
@@ -40,65 +46,47 @@ DEFAULT_EPS = {"tabular": (0.05, 0.1, 0.2), "image": (0.01, 0.03, 0.1)}
 DEFAULT_SIGMA = {"tabular": (0.1, 0.3), "image": (0.05, 0.1)}
 
 
-@dataclass(frozen=True)
-class RobustnessOptions:
+def _known_attack(name: str) -> str:
+    known = attack_names()
+    if name not in known:
+        raise ValueError(f"unknown attack {name!r}; expected one of {sorted(known)}")
+    return name
+
+
+def _valid_clip(clip: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    if clip is not None and not (len(clip) == 2 and clip[0] < clip[1]):
+        raise ValueError(f"expected [low, high], got {list(clip)!r}")
+    return clip
+
+
+Radius = Annotated[Float, Field(ge=0)]
+
+
+class RobustnessOptions(Options):
     """Options of the robustness audit (``audits.robustness`` in the spec)."""
 
-    attacks: tuple[str, ...] = ("fgsm", "pgd")
+    attacks: tuple[Annotated[Str, AfterValidator(_known_attack)], ...] = ("fgsm", "pgd")
     #: L∞ radii; default by model kind (std units for tabular, pixel units for images).
-    eps: tuple[float, ...] | None = None
-    pgd_steps: int = 10
+    eps: tuple[Radius, ...] | None = None
+    pgd_steps: Annotated[Int, Field(ge=1)] = 10
     #: PGD step = pgd_step_ratio · ε / pgd_steps (Madry et al.'s 2.5).
-    pgd_step_ratio: float = 2.5
-    random_init: bool = False
+    pgd_step_ratio: Annotated[Float, Field(gt=0)] = 2.5
+    random_init: Bool = False
     #: Gaussian-noise standard deviations; default by model kind.
-    noise_sigma: tuple[float, ...] | None = None
+    noise_sigma: tuple[Radius, ...] | None = None
     #: Eval rows attacked (seeded sample); None = all.
-    max_rows: int | None = 1000
+    max_rows: Annotated[Int, Field(ge=1)] | None = 1000
     #: Rows per forward/backward pass; None = sized to the input (whole tabular sample).
-    batch_size: int | None = None
+    batch_size: Annotated[Int, Field(ge=1)] | None = None
     #: "fast" (plain torch, ART's iterate) or "art" (ART's attack classes).
-    engine: str = "fast"
+    engine: Literal["fast", "art"] = "fast"
     #: (low, high) valid input range; default [0, 1] for images, unbounded for tabular.
-    clip: tuple[float, ...] | None = None
-    hopskipjump_rows: int = 20
-    hopskipjump_iterations: int = 3
-    hopskipjump_max_eval: int = 100
+    clip: Annotated[tuple[Float, ...] | None, AfterValidator(_valid_clip)] = None
+    hopskipjump_rows: Annotated[Int, Field(ge=0)] = 20
+    hopskipjump_iterations: Annotated[Int, Field(ge=1)] = 3
+    hopskipjump_max_eval: Int = 100
     #: Groups smaller than this are listed but not used for worst_group_accuracy_drop.
-    min_group_size: int = 10
-
-    def validate(self, context: AuditContext) -> None:
-        known = attack_names()
-        for i, name in enumerate(self.attacks):
-            if name not in known:
-                raise option_error(
-                    context,
-                    NAME,
-                    f"attacks[{i}]",
-                    f"unknown attack {name!r}; expected one of {sorted(known)}",
-                )
-        for field in ("eps", "noise_sigma"):
-            for i, value in enumerate(getattr(self, field) or ()):
-                if not np.isfinite(value) or value < 0:
-                    raise option_error(context, NAME, f"{field}[{i}]", f"expected a number >= 0, got {value}")
-        checks: list[tuple[bool, str, str]] = [
-            (self.pgd_steps >= 1, "pgd_steps", "expected an integer >= 1"),
-            (self.pgd_step_ratio > 0, "pgd_step_ratio", "expected a number > 0"),
-            (self.max_rows is None or self.max_rows >= 1, "max_rows", "expected an integer >= 1"),
-            (self.batch_size is None or self.batch_size >= 1, "batch_size", "expected an integer >= 1"),
-            (self.engine in ENGINES, "engine", f"expected one of {list(ENGINES)}"),
-            (
-                self.clip is None or (len(self.clip) == 2 and self.clip[0] < self.clip[1]),
-                "clip",
-                "expected [low, high]",
-            ),
-            (self.hopskipjump_rows >= 0, "hopskipjump_rows", "expected an integer >= 0"),
-            (self.hopskipjump_iterations >= 1, "hopskipjump_iterations", "expected an integer >= 1"),
-            (self.min_group_size >= 1, "min_group_size", "expected an integer >= 1"),
-        ]
-        for ok, field, message in checks:
-            if not ok:
-                raise option_error(context, NAME, field, f"{message}, got {getattr(self, field)!r}")
+    min_group_size: Annotated[Int, Field(ge=1)] = 10
 
 
 def _accuracy(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> np.ndarray:
@@ -127,8 +115,7 @@ class RobustnessAudit(Audit):
 
             return run_text_robustness(context)  # character-noise audit, its own options
         started = time.perf_counter()
-        opts = parse_options(RobustnessOptions, context.options, context, NAME)
-        opts.validate(context)
+        opts = parse_audit_options(RobustnessOptions, context, NAME)
         handle = context.model
         if handle is None:
             return AuditSection(NAME, status=SectionStatus.SKIPPED, reason="no model: predictions only")
@@ -164,7 +151,7 @@ class RobustnessAudit(Audit):
             curves.setdefault(attack, []).append(
                 {"level": level, "accuracy": acc, "accuracy_drop": clean_acc - acc}
             )
-            rows = self._by_group(frame, context.data.sensitive, clean, correct)
+            rows = accuracy_by_group(frame, context.data.sensitive, clean, correct)
             for row in rows:
                 group_rows.append({"perturbation": attack, "level": level, **row})
             eligible = [r["accuracy_drop"] for r in rows if r["n"] >= opts.min_group_size]
@@ -222,30 +209,6 @@ class RobustnessAudit(Audit):
             details=details,
             seconds=time.perf_counter() - started,
         )
-
-    @staticmethod
-    def _by_group(
-        frame: pd.DataFrame, sensitive: tuple[str, ...], clean: np.ndarray, correct: np.ndarray
-    ) -> list[dict[str, Any]]:
-        rows = []
-        for attr in sensitive:
-            if attr not in frame.columns:
-                continue
-            groups = frame[attr].astype(str).to_numpy()
-            for group in sorted(set(groups)):
-                sel = groups == group
-                c, a = float(clean[sel].mean()), float(correct[sel].mean())
-                rows.append(
-                    {
-                        "attribute": attr,
-                        "group": group,
-                        "n": int(sel.sum()),
-                        "clean_accuracy": c,
-                        "accuracy": a,
-                        "accuracy_drop": c - a,
-                    }
-                )
-        return rows
 
     @staticmethod
     def _hopskipjump(

@@ -43,7 +43,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from governance.audit.runner import run_audit
+    from governance.pipeline import run_audit
     from governance.spec import load_spec
 
     spec = load_spec(args.spec)

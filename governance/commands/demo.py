@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from governance._io import atomic_write_text
-    from governance.audit.runner import run_audit
+    from governance.pipeline import run_audit
     from governance.report.check_formats import get_format
     from governance.spec import load_spec
 

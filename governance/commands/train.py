@@ -38,10 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from governance.audit.suite import check_audits
     from governance.spec import load_spec
     from governance.train.api import train
 
     spec = load_spec(args.spec)
+    check_audits(spec)  # an unknown audit or a bad option is bad input before training, too
     outcome = train(
         spec,
         args.out,

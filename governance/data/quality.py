@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+from pydantic import Field
+
+from governance._options import Bool, Float, Options, parse_options
 from governance.data.pii import scan_values
-from governance.errors import InputError
 from governance.results import AuditSection, Finding, Severity, metric_id
 
 if TYPE_CHECKING:
@@ -37,58 +38,38 @@ if TYPE_CHECKING:
 
     from governance.data.bundle import DataBundle
 
-__all__ = ["QualityOptions", "assess", "blocking_findings"]
+__all__ = ["QualityOptions", "assess", "blocking_findings", "quality_options"]
 
 NAME = "data_quality"
 
 
-@dataclass(frozen=True, kw_only=True)
-class QualityOptions:
+Share = Annotated[Float, Field(ge=0, le=1)]
+
+
+class QualityOptions(Options):
     """Thresholds of the data-quality checks (the ``audits.data_quality`` options)."""
 
     #: duplicate_rate above this is a major finding (any duplicate is info)
-    max_duplicate_rate: float = 0.05
+    max_duplicate_rate: Share = 0.05
     #: a column missing more than this share of values is a major finding
-    max_missing_rate: float = 0.2
+    max_missing_rate: Share = 0.2
     #: train/eval overlap above this blocks training (any overlap is major)
-    max_train_eval_overlap: float = 0.01
+    max_train_eval_overlap: Share = 0.01
     #: a sensitive group below this share of rows is a major finding
-    min_group_share: float = 0.05
+    min_group_share: Share = 0.05
     #: a label-rate gap above this across groups of an attribute is a major finding
-    max_label_rate_gap: float = 0.2
+    max_label_rate_gap: Share = 0.2
     #: a class below this share of rows is a major finding (label imbalance)
-    min_class_share: float = 0.1
+    min_class_share: Share = 0.1
     #: severity of personal data found in text columns
     pii_severity: Severity = Severity.BLOCKING
     #: scan every string column for PII, not only ``data.text``
-    pii_all_string_columns: bool = True
+    pii_all_string_columns: Bool = True
 
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any] | None, *, source: str | None = None) -> QualityOptions:
-        """Validate the spec's ``audits.data_quality`` mapping."""
-        options = dict(options or {})
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in options.items():
-            where = f"audits.data_quality.{key}"
-            if key not in known:
-                raise InputError(source, where, f"unknown option; expected one of {sorted(known)}")
-            if key == "pii_severity":
-                try:
-                    values[key] = Severity(value)
-                except ValueError:
-                    raise InputError(
-                        source, where, f"expected one of {[s.value for s in Severity]}"
-                    ) from None
-            elif key == "pii_all_string_columns":
-                if not isinstance(value, bool):
-                    raise InputError(source, where, "expected true or false")
-                values[key] = value
-            else:
-                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                    raise InputError(source, where, f"expected a number in [0, 1], got {value!r}")
-                values[key] = float(value)
-        return cls(**values)
+
+def quality_options(options: Mapping[str, Any] | None, *, source: str | None = None) -> QualityOptions:
+    """Validate the spec's ``audits.data_quality`` mapping (errors name ``audits.data_quality.<field>``)."""
+    return parse_options(QualityOptions, options, source=source, where=f"audits.{NAME}")
 
 
 def blocking_findings(section: AuditSection) -> tuple[Finding, ...]:
@@ -129,7 +110,7 @@ def assess(bundle: DataBundle, options: Mapping[str, Any] | QualityOptions | Non
     import pandas as pd
 
     started = time.perf_counter()
-    opts = options if isinstance(options, QualityOptions) else QualityOptions.from_options(options)
+    opts = options if isinstance(options, QualityOptions) else quality_options(options)
     splits = _splits(bundle)
     columns = _used_columns(bundle)
     frames = [frame[columns] for _, frame in splits]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from governance import __version__
 from governance.report._text import audit_title, fmt_number, humanize
@@ -18,7 +18,6 @@ from governance.results import Results, SectionStatus, Severity
 
 if TYPE_CHECKING:
     from governance.policy.outcome import CheckReport
-    from governance.report.charts import Chart
 
 __all__ = ["AnnexItem", "SignOff", "annex_iv", "hashes", "limitations", "sign_off"]
 
@@ -59,6 +58,20 @@ class AnnexItem:
     text: str | None = None
     items: tuple[str, ...] = ()
     more: int = 0  # metrics left out here; the audit section lists them
+
+
+class ChartLike(Protocol):
+    """What the Annex reads of a :class:`governance.report.charts.Chart` (the charts import the
+    Annex's ledger reader, so the Annex names the chart's shape rather than importing it)."""
+
+    @property
+    def audit(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def note(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -185,7 +198,7 @@ def _missing_audit_note(results: Results, name: str) -> str | None:
 
 
 def annex_iv(
-    results: Results, check: CheckReport | None, charts: Mapping[str, Sequence[Chart]]
+    results: Results, check: CheckReport | None, charts: Mapping[str, Sequence[ChartLike]]
 ) -> tuple[AnnexItem, ...]:
     """The technical documentation, one item per Annex IV heading we can evidence."""
     run = results.run
@@ -410,7 +423,7 @@ def _policy_item(check: CheckReport | None) -> AnnexItem:
 
 
 def limitations(
-    results: Results, check: CheckReport | None, charts: Mapping[str, Sequence[Chart]]
+    results: Results, check: CheckReport | None, charts: Mapping[str, Sequence[ChartLike]]
 ) -> tuple[str, ...]:
     """What this report cannot vouch for: derived from the run, then the standing caveats of each method."""
     out: list[str] = []

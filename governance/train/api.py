@@ -8,115 +8,37 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance.errors import InputError
-from governance.train.preprocessing import Preprocessor, fit_preprocessor
+from governance.models.config import model_config
+from governance.models.preprocessing import Preprocessor, preprocessor_for
+from governance.train.common import TrainOutcome, checkpoint_dir_for, gate, trainable_rows
 
 if TYPE_CHECKING:
-    import pandas as pd
     from torch import nn
 
     from governance.data.bundle import DataBundle
     from governance.spec import Spec
 
-__all__ = ["TrainOutcome", "checkpoint_dir_for", "model_config", "preprocessor_for", "train"]
+__all__ = ["TrainOutcome", "checkpoint_dir_for", "train"]
 
 ERR_NO_TRAIN_SECTION = "required to train: epochs, batch_size, lr (and privacy for DP)"
-ERR_NO_TRAIN_DATA = "required to train: a training file"
-ERR_DELTA = "delta {delta} must be below 1/rows = {limit:.3g} (the training file has {rows} rows)"
-ERR_BLOCKED = "data-quality gate: {message} [{id}]; fix the data or rerun with --force"
 ERR_PREDICTIONS = "a predictions-only spec has no model to train"
-
-
-@dataclass(frozen=True)
-class TrainOutcome:
-    """Where the model folder is and the ledger written into it."""
-
-    model_dir: Path
-    ledger: dict[str, Any]
-
-
-def checkpoint_dir_for(out_dir: Path) -> Path:
-    """Checkpoints live beside ``--out`` (never inside it), so a failed run leaves ``--out`` clean."""
-    return out_dir.parent / f".{out_dir.name}.checkpoint"
-
-
-def preprocessor_for(bundle: DataBundle) -> Preprocessor:
-    """Fit the encoder on the train split (eval when a spec brings weights and no train file)."""
-    frame = bundle.train if bundle.train is not None else bundle.eval
-    return fit_preprocessor(frame, bundle.features, bundle.numeric, image_shape=bundle.image_shape)
-
-
-def model_config(spec: Spec, bundle: DataBundle, preprocessor: Preprocessor) -> dict[str, Any]:
-    """The JSON config that rebuilds the module (``config.json``)."""
-    options = dict(spec.model.options)
-    options.pop("input_shape", None) if spec.model.architecture != "cnn" else None
-    if spec.model.architecture == "cnn" and bundle.image_shape is not None:
-        options.setdefault("input_shape", list(bundle.image_shape))
-    kind = "image" if spec.task == "image_classification" or spec.model.architecture == "cnn" else "tabular"
-    return {
-        "format_version": 1,
-        "task": str(spec.task),
-        "kind": kind,
-        "label": bundle.label,
-        "classes": list(bundle.classes),
-        "positive": bundle.positive,
-        "features": list(bundle.features),
-        "n_inputs": preprocessor.n_encoded,
-        "n_classes": len(bundle.classes),
-        "architecture": spec.model.architecture,
-        "factory": spec.model.factory,
-        "options": options,
-        "module_fixes": [],
-    }
 
 
 def _build_model(spec: Spec, config: dict[str, Any]) -> nn.Module:
     import torch
 
-    from governance.train.artifacts import build_module, load_weights
+    from governance.models.artifacts import build_module, load_weights
 
     torch.manual_seed(spec.seed)
     module = build_module(config, source=str(spec.source))
     if spec.model.weights is not None:
         load_weights(module, spec.model.weights)
     return module
-
-
-def trainable_rows(spec: Spec, bundle: DataBundle) -> pd.DataFrame:
-    """The training frame, after checking it exists and that δ < 1/rows.
-
-    Shared by every architecture's training path: a δ at or above 1/rows would admit a mechanism
-    that publishes one whole record, so it is bad input whatever the model.
-    """
-    if bundle.train is None:
-        raise InputError(spec.source, "data.train", ERR_NO_TRAIN_DATA)
-    rows = len(bundle.train)
-    privacy_spec = spec.train.privacy if spec.train is not None else None
-    if privacy_spec is not None and privacy_spec.delta >= 1.0 / rows:
-        raise InputError(
-            spec.source,
-            "train.privacy.delta",
-            ERR_DELTA.format(delta=privacy_spec.delta, limit=1.0 / rows, rows=rows),
-        )
-    return bundle.train
-
-
-def _gate(spec: Spec, bundle: DataBundle, force: bool) -> list[dict[str, Any]]:
-    from governance.data.quality import QualityOptions, assess, blocking_findings
-
-    source = str(spec.source) if spec.source is not None else None
-    options = QualityOptions.from_options(spec.audits.get("data_quality"), source=source)
-    section = assess(bundle, options)
-    blocking = blocking_findings(section)
-    if blocking and not force:
-        first = blocking[0]
-        raise InputError(source, "data", ERR_BLOCKED.format(message=first.message, id=first.id))
-    return [f.to_dict() for f in section.findings]
 
 
 def train(
@@ -157,7 +79,8 @@ def train(
     """
     from governance._io import sha256_file
     from governance.data.loading import load_bundle
-    from governance.train.trainer import PrivacySettings, Trainer, resolve_device
+    from governance.models.device import resolve_device
+    from governance.train.trainer import PrivacySettings, Trainer
 
     out_dir = Path(out_dir)
     source = str(spec.source) if spec.source is not None else None
@@ -166,7 +89,7 @@ def train(
     if spec.train is None:
         raise InputError(source, "train", ERR_NO_TRAIN_SECTION)
     if spec.model.architecture == "hf":
-        from governance.train.hf import train_hf
+        from governance.train.text import train_hf
 
         return train_hf(
             spec, out_dir, bundle=bundle, force=force, resume=resume, device=device, progress=progress
@@ -175,7 +98,7 @@ def train(
     train_frame = trainable_rows(spec, bundle)
     privacy_spec = spec.train.privacy
     device = resolve_device(device)
-    findings = _gate(spec, bundle, force)
+    findings = gate(spec, bundle, force)
 
     preprocessor = preprocessor_for(bundle)
     config = model_config(spec, bundle, preprocessor)
@@ -248,7 +171,7 @@ def _write_model_dir(
     from safetensors.torch import save_file
 
     from governance._io import sha256_file
-    from governance.train.artifacts import (
+    from governance.models.artifacts import (
         CONFIG_FILE,
         LEDGER_FILE,
         PREPROCESSING_FILE,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from governance.errors import InputError
+from governance.models.device import resolve_device
 from governance.train.dp import (
     PrivacySettings,
     choose_grad_sample_mode,
@@ -132,17 +133,6 @@ def _collate(batch: Any) -> Any:
     if isinstance(batch, tuple) and batch and all(hasattr(t, "shape") for t in batch):
         return batch
     return default_collate(batch)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when available, else ``cpu``; others are checked."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device", None, f"{device!r} requested but CUDA is not available")
-    return device
 
 
 class Trainer:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from governance._options import parse_options
 from governance.audit._counterfactual import CounterfactualOptions, counterfactual_pairs
 from governance.audit.base import Predictions
 from governance.errors import InputError
@@ -34,7 +35,9 @@ def test_flip_rate_and_score_change_match_a_hand_count() -> None:
     )
     pred = ["pos", "pos", "neg", "neg", "neg", "pos", "neg"]
     score = [0.9, 0.7, 0.2, 0.4, 0.1, 0.8, 0.3]
-    result = counterfactual_pairs(frame, _predictions(pred, score), CounterfactualOptions("pair", "term"))
+    result = counterfactual_pairs(
+        frame, _predictions(pred, score), CounterfactualOptions(pair_column="pair", term_column="term")
+    )
     # Group a: pairs (0,1) no flip |.2|, (0,2) flip |.7|, (1,2) flip |.5|; group b: (3,4) no flip |.3|.
     # Group c has one row and the last row no pair id: neither forms a pair.
     assert result.pairs == 4 and result.groups == 2
@@ -52,7 +55,7 @@ def test_order_of_rows_does_not_matter() -> None:
     frame = pd.DataFrame({"pair": rng.integers(0, 8, n).astype(str), "term": rng.choice(["x", "y", "z"], n)})
     score = rng.random(n)
     pred = np.where(score > 0.5, "pos", "neg").tolist()
-    options = CounterfactualOptions("pair", "term")
+    options = CounterfactualOptions(pair_column="pair", term_column="term")
     first = counterfactual_pairs(frame, _predictions(pred, score.tolist()), options)
     order = rng.permutation(n)
     second = counterfactual_pairs(
@@ -65,13 +68,16 @@ def test_order_of_rows_does_not_matter() -> None:
     assert first.mean_abs_score_change == pytest.approx(second.mean_abs_score_change)
 
 
+WHERE = "audits.fairness.counterfactual"
+
+
 def test_bad_options_are_bad_input() -> None:
     with pytest.raises(InputError, match="pair_column"):
-        CounterfactualOptions.parse({"term_column": "t"}, source="spec.yaml")
+        parse_options(CounterfactualOptions, {"term_column": "t"}, source="spec.yaml", where=WHERE)
     with pytest.raises(InputError, match="unknown option"):
-        CounterfactualOptions.parse({"pair_column": "p", "oops": 1}, source="spec.yaml")
+        parse_options(CounterfactualOptions, {"pair_column": "p", "oops": 1}, source="spec.yaml", where=WHERE)
     with pytest.raises(InputError, match="not found"):
-        CounterfactualOptions("nope").check(pd.DataFrame({"p": [1]}), source="spec.yaml")
+        CounterfactualOptions(pair_column="nope").check(pd.DataFrame({"p": [1]}), source="spec.yaml")
 
 
 def test_fairness_audit_adds_counterfactual_metrics_to_group_fairness(

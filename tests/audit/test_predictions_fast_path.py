@@ -45,7 +45,7 @@ def _write_log(folder: Path, n: int = 500) -> Path:
 def test_predictions_only_audit_never_imports_pandas(tmp_path: Path) -> None:
     spec = _write_log(tmp_path)
     code = (
-        "import sys; from governance.audit.runner import run_audit; from governance.spec import load_spec; "
+        "import sys; from governance.pipeline import run_audit; from governance.spec import load_spec; "
         f"run_audit(load_spec({str(spec)!r}), {str(tmp_path / 'o')!r}, progress=False, report_formats=()); "
         "print(sorted(m for m in ('pandas', 'pyarrow.dataset', 'pyarrow.compute') if m in sys.modules))"
     )
@@ -105,7 +105,7 @@ def test_encode_multi_chunk_dictionary_columns() -> None:
 
 
 def test_run_audit_uses_and_closes_a_worker_started_by_the_caller(tmp_path: Path) -> None:
-    from governance.audit.runner import run_audit
+    from governance.pipeline import run_audit
     from governance.report.render import ReportWorker
 
     worker = ReportWorker.start(("html",))

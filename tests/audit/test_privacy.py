@@ -184,7 +184,7 @@ def test_bad_options(options: dict[str, object], field: str) -> None:
 
 @pytest.mark.slow
 def test_real_german_credit_model_through_all_three_audits(tmp_path: object) -> None:
-    # The trainer's handle (governance.train.handle), not the test double: DP-trained, so the
+    # The trainer's handle (governance.models.handle), not the test double: DP-trained, so the
     # attacks must not prove more than the accountant's ε, and the IG axiom must hold.
     from dataclasses import replace
 

@@ -65,7 +65,7 @@ def test_german_credit_pipeline_trains_the_twin(tmp_path):
     """The whole audit: the pipeline trains the DP model and its twin and compares them."""
     import yaml
 
-    from governance.audit.runner import run_audit
+    from governance.pipeline import run_audit
     from governance.spec import load_spec
 
     raw = yaml.safe_load((ROOT / "audits" / "german-credit.yaml").read_text())

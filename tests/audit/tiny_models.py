@@ -241,9 +241,9 @@ def german_credit_context(tmp_dir: Any, audit: str, *, epochs: int = 2) -> Audit
     from pathlib import Path
 
     from governance.data.loading import load_bundle
+    from governance.models.handle import load_handle
     from governance.spec import load_spec
     from governance.train.api import train
-    from governance.train.handle import load_handle
 
     root = Path(__file__).resolve().parents[2]
     spec = load_spec(root / "audits" / "german-credit.yaml")

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from governance.cli import main
-from tests.audit.test_runner import _decision_log, write_spec
+from tests.test_pipeline import _decision_log, write_spec
 
 
 def test_audit_predictions_only_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,4 +105,32 @@ def test_bad_policy_is_exit_2_before_any_output(tmp_path: Path, capsys: pytest.C
     )
     assert main(["audit", str(spec), "--out", str(tmp_path / "out"), "--policy", str(policy)]) == 2
     assert "policy.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_option_typo_exits_2_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in a model audit's options names the spec field at once, not after training."""
+    import governance.train.api as train_api
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained before validating the audit options")
+
+    monkeypatch.setattr(train_api, "train", no_training)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.normal(size=60), "sex": ["F", "M"] * 30, "y": ["no", "yes"] * 30})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    frame.to_csv(tmp_path / "eval.csv", index=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: tiny\ntask: binary_classification\n"
+        "data: {train: train.csv, eval: eval.csv, label: y, sensitive: [sex]}\n"
+        "model: {architecture: mlp}\ntrain: {epochs: 1, batch_size: 8, lr: 0.1}\n"
+        "audits: {performance: {}, robustness: {epsilons: [0.1]}}\n"
+    )
+    assert main(["audit", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{spec}: audits.robustness.epsilons: unknown option" in err
     assert not (tmp_path / "out").exists()

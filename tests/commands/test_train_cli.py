@@ -63,7 +63,7 @@ def test_train_writes_the_model_folder(tmp_path: Path, capsys: pytest.CaptureFix
     assert _leftovers(tmp_path) == ["out"]  # no staging or checkpoint folders left beside it
 
     import governance
-    from governance.train.handle import load_handle
+    from governance.models.handle import load_handle
 
     model = governance.load_model(out)
     handle = load_handle(out)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from governance.data.bundle import DataBundle
-from governance.data.quality import QualityOptions, assess, blocking_findings
+from governance.data.quality import assess, blocking_findings, quality_options
 from governance.errors import InputError
 from governance.results import Severity
 
@@ -80,7 +80,7 @@ def test_pii_in_text_column_blocks_by_default_and_severity_is_an_option() -> Non
 
 def test_bad_option_names_field() -> None:
     with pytest.raises(InputError) as err:
-        QualityOptions.from_options({"max_duplicate_rate": 2}, source="spec.yaml")
+        quality_options({"max_duplicate_rate": 2}, source="spec.yaml")
     assert err.value.field == "audits.data_quality.max_duplicate_rate"
     with pytest.raises(InputError, match="unknown option"):
-        QualityOptions.from_options({"nope": 1}, source="spec.yaml")
+        quality_options({"nope": 1}, source="spec.yaml")

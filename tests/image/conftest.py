@@ -31,11 +31,11 @@ def digits_context(digits_model: tuple[Path, Path]) -> Any:
 def context_factory(spec_path: Path, model_dir: Path, *, device: str) -> Any:
     """``(audit options) -> AuditContext`` over a trained model loaded on ``device``."""
     from governance.audit.base import AuditContext
-    from governance.audit.runner import predict
     from governance.data.loading import load_bundle
+    from governance.models.artifacts import read_ledger
+    from governance.models.handle import load_handle
+    from governance.models.predict import predict
     from governance.spec import load_spec
-    from governance.train.artifacts import read_ledger
-    from governance.train.handle import load_handle
 
     spec = load_spec(spec_path)
     bundle = load_bundle(spec)

@@ -44,7 +44,7 @@ def cuda_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_dp_training_runs_on_cuda_and_accounts_like_cpu(
     cuda_model: tuple[Path, Path], digits_model: tuple[Path, Path]
 ) -> None:
-    from governance.train.artifacts import load_model, read_ledger
+    from governance.models.artifacts import load_model, read_ledger
 
     gpu, cpu = read_ledger(cuda_model[1]), read_ledger(digits_model[1])
     assert gpu["device"].startswith("cuda") and cpu["device"] == "cpu"

@@ -10,8 +10,8 @@ import torch
 
 from governance.cli import main
 from governance.data.loading import load_bundle
+from governance.models.preprocessing import preprocessor_for
 from governance.spec import load_spec
-from governance.train.api import preprocessor_for
 from tests.image.helpers import DIGITS_SPEC, file_spec, write_digit_csvs, write_spec
 
 
@@ -107,7 +107,7 @@ def test_batchnorm_factory_is_fixed_for_dp_and_the_fix_is_reported(
 ) -> None:
     from torch import nn
 
-    from governance.train.artifacts import load_model, read_config, read_ledger
+    from governance.models.artifacts import load_model, read_config, read_ledger
 
     spec = dict(DIGITS_SPEC, model={"factory": "tests.image.helpers:batchnorm_cnn"})
     spec["train"] = dict(DIGITS_SPEC["train"], epochs=1)

@@ -71,7 +71,7 @@ def tiny_handle(folder: Path, *, seed: int = 0) -> Any:
     """A TextHandle over a randomly initialised classifier on the tiny BERT in ``folder``."""
     import torch
 
-    from governance.train.hf import TextHandle, build_hf_classifier, load_tokenizer
+    from governance.models.hf import TextHandle, build_hf_classifier, load_tokenizer
 
     torch.manual_seed(seed)
     module = build_hf_classifier(n_classes=2, path=folder, train_layers=1).eval()
@@ -89,8 +89,8 @@ def tiny_handle(folder: Path, *, seed: int = 0) -> Any:
 def text_context(folder: Path, tmp: Path, audit: str, options: dict[str, Any], **spec_overrides: Any) -> Any:
     """An AuditContext for ``audit`` over the tiny handle and a slice of the shipped data."""
     from governance.audit.base import AuditContext
-    from governance.audit.runner import predict
     from governance.data.loading import load_bundle
+    from governance.models.predict import predict
     from governance.spec import load_spec
 
     train, evaluation = write_text_data(tmp)

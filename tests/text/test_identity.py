@@ -60,7 +60,7 @@ def test_check_texts_names_the_row() -> None:
 
 
 def test_term_token_mask_marks_the_term_tokens(tiny_bert: Path) -> None:
-    from governance.train.hf import load_tokenizer
+    from governance.models.hf import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_bert)
     texts = ["my deaf neighbour is kind", "the chef"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from governance.train.architectures import build_architecture
+from governance.models.architectures import build_architecture
 from governance.train.dp import PrivacySettings, supports_fast_clipping
 from governance.train.fast_conv import (
     Workspace,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from governance.train.architectures import build_architecture
+from governance.models.architectures import build_architecture
 from governance.train.dp import PrivacySettings, supports_fused
 from governance.train.fast_conv import GroupNormInput, group_norm_backward
 from governance.train.fused_sequential import FusedSequentialStep, supports_fused_sequential

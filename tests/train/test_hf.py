@@ -69,8 +69,8 @@ def test_reloaded_handle_predicts_like_the_frozen_base_plus_trained_tensors(
     from safetensors.torch import load_file
 
     import governance
-    from governance.train.handle import load_handle
-    from governance.train.hf import build_hf_classifier
+    from governance.models.handle import load_handle
+    from governance.models.hf import build_hf_classifier
 
     spec_path, out = trained
     handle = load_handle(out)
@@ -94,7 +94,7 @@ def test_reloaded_handle_predicts_like_the_frozen_base_plus_trained_tensors(
 def test_a_changed_base_model_is_bad_input(trained: tuple[Path, Path], tmp_path: Path) -> None:
     import shutil
 
-    from governance.train.handle import load_handle
+    from governance.models.handle import load_handle
 
     _, out = trained
     copy = tmp_path / "model"
@@ -193,9 +193,10 @@ def test_single_pass_clipping_reproduces_opacus_hooks_on_a_transformer(tiny: Pat
     weights (same Poisson batches, clipping and noise), with frozen lower layers in the model."""
     import torch
 
+    from governance.models.hf import build_hf_classifier, load_tokenizer
     from governance.text.tokens import encode_texts
     from governance.train.fast_dp import supports_fast_clipping
-    from governance.train.hf import build_hf_classifier, load_tokenizer, token_dataset
+    from governance.train.text import token_dataset
     from governance.train.trainer import PrivacySettings, Trainer
     from tests.text.helpers import DATA
 
@@ -235,7 +236,8 @@ def test_single_pass_clipping_reproduces_opacus_hooks_on_a_transformer(tiny: Pat
 
 
 def test_auto_mode_for_text_tries_fast_then_ghost_then_hooks(tiny: Path) -> None:
-    from governance.train.hf import _fallbacks, build_hf_classifier
+    from governance.models.hf import build_hf_classifier
+    from governance.train.text import _fallbacks
 
     model = build_hf_classifier(n_classes=2, path=tiny, train_layers=1)
     assert _fallbacks("auto", model, None) == ("fast", "ghost", "hooks")

@@ -14,8 +14,8 @@ from governance._io import sha256_file
 from governance.audit import registry
 from governance.audit.base import Audit, AuditContext
 from governance.audit.predictions import load_prediction_inputs
-from governance.audit.runner import run_audit
 from governance.errors import InputError
+from governance.pipeline import run_audit
 from governance.results import AuditSection, SectionStatus, load_results
 from governance.spec import load_spec
 
@@ -83,7 +83,7 @@ def test_predictions_only_never_imports_torch(tmp_path: Path) -> None:
 
     spec_path = write_spec(tmp_path, _decision_log())
     code = (
-        "import sys; from governance.audit.runner import run_audit; from governance.spec import load_spec; "
+        "import sys; from governance.pipeline import run_audit; from governance.spec import load_spec; "
         f"run_audit(load_spec({str(spec_path)!r}), {str(tmp_path / 'o')!r}, progress=False); "
         "print('torch' in sys.modules, 'sklearn' in sys.modules)"
     )
@@ -168,7 +168,7 @@ def test_trains_then_audits_a_model_and_reuses_it(tmp_path: Path) -> None:
     """The model path: train (spec has a train section), predict once, audit; then --model reuses it."""
     from fairlearn.metrics import demographic_parity_ratio
 
-    from governance.train.handle import load_handle
+    from governance.models.handle import load_handle
 
     rng = np.random.default_rng(0)
     n = 300

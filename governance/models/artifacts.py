@@ -4,7 +4,7 @@ Layout of a model folder::
 
     model.safetensors    weights (safetensors: no pickle, nothing executes on load)
     config.json          how to rebuild the module: architecture or factory + options, classes
-    preprocessing.json   the fitted encoder (governance.train.preprocessing)
+    preprocessing.json   the fitted encoder (governance.models.preprocessing)
     training.json        the ledger (CONTRACT §5)
 
 The folder appears all at once: :func:`write_model_dir` fills a staging folder beside the
@@ -24,6 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance.errors import InputError
+from governance.models.files import (
+    CONFIG_FILE,
+    LEDGER_FILE,
+    PREPROCESSING_FILE,
+    WEIGHTS_FILE,
+    read_config,
+    read_ledger,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -41,46 +49,10 @@ __all__ = [
     "staged_dir",
 ]
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-PREPROCESSING_FILE = "preprocessing.json"
-LEDGER_FILE = "training.json"
-CONFIG_VERSION = 1
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(
-            path, None, f"file not found; expected the {what} written by `governance train`"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, None, f"not valid JSON ({exc.__class__.__name__})") from None
-    if not isinstance(raw, dict):
-        raise InputError(path, None, "expected a JSON object")
-    return raw
-
-
-def read_config(model_dir: str | PathLike[str]) -> dict[str, Any]:
-    """Read ``config.json`` of a model folder."""
-    return _read_json(Path(model_dir) / CONFIG_FILE, "model config")
-
-
-def read_ledger(model_dir: str | PathLike[str]) -> dict[str, Any]:
-    """Read ``training.json`` (the privacy ledger) of a model folder.
-
-    Examples
-    --------
-    >>> read_ledger("out/model")["privacy"]["epsilon"]  # doctest: +SKIP
-    2.97
-    """
-    return _read_json(Path(model_dir) / LEDGER_FILE, "training ledger")
-
 
 def build_module(config: Mapping[str, Any], *, source: str | None = None) -> nn.Module:
     """Build the (untrained) module a config describes, applying the same Opacus fixes."""
-    from governance.train.architectures import build_architecture, build_factory
+    from governance.models.architectures import build_architecture, build_factory
 
     options = dict(config.get("options") or {})
     if config.get("architecture"):
@@ -157,7 +129,7 @@ def load_model(model_dir: str | PathLike[str]) -> nn.Module:
     model_dir = Path(model_dir)
     config = read_config(model_dir)
     if config.get("kind") == "text":
-        from governance.train.hf import load_text_module
+        from governance.models.hf import load_text_module
 
         return load_text_module(model_dir, config)
     module = build_module(config, source=str(model_dir / CONFIG_FILE))

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["MISSING", "Preprocessor", "fit_preprocessor"]
+    from governance.data.bundle import DataBundle
+
+__all__ = ["MISSING", "Preprocessor", "fit_preprocessor", "preprocessor_for"]
 
 MISSING = "<missing>"
 FORMAT_VERSION = 1
@@ -211,3 +213,9 @@ def fit_preprocessor(
         image_shape=image_shape,
         encoded_mean=tuple(float(v) for v in encoded_mean),
     )
+
+
+def preprocessor_for(bundle: DataBundle) -> Preprocessor:
+    """Fit the encoder on the train split (eval when a spec brings weights and no train file)."""
+    frame = bundle.train if bundle.train is not None else bundle.eval
+    return fit_preprocessor(frame, bundle.features, bundle.numeric, image_shape=bundle.image_shape)

@@ -1,11 +1,15 @@
-"""The audit run: data → (training) → predictions once → every audit → results, report, manifest.
+"""The one place that runs a spec: options → data → gate + training → predictions → audits → policy →
+reports → manifest.
 
-:func:`run_audit` is what ``governance audit`` and ``governance demo`` call. It computes the model's
-predictions on eval and train once, hands each audit an :class:`AuditContext` with its options from
-the spec, and turns an exception inside one audit into an ERROR section while the others still run
-(a bad option, :class:`InputError`, stops the run instead: it is the user's to fix, exit 2).
-Every output is written atomically; ``manifest.json``, written last, holds the SHA-256 of every
-input and output.
+:func:`run_audit` is what ``governance audit`` and ``governance demo`` call; nothing below this module
+imports it. It checks the spec's audit names and options before reading any data
+(:func:`governance.audit.suite.check_audits`), trains when the spec trains and no model folder is
+given (:mod:`governance.train`, whose data-quality gate runs first), computes the model's predictions
+on eval and train once (:func:`governance.models.predict.predict`), runs each audit
+(:func:`governance.audit.suite.run_one`: an exception inside one audit becomes its ERROR section while
+the others still run; bad input, :class:`InputError`, stops the run: it is the user's to fix, exit 2),
+then checks the policy, renders the reports and writes the manifest. Every output is written
+atomically; ``manifest.json``, written last, holds the SHA-256 of every input and output.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,14 +24,13 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from governance import __version__
 from governance._io import atomic_write_json, check_output_dir, sha256_file
-from governance.audit.base import AuditContext, ModelHandle, Predictions
-from governance.audit.registry import audit_names, create_audit
+from governance.audit.suite import AuditSubject, check_audits, input_files, listed, preflight, run_one
 from governance.errors import InputError
-from governance.results import AuditSection, Results, RunInfo, SectionStatus, save_results
+from governance.models.base import ModelHandle, Predictions
+from governance.models.predict import predict
+from governance.results import Results, RunInfo, SectionStatus, save_results
 
 if TYPE_CHECKING:
     from governance.data.bundle import DataBundle
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from governance.report.render import ReportWorker
     from governance.spec import Spec
 
-__all__ = ["LIBRARIES", "RunOutcome", "predict", "run_audit"]
+__all__ = ["LIBRARIES", "RunOutcome", "run_audit"]
 
 #: Distributions whose versions go into results.run.libraries (read from metadata, never imported).
 LIBRARIES: tuple[str, ...] = (
@@ -56,7 +58,6 @@ ERR_NO_MODEL = (
     "the spec neither trains (no train section) nor gives predictions; pass --model DIR with a model "
     "written by `governance train`"
 )
-ERR_OUTPUT_SIZE = "model outputs {got} classes {model_classes} but the eval labels include {missing}"
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ def run_audit(
     worker = report_worker
     try:
         out = check_output_dir(out_dir)
+        # Audit names and options are checked before any data is read or any model trained.
+        check_audits(spec)
         started = _now()
         hashes = _HashCache()
         # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
@@ -204,11 +207,17 @@ def _run(
         with bar.step("loading data"):
             subject = _prepare(spec, out, model_dir=model_dir, device=device, force=force, progress=progress)
         sections = []
-        for name in audit_names():
-            if name not in spec.audits:
-                continue
+        audited = AuditSubject(
+            bundle=subject.bundle,
+            eval_predictions=subject.eval_predictions,
+            train_predictions=subject.train_predictions,
+            handle=subject.handle,
+            ledger=subject.ledger,
+            companions=subject.companions,
+        )
+        for name in listed(spec):
             with bar.step(f"audit {name}"):
-                sections.append(_run_one(name, spec, subject, device=device))
+                sections.append(run_one(name, spec, audited))
     run = RunInfo(
         tool_version=__version__,
         spec_name=spec.name,
@@ -278,17 +287,17 @@ def _prepare(
         return _Subject(bundle, eval_pred, None, None, None, None)
 
     from governance.data.loading import load_bundle
-    from governance.train.trainer import resolve_device
+    from governance.models.device import resolve_device
 
     bundle = load_bundle(spec)
-    _preflight_audits(spec, bundle)
+    preflight(spec, bundle)
     device = resolve_device(device)
     handle: ModelHandle
     ledger: Mapping[str, Any] | None
     mdir: Path | None
     if model_dir is None and spec.model.weights is not None:
         # A user factory with its own weights: nothing to train, no model folder.
-        from governance.train.handle import handle_from_spec
+        from governance.models.handle import handle_from_spec
 
         handle, mdir, ledger = handle_from_spec(spec, bundle, device), None, None
     else:
@@ -299,8 +308,8 @@ def _prepare(
 
             outcome = train(spec, out / "model", bundle=bundle, force=force, device=device, progress=progress)
             model_dir = outcome.model_dir
-        from governance.train.artifacts import read_ledger
-        from governance.train.handle import load_handle
+        from governance.models.artifacts import read_ledger
+        from governance.models.handle import load_handle
 
         mdir = Path(model_dir)
         handle = load_handle(mdir, device)
@@ -320,7 +329,7 @@ def _companions(
     if "privacy_cost" not in spec.audits:
         return {}, {}
     from governance.audit.privacy_cost import TWIN, parse_options
-    from governance.train.handle import load_handle
+    from governance.models.handle import load_handle
     from governance.train.twin import train_twin
 
     options = parse_options(spec.audits.get("privacy_cost") or {}, spec.source)
@@ -356,111 +365,6 @@ def _check_model_inputs(spec: Spec, bundle: DataBundle, handle: ModelHandle, whe
             f"the model at {where} takes images of shape {list(trained)}, the spec gives "
             f"{list(bundle.image_shape)}",
         )
-
-
-def predict(handle: ModelHandle, frame: Any, label: str, *, source: Path | None = None) -> Predictions:
-    """The model's predictions on one split, encoded against the model's classes.
-
-    ``y_score`` is the probability of the last class for binary models.
-
-    Raises
-    ------
-    InputError
-        If the model's output size does not match its classes, or a label is not a model class.
-    """
-    import pandas as pd
-
-    classes = tuple(str(c) for c in handle.classes)
-    proba = np.asarray(handle.predict_proba(frame), dtype=np.float64)
-    if proba.ndim != 2 or proba.shape[1] != len(classes):
-        raise InputError(
-            source,
-            "classes",
-            f"model outputs {proba.shape[-1]} columns but declares {len(classes)} classes {list(classes)}",
-        )
-    true_codes = np.asarray(
-        pd.Categorical(frame[label].astype(str), categories=list(classes)).codes, dtype=np.int64
-    )
-    if (true_codes < 0).any():
-        missing = sorted(set(frame[label].astype(str)) - set(classes))
-        raise InputError(
-            source,
-            "classes",
-            ERR_OUTPUT_SIZE.format(got=len(classes), model_classes=list(classes), missing=missing),
-        )
-    pred_codes = proba.argmax(axis=1).astype(np.int64)
-    names = np.asarray(classes, dtype=object)
-    return Predictions(
-        y_true=names[true_codes],
-        y_pred=names[pred_codes],
-        y_score=proba[:, 1] if len(classes) == 2 else None,
-        proba=proba,
-        classes=classes,
-        y_true_codes=true_codes,
-        y_pred_codes=pred_codes,
-    )
-
-
-# -- audits ---------------------------------------------------------------------------------------
-
-
-def _preflight_audits(spec: Spec, bundle: DataBundle) -> None:
-    """Let every listed audit reject bad options or data before training and inference.
-
-    Only InputError matters here; an audit whose module fails to import is left for
-    :func:`_run_one`, where it becomes that audit's ERROR section.
-    """
-    for name in audit_names():
-        if name not in spec.audits:
-            continue
-        try:
-            audit = create_audit(name)
-        except Exception:
-            continue
-        audit.preflight(spec, bundle, dict(spec.audits.get(name) or {}))
-
-
-def _run_one(name: str, spec: Spec, subject: _Subject, *, device: str) -> AuditSection:
-    """Run one audit; an exception (other than bad input) becomes its ERROR section."""
-    start = time.perf_counter()
-    try:
-        audit = create_audit(name)
-        if audit.requires_model and subject.handle is None:
-            return AuditSection(
-                name=name,
-                status=SectionStatus.SKIPPED,
-                reason="needs a model; this run audits saved predictions only",
-                seconds=0.0,
-            )
-        context = AuditContext(
-            spec=spec,
-            data=subject.bundle,
-            model=subject.handle,
-            eval_predictions=subject.eval_predictions,
-            train_predictions=subject.train_predictions,
-            ledger=subject.ledger,
-            device=subject.handle.device if subject.handle is not None else "cpu",
-            seed=spec.seed,
-            options=dict(spec.audits.get(name) or {}),
-            companions=subject.companions,
-        )
-        section = audit.run(context)
-    except InputError:
-        raise
-    except Exception as exc:  # one broken audit must not take the others down
-        return AuditSection(
-            name=name,
-            status=SectionStatus.ERROR,
-            error=f"{exc.__class__.__name__}: {exc}",
-            seconds=time.perf_counter() - start,
-        )
-    return _with_seconds(section, time.perf_counter() - start)
-
-
-def _with_seconds(section: AuditSection, seconds: float) -> AuditSection:
-    from dataclasses import replace
-
-    return replace(section, seconds=round(seconds, 4))
 
 
 # -- provenance -----------------------------------------------------------------------------------
@@ -519,22 +423,6 @@ def _input_files(spec: Spec, policy: Any, waivers: Any) -> list[Path]:
     """The data, predictions, policy and waiver files a run will hash (those named in the spec)."""
     named = (spec.data.eval, getattr(spec.data, "train", None), spec.model.predictions, policy, waivers)
     return [Path(p) for p in named if isinstance(p, str | PathLike)]
-
-
-def _audit_input_files(spec: Spec) -> dict[str, tuple[Path, ...]]:
-    """Files named by the options of the spec's audits (e.g. the privacy audit's non-members)."""
-    out: dict[str, tuple[Path, ...]] = {}
-    for name in audit_names():
-        if name not in spec.audits:
-            continue
-        try:
-            audit = create_audit(name)
-        except Exception:  # its ERROR section says why; it names no file we could hash
-            continue
-        files = audit.input_files(spec, dict(spec.audits.get(name) or {}))
-        if files:
-            out[name] = files
-    return out
 
 
 def _model_files(model_dir: Path) -> list[Path]:
@@ -636,7 +524,7 @@ def _write_manifest(
     for key, value in (("policy", policy), ("waivers", waivers)):
         if isinstance(value, str | PathLike) and Path(value).is_file():
             inputs[key] = Path(value)
-    for name, files in _audit_input_files(spec).items():
+    for name, files in input_files(spec).items():
         for i, p in enumerate(files):
             if p.is_file():
                 inputs[f"audits.{name}" + (f".{i}" if i else "")] = p

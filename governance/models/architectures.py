@@ -17,7 +17,7 @@ cnn
 hf
     A local Hugging Face folder (``model.path``) loaded with
     ``AutoModelForSequenceClassification`` with a fresh classification head for the task's
-    classes; see :mod:`governance.train.hf`.
+    classes; see :mod:`governance.models.hf`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _cnn(
 
 
 def _hf(n_inputs: int, n_classes: int, **options: Any) -> nn.Module:
-    from governance.train.hf import build_hf_classifier
+    from governance.models.hf import build_hf_classifier
 
     return build_hf_classifier(n_classes=n_classes, **options)
 

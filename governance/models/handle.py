@@ -13,7 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governance.train.artifacts import (
+from governance.models.artifacts import (
     CONFIG_FILE,
     PREPROCESSING_FILE,
     WEIGHTS_FILE,
@@ -21,7 +21,7 @@ from governance.train.artifacts import (
     load_weights,
     read_config,
 )
-from governance.train.preprocessing import Preprocessor
+from governance.models.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
     import numpy as np
@@ -138,13 +138,13 @@ def load_handle(model_dir: str | PathLike[str], device: str = "cpu") -> TabularH
     import json
 
     from governance.errors import InputError
-    from governance.train.trainer import resolve_device
+    from governance.models.device import resolve_device
 
     model_dir = Path(model_dir)
     device = resolve_device(device)
     config = read_config(model_dir)
     if config.get("kind") == "text":
-        from governance.train.hf import load_text_handle
+        from governance.models.hf import load_text_handle
 
         return load_text_handle(model_dir, config, device)  # type: ignore[return-value]
     pre_path = model_dir / PREPROCESSING_FILE
@@ -177,8 +177,9 @@ def handle_from_spec(spec: Spec, bundle: DataBundle, device: str = "cpu") -> Tab
     way ``governance train`` fits it.
     """
     from governance.errors import InputError
-    from governance.train.api import model_config, preprocessor_for
-    from governance.train.trainer import resolve_device
+    from governance.models.config import model_config
+    from governance.models.device import resolve_device
+    from governance.models.preprocessing import preprocessor_for
 
     device = resolve_device(device)
     preprocessor = preprocessor_for(bundle)
@@ -200,7 +201,7 @@ def handle_from_spec(spec: Spec, bundle: DataBundle, device: str = "cpu") -> Tab
 
 
 if TYPE_CHECKING:
-    from governance.audit.base import TabularModelHandle
+    from governance.models.base import TabularModelHandle
 
     def _implements_protocol(handle: TabularHandle) -> TabularModelHandle:
         return handle  # mypy checks that TabularHandle implements the audits' protocol

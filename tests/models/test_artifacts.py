@@ -11,11 +11,11 @@ import torch
 
 from governance.data.loading import load_bundle
 from governance.errors import InputError
+from governance.models.artifacts import load_model, read_ledger, staged_dir
+from governance.models.handle import handle_from_spec, load_handle
+from governance.models.preprocessing import fit_preprocessor
 from governance.spec import load_spec
 from governance.train.api import train
-from governance.train.artifacts import load_model, read_ledger, staged_dir
-from governance.train.handle import handle_from_spec, load_handle
-from governance.train.preprocessing import fit_preprocessor
 from tests.data.helpers import spec_dict, tabular_frame, write_spec, write_split
 
 
