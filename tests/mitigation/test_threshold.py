@@ -43,12 +43,20 @@ def test_held_out_decisions_equal_fairlearn_run_directly(constraint, tol):
     score, y, g = _data(1200, 0)
     if tol is not None and constraint == "equalized_odds":
         with pytest.raises(ValueError, match="not supported for equalized odds"):
-            fit_threshold_rule(score, y == 1, g, attribute="g", constraint=constraint, classes=("0", "1"), tol=tol)
+            fit_threshold_rule(
+                score, y == 1, g, attribute="g", constraint=constraint, classes=("0", "1"), tol=tol
+            )
         return
     split = calibration_split(y, g, seed=3)
     cal, held = split.calibration, split.held_out
     rule = fit_threshold_rule(
-        score[cal], y[cal] == 1, g[cal], attribute="g", constraint=constraint, classes=("0", "1"), tol=tol,
+        score[cal],
+        y[cal] == 1,
+        g[cal],
+        attribute="g",
+        constraint=constraint,
+        classes=("0", "1"),
+        tol=tol,
         random_state=7,
     )
     direct = ThresholdOptimizer(
@@ -90,7 +98,9 @@ def test_a_group_too_small_to_split_is_refused():
 
 def test_unknown_group_at_decision_time_is_refused():
     score, y, g = _data(300, 2)
-    rule = fit_threshold_rule(score, y == 1, g, attribute="g", constraint="demographic_parity", classes=("0", "1"))
+    rule = fit_threshold_rule(
+        score, y == 1, g, attribute="g", constraint="demographic_parity", classes=("0", "1")
+    )
     with pytest.raises(ValueError, match="no threshold for g='zzz'"):
         rule.decide(np.array([0.5]), ["zzz"])
 
@@ -103,9 +113,14 @@ def test_random_data_matches_fairlearn(seed, n):
     score, y, g = _data(n, seed)
     if min(np.unique(g, return_counts=True)[1]) < 4:
         return
-    rule = fit_threshold_rule(score, y == 1, g, attribute="g", constraint="demographic_parity", classes=("0", "1"))
+    rule = fit_threshold_rule(
+        score, y == 1, g, attribute="g", constraint="demographic_parity", classes=("0", "1")
+    )
     direct = ThresholdOptimizer(
-        estimator=_Identity().fit(None, None), constraints="demographic_parity", prefit=True, predict_method="predict_proba"
+        estimator=_Identity().fit(None, None),
+        constraints="demographic_parity",
+        prefit=True,
+        predict_method="predict_proba",
     ).fit(score.reshape(-1, 1), y, sensitive_features=g)
     pmf = direct._pmf_predict(score.reshape(-1, 1), sensitive_features=g)[:, 1]
     np.testing.assert_allclose(rule.positive_probability(score, g), pmf, rtol=0, atol=1e-12)
