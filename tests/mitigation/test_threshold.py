@@ -78,7 +78,7 @@ def test_held_out_decisions_equal_fairlearn_run_directly(constraint, tol):
 
 
 def test_split_is_stratified_disjoint_and_seeded():
-    score, y, g = _data(500, 1)
+    _score, y, g = _data(500, 1)
     split = calibration_split(y, g, seed=0)
     assert np.intersect1d(split.calibration, split.held_out).size == 0
     assert len(split.calibration) + len(split.held_out) == 500
