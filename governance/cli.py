@@ -23,7 +23,7 @@ EXIT_BAD_INPUT = 2
 
 # Each command lives in governance.commands.<name> with add_parser(subparsers) and run(args) -> int.
 # Those modules import only argparse-level things at the top, so `--help` stays fast.
-COMMANDS: tuple[str, ...] = ("demo", "train", "audit", "check", "report", "policy")
+COMMANDS: tuple[str, ...] = ("demo", "train", "audit", "check", "report", "policy", "mitigate")
 
 
 class _OneLineParser(argparse.ArgumentParser):

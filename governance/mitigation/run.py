@@ -24,13 +24,13 @@ from governance.mitigation.frontier import (
     choose,
     mark_dominated,
 )
-from governance.mitigation.rule import DecisionRule
 from governance.mitigation.threshold import (
     TARGET_METRIC,
     CalibrationSplit,
     calibration_split,
     fit_threshold_rule,
 )
+from governance.models.decision_rule import DecisionRule
 
 __all__ = ["TOL_GRID", "MetricChange", "MitigationOutcome", "mitigate_threshold"]
 
@@ -189,9 +189,13 @@ def mitigate_threshold(
         chosen=chosen,
         reason=reason,
     )
-    # Infeasible: deploy what the spec asked for (its tol, or exact parity), and say so.
-    picked = rules[chosen] if chosen is not None else None
-    if picked is None:
+    if chosen == 0:
+        # The model as it is already meets the target: the rule is the model's own decision.
+        picked = replace(fit(tol), blend=0.0, uses_sensitive_attribute=False)
+    elif chosen is not None:
+        picked = rules[chosen] or fit(tol)
+    else:
+        # Infeasible: deploy what the spec asked for (its tol, or exact parity), and say so.
         picked = fit(tol) if constraint != "equalized_odds" else replace(rules[-1] or fit(None), blend=1.0)
     after = picked.predict(s[held], g[held])
     before = model[held]

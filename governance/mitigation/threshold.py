@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from governance.mitigation.rule import DecisionRule, GroupThreshold
+from governance.models.decision_rule import DecisionRule, GroupThreshold
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -50,7 +50,12 @@ class CalibrationSplit:
 
 
 def calibration_split(
-    labels: Sequence[Any], groups: Sequence[Any], *, share: float = 0.5, seed: int = 0, attribute: str = ""
+    labels: Sequence[Any] | np.ndarray,
+    groups: Sequence[Any] | np.ndarray,
+    *,
+    share: float = 0.5,
+    seed: int = 0,
+    attribute: str = "",
 ) -> CalibrationSplit:
     """A seeded split of the eval rows, stratified by group × label.
 
@@ -108,7 +113,7 @@ def _score_estimator() -> Any:
 def fit_threshold_rule(
     scores: Sequence[float] | np.ndarray,
     positive: Sequence[bool] | np.ndarray,
-    groups: Sequence[Any],
+    groups: Sequence[Any] | np.ndarray,
     *,
     attribute: str,
     constraint: str,

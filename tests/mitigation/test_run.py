@@ -99,3 +99,22 @@ def test_pareto_dominance_and_choice():
     assert [p.dominated for p in marked] == [False, False, True, False]
     index, reason = choose(marked, Target("demographic_parity_ratio", ">=", 0.8))
     assert index == 1 and "0.780" in reason
+
+
+def test_a_model_that_already_meets_the_target_keeps_its_own_decisions():
+    y, _score, _pred, sensitive = _data(2000, 5)
+    perfect = y.astype(float)  # nothing is more accurate than the model itself
+    out = mitigate_threshold(
+        y,
+        perfect,
+        y,
+        sensitive,
+        classes=("0", "1"),
+        attribute="age",
+        constraint="demographic_parity",
+        target=Target("demographic_parity_ratio", ">=", 0.0),
+        n_boot=0,
+    )
+    assert out.frontier.chosen == 0
+    assert not out.rule.uses_sensitive_attribute
+    assert (out.after == out.before).all()

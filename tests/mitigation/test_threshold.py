@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from governance.mitigation.rule import DecisionRule
 from governance.mitigation.threshold import CONSTRAINTS, calibration_split, fit_threshold_rule
+from governance.models.decision_rule import DecisionRule
 
 
 def _data(n: int, seed: int):

@@ -16,13 +16,15 @@ model on a protected attribute.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RULE_FILE", "DecisionRule", "GroupThreshold"]
+__all__ = ["RULE_FILE", "DecisionRule", "GroupThreshold", "load_decision_rule"]
 
 #: Where the rule lives in a model folder (or an output folder in predictions-only mode).
 RULE_FILE = "decision_rule.json"
@@ -116,7 +118,9 @@ class DecisionRule:
     #: tolerance (equalized odds).
     blend: float = 1.0
 
-    def positive_probability(self, scores: Sequence[float] | np.ndarray, groups: Sequence[Any]) -> np.ndarray:
+    def positive_probability(
+        self, scores: Sequence[float] | np.ndarray, groups: Sequence[Any] | np.ndarray
+    ) -> np.ndarray:
         """The probability of the positive decision for each row.
 
         Raises
@@ -140,7 +144,10 @@ class DecisionRule:
         return out
 
     def decide(
-        self, scores: Sequence[float] | np.ndarray, groups: Sequence[Any], random_state: int | None = None
+        self,
+        scores: Sequence[float] | np.ndarray,
+        groups: Sequence[Any] | np.ndarray,
+        random_state: int | None = None,
     ) -> np.ndarray:
         """0/1 decisions, drawn as fairlearn draws them for the same ``random_state``."""
         probability = self.positive_probability(scores, groups)
@@ -148,7 +155,10 @@ class DecisionRule:
         return (probability >= rng.rand(len(probability))).astype(np.int64)
 
     def predict(
-        self, scores: Sequence[float] | np.ndarray, groups: Sequence[Any], random_state: int | None = None
+        self,
+        scores: Sequence[float] | np.ndarray,
+        groups: Sequence[Any] | np.ndarray,
+        random_state: int | None = None,
     ) -> np.ndarray:
         """Decisions as class labels (``classes[1]`` for a positive decision)."""
         return np.asarray(self.classes, dtype=object)[self.decide(scores, groups, random_state)]
@@ -182,3 +192,24 @@ class DecisionRule:
             uses_sensitive_attribute=bool(raw.get("uses_sensitive_attribute", True)),
             blend=float(raw.get("blend", 1.0)),
         )
+
+
+def load_decision_rule(model_dir: str | os.PathLike[str]) -> DecisionRule | None:
+    """The decision rule saved in a model folder by ``governance mitigate``, or None.
+
+    Raises
+    ------
+    InputError
+        When the file exists but is not a valid rule.
+    """
+    import json
+
+    from governance.errors import InputError
+
+    path = Path(model_dir) / RULE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return DecisionRule.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(path, None, f"not a valid decision rule ({exc.__class__.__name__}: {exc})") from None
