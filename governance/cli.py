@@ -26,6 +26,8 @@ EXIT_BAD_INPUT = 2
 COMMANDS: tuple[str, ...] = ("demo", "train", "audit", "check", "report", "policy")
 # Evidence commands (issue 14), kept apart so the merge stays a one-line change.
 COMMANDS += ("sign", "verify", "history", "diff")
+# Fairness mitigation (issue 16).
+COMMANDS += ("mitigate",)
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -57,7 +57,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mia_attack_metric": ("auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "epsilon_lower_bound"),
     "mia_metric": ("auc", "auc_ci_low", "auc_ci_high", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01"),
     # CONTRACT §9: compression variants and what each reports
-    "variant": ("int8", "prune_50", "prune_90"),
+    "variant": ("int8", "prune_50", "prune_90", "deployed"),
+    "latency": ("latency_ms_p50", "latency_ms_p95"),
     "variant_metric": (
         "accuracy_drop",
         "worst_group_accuracy_drop",
@@ -101,6 +102,7 @@ CATALOG: dict[str, list[str]] = {
         "performance.baseline.majority_accuracy",
         "performance.baseline.logistic_accuracy",
         "performance.lift_over_majority",
+        "performance.lift_over_logistic",
     ],
     "fairness": [
         "fairness.<attr>.<disparity>",
@@ -146,10 +148,16 @@ CATALOG: dict[str, list[str]] = {
         "privacy_cost.accuracy_drop",
         "privacy_cost.worst_group_accuracy_drop",
         "privacy_cost.<attr>.accuracy_drop_gap",
+        "privacy_cost.twin_accuracy",
+        "privacy_cost.private_accuracy",
+        "privacy_cost.disagreement_rate",
     ],
     "compression": [
         "compression.<variant>.<variant_metric>",
+        "compression.<variant>.<attr>.accuracy_drop_gap",
+        "compression.<variant>.batch<number>.<latency>",
         "compression.fp32.<fp32_metric>",
+        "compression.fp32.batch<number>.<latency>",
     ],
     "mitigation": ["mitigation.<mitigation_method>.<any>"],
 }

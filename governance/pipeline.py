@@ -15,17 +15,18 @@ atomically; ``manifest.json``, written last, holds the SHA-256 of every input an
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance import __version__
-from governance._io import check_output_dir, sha256_file
+from governance._io import atomic_write_text, check_output_dir, sha256_file
 from governance.audit.suite import AuditSubject, check_audits, input_files, listed, preflight, run_one
 from governance.errors import InputError
 from governance.models.base import ModelHandle, Predictions
@@ -100,6 +101,9 @@ class _Subject:
     handle: ModelHandle | None
     model_dir: Path | None
     ledger: Mapping[str, Any] | None
+    #: Eval predictions of related models (the non-private twin), and their model folders.
+    companions: Mapping[str, Predictions] = field(default_factory=dict)
+    companion_dirs: Mapping[str, Path] = field(default_factory=dict)
 
 
 def run_audit(
@@ -232,6 +236,7 @@ def _run(
             train_predictions=subject.train_predictions,
             handle=subject.handle,
             ledger=subject.ledger,
+            companions=subject.companions,
         )
         for name in listed(spec):
             with bar.step(f"audit {name}"):
@@ -274,6 +279,8 @@ def _run(
     paths.update(_write_reports(results, out, check_report, report_formats, worker))
     if subject.model_dir is not None:
         paths["model"] = subject.model_dir
+    for role, folder in subject.companion_dirs.items():
+        paths[role] = folder
     paths["manifest"] = out / "manifest.json"
     _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=policy, waivers=waivers)
     # -- evidence (issue 14): record the run in the history store, then sign the finished folder.
@@ -352,7 +359,26 @@ def _prepare(
     _check_model_inputs(spec, bundle, handle, where)
     eval_pred = predict(handle, bundle.eval, bundle.label, source=where)
     train_pred = None if bundle.train is None else predict(handle, bundle.train, bundle.label, source=where)
-    return _Subject(bundle, eval_pred, train_pred, handle, mdir, ledger)
+    companions, companion_dirs = _companions(spec, out, bundle, device=device, force=force)
+    return _Subject(bundle, eval_pred, train_pred, handle, mdir, ledger, companions, companion_dirs)
+
+
+def _companions(
+    spec: Spec, out: Path, bundle: DataBundle, *, device: str, force: bool
+) -> tuple[dict[str, Predictions], dict[str, Path]]:
+    """Train and predict the related models the listed audits compare with (the DP twin)."""
+    if "privacy_cost" not in spec.audits:
+        return {}, {}
+    from governance.audit.privacy_cost import TWIN, parse_options
+    from governance.models.handle import load_handle
+    from governance.train.twin import train_twin
+
+    options = parse_options(spec.audits.get("privacy_cost") or {}, spec.source)
+    outcome = train_twin(spec, out / "twin", bundle=bundle, lr=options.lr, device=device, force=force)
+    handle = load_handle(outcome.model_dir, device)
+    return {TWIN: predict(handle, bundle.eval, bundle.label, source=outcome.model_dir)}, {
+        TWIN: outcome.model_dir
+    }
 
 
 def _check_model_inputs(spec: Spec, bundle: DataBundle, handle: ModelHandle, where: Path | None) -> None:
@@ -533,6 +559,9 @@ def _write_manifest(
     if subject.model_dir is not None:
         for p in _model_files(subject.model_dir):
             inputs[f"model/{p.relative_to(subject.model_dir)}"] = p
+    for role, folder in subject.companion_dirs.items():
+        for p in _model_files(folder):
+            inputs[f"{role}/{p.relative_to(folder)}"] = p
     for key, value in (("policy", policy), ("waivers", waivers)):
         if isinstance(value, str | PathLike) and Path(value).is_file():
             inputs[key] = Path(value)
@@ -540,11 +569,6 @@ def _write_manifest(
         for i, p in enumerate(files):
             if p.is_file():
                 inputs[f"audits.{name}" + (f".{i}" if i else "")] = p
-    # -- evidence (issue 14): every file of the folder and every input, paths relative to the folder.
-    from governance.evidence.hooks import write_audit_manifest
-
-    outs = {k: Path(p) for k, p in outputs.items() if k not in ("manifest", "model")}
-    write_audit_manifest(path.parent, inputs, outputs=outs, hashes=hashes, tool_version=__version__)
 
 
 def _now() -> str:
@@ -590,3 +614,127 @@ def _progress(enabled: bool) -> Iterator[_NoProgress | _RichProgress]:
         transient=True,
     ) as bar:
         yield _RichProgress(bar)
+
+
+# -- mitigation -----------------------------------------------------------------------------------
+
+ERR_NO_MITIGATION = "required by `governance mitigate`: constraint, attribute (and optionally tol)"
+ERR_NO_SCORES = "threshold mitigation needs the model's scores; {what} has none ({why})"
+
+
+def run_mitigation(
+    spec: Spec,
+    out_dir: str | PathLike[str],
+    *,
+    method: str = "threshold",
+    model_dir: str | PathLike[str] | None = None,
+    device: str = "auto",
+    force: bool = False,
+    progress: bool = True,
+    report_formats: Sequence[str] = ("html",),
+) -> RunOutcome:
+    """Mitigate the spec's model (or decision log) and write results with every metric before/after.
+
+    Writes ``results.json`` (a ``mitigation`` section), the reports, ``mitigation_split.csv``
+    (which eval row fitted the thresholds and which measured them), the decision rule
+    (``decision_rule.json``: inside ``out/model`` beside a copy of the model, where there is a
+    model; in ``out`` for a decision log) and ``manifest.json`` hashing all of it.
+
+    Raises
+    ------
+    InputError
+        No ``mitigation`` block, an attribute missing from the data, no scores, a group too small
+        for the calibration split.
+    """
+    import shutil
+
+    from governance.mitigation.run import mitigate_threshold
+    from governance.mitigation.section import mitigation_section
+    from governance.models.decision_rule import RULE_FILE
+
+    if method != "threshold":
+        raise InputError(None, "--method", f"unknown method {method!r}; expected threshold")
+    m = spec.mitigation
+    if m is None:
+        raise InputError(spec.source, "mitigation", ERR_NO_MITIGATION)
+    out = check_output_dir(out_dir)
+    started = _now()
+    hashes = _HashCache()
+    hashes.prefetch(_input_files(spec, None, None))
+    quiet = spec.model_copy(update={"audits": {}})  # mitigation trains no twin and runs no audit
+    with _progress(progress) as bar:
+        with bar.step("loading data"):
+            subject = _prepare(quiet, out, model_dir=model_dir, device=device, force=force, progress=progress)
+        bundle = subject.bundle
+        source = bundle.paths.get("eval") or spec.model.predictions or spec.source
+        if m.attribute not in bundle.eval.columns:
+            raise InputError(source, m.attribute, "column missing: mitigation.attribute names it")
+        pred = subject.eval_predictions
+        if pred.y_score is None or len(bundle.classes) != 2:
+            why = "not a binary task" if len(bundle.classes) != 2 else "no y_score column"
+            raise InputError(source, "y_score", ERR_NO_SCORES.format(what=source, why=why))
+        with bar.step("mitigating"):
+            try:
+                outcome = mitigate_threshold(
+                    pred.y_true,
+                    pred.y_score,
+                    pred.y_pred,
+                    {a: bundle.eval[a] for a in bundle.sensitive},
+                    classes=(bundle.classes[0], bundle.classes[1]),
+                    attribute=m.attribute,
+                    constraint=m.constraint,
+                    tol=m.tol,
+                    calibration_share=m.calibration_share,
+                    seed=spec.seed,
+                )
+            except ValueError as exc:
+                raise InputError(source, m.attribute, str(exc)) from None
+    section = mitigation_section(outcome, method=method)
+    run = RunInfo(
+        tool_version=__version__,
+        spec_name=spec.name,
+        seed=spec.seed,
+        started_at=started,
+        finished_at=_now(),
+        device=subject.handle.device if subject.handle is not None else "cpu",
+        task=spec.task.value,
+        libraries=library_versions(),
+        extra={
+            "spec": None if spec.source is None else str(spec.source),
+            "mode": _mode(subject),
+            "command": f"mitigate --method {method}",
+            "training": None if subject.ledger is None else dict(subject.ledger),
+        },
+    )
+    results = Results.from_sections(run, [section], subject=_subject_info(spec, subject, hashes))
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    calibration = set(outcome.split.calibration.tolist())
+    split_rows = ["row,part"] + [
+        f"{i},{'calibration' if i in calibration else 'held_out'}" for i in range(len(pred.y_true))
+    ]
+    paths["split"] = out / "mitigation_split.csv"
+    atomic_write_text(paths["split"], "\n".join(split_rows) + "\n")
+    rule_json = json.dumps(outcome.rule.to_dict(), indent=2) + "\n"
+    if subject.model_dir is not None:
+        target = out / "model"
+        if subject.model_dir.resolve() != target.resolve():
+            staging = out / ".model.mitigating"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(subject.model_dir, staging)
+            atomic_write_text(staging / RULE_FILE, rule_json)
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        else:
+            atomic_write_text(target / RULE_FILE, rule_json)
+        subject = replace(subject, model_dir=target)
+        paths["model"] = target
+    else:
+        paths["decision_rule"] = out / RULE_FILE
+        atomic_write_text(paths["decision_rule"], rule_json)
+    paths["results"] = out / "results.json"
+    save_results(results, paths["results"])
+    paths.update(_write_reports(results, out, None, tuple(report_formats)))
+    paths["manifest"] = out / "manifest.json"
+    _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=None, waivers=None)
+    return RunOutcome(results=results, check_report=None, paths=paths)

@@ -45,6 +45,9 @@ AUDIT_NAMES: tuple[str, ...] = (
     "attribution",
     "robustness",
     "privacy",
+    "privacy_cost",
+    "compression",
+    "mitigation",
 )
 
 # Lowercase, dot-separated; qualifiers may hold digits, '_', '-', '*' (intersections) and the

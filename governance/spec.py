@@ -214,6 +214,22 @@ class TrainSpec(_Strict):
     privacy: PrivacySpec | None = None
 
 
+class DeploymentSpec(_Strict):
+    #: The model variant that ships: the compression audit reports its costs as ``compression.deployed.*``.
+    variant: Literal["fp32", "int8", "prune_50", "prune_90"] = "fp32"
+
+
+class MitigationSpec(_Strict):
+    #: fairlearn's constraint for threshold mitigation (the targeted disparity).
+    constraint: Literal["demographic_parity", "equalized_odds", "true_positive_rate_parity"]
+    #: The sensitive attribute to mitigate on (one of data.sensitive).
+    attribute: str
+    #: fairlearn's tolerance (demographic parity and TPR parity only); None: exact parity.
+    tol: float | None = Field(default=None, ge=0, le=1)
+    #: Share of the eval rows that fit the thresholds; the rest measure them.
+    calibration_share: float = Field(default=0.5, gt=0, lt=1)
+
+
 class Spec(_Strict):
     name: str
     task: Task
@@ -226,6 +242,10 @@ class Spec(_Strict):
     audits: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Free text for the report's Annex IV "intended purpose".
     intended_purpose: str | None = None
+    #: What is deployed, when it is not the model as trained.
+    deployment: DeploymentSpec | None = None
+    #: What `governance mitigate` mitigates.
+    mitigation: MitigationSpec | None = None
     #: Where the spec was read from (set by load_spec; not part of the YAML).
     source: Path | None = Field(default=None, exclude=True)
 
@@ -241,6 +261,17 @@ class Spec(_Strict):
         # A decision log alone is enough for a predictions-only audit: it is then the eval data.
         if not self.data.has_files and self.model.predictions is None:
             raise ValueError("give data.train and/or data.eval files, data.builtin, or model.predictions")
+        return self
+
+    @model_validator(mode="after")
+    def _mitigation_attribute_is_sensitive(self) -> Spec:
+        m = self.mitigation
+        if m is not None and m.attribute not in self.data.sensitive:
+            raise ValueError(
+                f"mitigation.attribute {m.attribute!r} is not one of data.sensitive {list(self.data.sensitive)}"
+            )
+        if m is not None and m.tol is not None and m.constraint == "equalized_odds":
+            raise ValueError("mitigation.tol: fairlearn supports no tolerance for equalized_odds; omit it")
         return self
 
     @property

@@ -39,6 +39,9 @@ class AuditContext:
     #: The spec's ``audits.<name>`` mapping as written; the audit reads it through its registered
     #: options model (``parse_audit_options``), which the pipeline has already validated.
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Eval predictions of related models the pipeline prepared for this audit, by role
+    #: (``non_private_twin`` for the privacy-cost audit). Same rows as ``eval_predictions``.
+    companions: Mapping[str, Predictions] = field(default_factory=dict)
 
 
 class Audit(ABC):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from governance._options import Float, Label, Options, parse_options
+from governance._options import Bool, Float, Label, Options, parse_options
 from governance.audit._encode import class_codes
 from governance.audit.base import Audit, AuditContext, Predictions
 from governance.errors import InputError
@@ -56,6 +56,8 @@ class PerformanceOptions(Options):
     positive_label: Label | None = None
     #: A per-class recall gap above this is a finding.
     max_gap: Annotated[Float, Field(ge=0, le=1)] = DEFAULT_MAX_GAP
+    #: Compare the model with the majority class and a logistic regression on the same split.
+    baselines: Bool = True
 
 
 def confusion_matrix(
@@ -225,6 +227,16 @@ class PerformanceAudit(Audit):
                         audit="performance",
                     )
                 )
+        if opts.baselines:
+            from governance.audit._baselines import assess_baselines
+
+            names, true_codes, pred_codes = class_codes(context.eval_predictions, classes)
+            assessed = assess_baselines(
+                context.data, names, true_codes, pred_codes, _positive(names, pos_label, source), context.seed
+            )
+            metrics.update(assessed.metrics)
+            tables["baselines"] = assessed.rows
+            findings.extend(assessed.findings)
         tables["splits"] = [{"split": s, **v} for s, v in per_split.items()]
         return AuditSection(
             name="performance",

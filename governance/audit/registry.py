@@ -28,6 +28,8 @@ _AUDITS: Registry[type[Audit]] = Registry(
         "attribution": "governance.audit.attribution:AttributionAudit",
         "robustness": "governance.audit.robustness:RobustnessAudit",
         "privacy": "governance.audit.privacy:PrivacyAudit",
+        "privacy_cost": "governance.audit.privacy_cost:PrivacyCostAudit",
+        "compression": "governance.audit.compression:CompressionAudit",
     },
 )
 
@@ -40,6 +42,8 @@ _OPTIONS: Registry[type[Options]] = Registry(
         "attribution": "governance.audit.attribution:AttributionOptions",
         "robustness": "governance.audit.robustness:RobustnessOptions",
         "privacy": "governance.audit.privacy:PrivacyOptions",
+        "privacy_cost": "governance.audit.privacy_cost:PrivacyCostOptions",
+        "compression": "governance.audit.compression:CompressionOptions",
     },
 )
 

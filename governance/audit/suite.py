@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,8 @@ class AuditSubject:
     handle: ModelHandle | None = None
     #: The privacy ledger (training.json) when the model was trained by governance.
     ledger: Mapping[str, Any] | None = None
+    #: Eval predictions of related models, by role (the non-private twin of a DP model).
+    companions: Mapping[str, Predictions] = field(default_factory=dict)
 
 
 def listed(spec: Spec) -> tuple[str, ...]:
@@ -109,6 +111,7 @@ def run_one(name: str, spec: Spec, subject: AuditSubject) -> AuditSection:
             device=subject.handle.device if subject.handle is not None else "cpu",
             seed=spec.seed,
             options=dict(spec.audits.get(name) or {}),
+            companions=subject.companions,
         )
         section = audit.run(context)
     except InputError:

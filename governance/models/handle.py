@@ -21,6 +21,7 @@ from governance.models.artifacts import (
     load_weights,
     read_config,
 )
+from governance.models.decision_rule import DecisionRule, load_decision_rule
 from governance.models.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class TabularHandle:
     _module: Any
     positive: str | None = None
     config: Mapping[str, Any] | None = None
+    #: The per-group decision rule ``governance mitigate`` saved with the model, if any.
+    decision_rule: DecisionRule | None = None
 
     @property
     def module(self) -> nn.Module:
@@ -124,6 +127,8 @@ class TabularHandle:
         import numpy as np
 
         proba = self.predict_proba(frame)
+        if self.decision_rule is not None:
+            return self.decision_rule.predict(proba[:, -1], frame[self.decision_rule.attribute].tolist())
         return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
 
 
@@ -167,6 +172,7 @@ def load_handle(model_dir: str | PathLike[str], device: str = "cpu") -> TabularH
         _module=module,
         positive=config.get("positive"),
         config=config,
+        decision_rule=load_decision_rule(model_dir),
     )
 
 

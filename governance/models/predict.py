@@ -46,6 +46,12 @@ def predict(handle: ModelHandle, frame: Any, label: str, *, source: Path | None 
             ERR_OUTPUT_SIZE.format(got=len(classes), model_classes=list(classes), missing=missing),
         )
     pred_codes = proba.argmax(axis=1).astype(np.int64)
+    rule = getattr(handle, "decision_rule", None)
+    if rule is not None:
+        # A mitigated model decides by its per-group thresholds (governance mitigate).
+        if rule.attribute not in frame.columns:
+            raise InputError(source, rule.attribute, "column missing: the model's decision rule reads it")
+        pred_codes = rule.decide(proba[:, 1], frame[rule.attribute].tolist())
     names = np.asarray(classes, dtype=object)
     return Predictions(
         y_true=names[true_codes],

@@ -15,6 +15,9 @@ AUDIT_TITLES: dict[str, str] = {
     "attribution": "Explainability (attributions)",
     "robustness": "Robustness",
     "privacy": "Privacy",
+    "privacy_cost": "What privacy cost each group",
+    "compression": "What compression costs each group",
+    "mitigation": "Fairness mitigation",
 }
 
 

@@ -101,7 +101,12 @@ def test_train_eval_gap_is_a_finding() -> None:
     y = np.array(["0", "1"] * 50)
     wrong = np.where(np.arange(100) < 40, np.where(y == "0", "1", "0"), y)
     section = PerformanceAudit().run(
-        _context(("0", "1"), Predictions(y_true=y, y_pred=wrong), Predictions(y_true=y, y_pred=y))
+        _context(
+            ("0", "1"),
+            Predictions(y_true=y, y_pred=wrong),
+            Predictions(y_true=y, y_pred=y),
+            options={"baselines": False},
+        )
     )
     assert section.metrics["performance.train.accuracy"] == 1.0
     assert section.metrics["performance.train_eval_gap.accuracy"] == pytest.approx(0.4)
