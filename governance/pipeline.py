@@ -569,6 +569,11 @@ def _write_manifest(
         for i, p in enumerate(files):
             if p.is_file():
                 inputs[f"audits.{name}" + (f".{i}" if i else "")] = p
+    # -- evidence (issue 14): every file of the folder and every input, paths relative to the folder.
+    from governance.evidence.hooks import write_audit_manifest
+
+    outs = {k: Path(p) for k, p in outputs.items() if k not in ("manifest", "model", *subject.companion_dirs)}
+    write_audit_manifest(path.parent, inputs, outputs=outs, hashes=hashes, tool_version=__version__)
 
 
 def _now() -> str:
