@@ -26,8 +26,18 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
     """Open a temporary file next to ``path`` and move it into place only on success.
 
     The rename is atomic on POSIX, so readers see either the old file or the complete new one.
+    A target that exists and is not a regular file (``/dev/null``, ``/dev/stdout``, a pipe) is
+    written in place: renaming over it would replace the device node itself.
     """
     target = Path(path)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        with (
+            open(target, mode)
+            if "b" in mode
+            else open(target, mode, encoding="utf-8", newline="\n") as handle
+        ):
+            yield handle
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     handle: IO[Any]

@@ -35,3 +35,22 @@ def test_check_output_dir(tmp_path):
     blocker.write_text("")
     with pytest.raises(InputError, match="is a file"):
         check_output_dir(blocker / "out")
+
+
+def test_a_special_file_target_is_written_in_place_not_replaced(tmp_path):
+    """`--output /dev/null` must not replace the device node (a rename would, as root)."""
+    import os
+    import stat
+    import threading
+
+    from governance._io import atomic_write_text
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    atomic_write_text(fifo, "hello\n")
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert received == ["hello\n"]
