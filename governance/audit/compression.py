@@ -22,6 +22,7 @@ group's drop, disagreement rate and McNemar's test per group.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -95,6 +96,9 @@ def _int8(module: nn.Module) -> tuple[nn.Module, str]:
     from torch import nn
 
     model = copy.deepcopy(module).eval()
+    # torchao logs a warning per CUDA kernel library it cannot load on a CPU-only machine.
+    for name in ("torchao", "torch.utils._pytree"):  # and torchao's import trips torch's pytree deprecations
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import torchao
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_

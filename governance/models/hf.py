@@ -107,6 +107,12 @@ _CLASSIFIER: type | None = None
 
 
 def _quiet_transformers() -> None:
+    import logging
+
+    # transformers imports torchao when it is installed (the compression audit's int8 path), and
+    # torchao logs one warning per CUDA kernel library it cannot load on a CPU-only machine.
+    for name in ("torchao", "torch.utils._pytree"):  # and torchao's import trips torch's pytree deprecations
+        logging.getLogger(name).setLevel(logging.ERROR)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
