@@ -14,8 +14,8 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
@@ -56,6 +56,8 @@ ERR_NO_MODEL = (
     "the spec neither trains (no train section) nor gives predictions; pass --model DIR with a model "
     "written by `governance train`"
 )
+#: A folder holding one of these was written by ``governance audit`` (and may be replaced).
+AUDIT_MARKS = ("results.json", "manifest.json")
 ERR_OUTPUT_SIZE = "model outputs {got} classes {model_classes} but the eval labels include {missing}"
 
 
@@ -113,6 +115,8 @@ def run_audit(
     progress: bool = True,
     report_formats: Sequence[str] = ("html",),
     report_worker: ReportWorker | None = None,
+    trust_code: bool = False,
+    extra_outputs: Callable[[CheckReport | None], Mapping[str, str]] | None = None,
 ) -> RunOutcome:
     """Run the audits a spec lists and write ``results.json``, reports and ``manifest.json``.
 
@@ -139,15 +143,32 @@ def run_audit(
         A :class:`~governance.report.render.ReportWorker` for ``report_formats`` started by the
         caller (the earlier it starts, the more of the report stage's fixed cost it hides); by
         default one is started here. The run closes it.
+    trust_code
+        Allow the spec's user factory (``model.factory``) to run (``--trust-code``); recorded in
+        results.run and the manifest.
+    extra_outputs
+        Called with the policy verdict; returns more files (name → text) to write into the
+        folder before the manifest (the demo's junit.xml).
+
+    The folder appears whole: everything is written into a staging folder beside ``out_dir``
+    that replaces it in one rename, under an exclusive lock on ``out_dir``.
 
     Raises
     ------
     InputError
         Bad input anywhere (spec, data, predictions, model, audit options): nothing is written.
     """
+    from governance._output_folder import check_target, output_folder
+
     worker = report_worker
     try:
         out = check_output_dir(out_dir)
+        check_target(out, marks=AUDIT_MARKS)
+        factory = None
+        if spec.model.factory is not None:
+            from governance.train.api import require_trust
+
+            factory = require_trust(spec, trust_code)
         started = _now()
         hashes = _HashCache()
         # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
@@ -159,22 +180,37 @@ def run_audit(
             worker = _start_report_worker(tuple(report_formats))
         # The input files' SHA-256 go into results.subject; read them while the data loads.
         hashes.prefetch(_input_files(spec, policy, waivers))
-        return _run(
-            spec,
-            out,
-            started,
-            hashes,
-            worker,
-            policy=policy,
-            waivers=waivers,
-            policy_obj=policy_obj,
-            waiver_objs=waiver_objs,
-            model_dir=model_dir,
-            device=device,
-            force=force,
-            progress=progress,
-            report_formats=tuple(report_formats),
-        )
+        trains_here = model_dir is None and spec.trains
+        ours = ("results.json", "manifest.json", "report.", "junit.xml") + (("model",) if trains_here else ())
+        with output_folder(out, marks=AUDIT_MARKS, ours=ours) as staging:
+
+            def shown(path: Path) -> str:
+                """Where a file written into the staging folder will be once it is swapped in."""
+                try:
+                    return str(out / Path(path).relative_to(staging))
+                except ValueError:
+                    return str(path)
+
+            outcome = _run(
+                spec,
+                staging,
+                started,
+                hashes,
+                worker,
+                policy=policy,
+                waivers=waivers,
+                policy_obj=policy_obj,
+                waiver_objs=waiver_objs,
+                model_dir=model_dir,
+                device=device,
+                force=force,
+                progress=progress,
+                report_formats=tuple(report_formats),
+                factory=factory,
+                shown=shown,
+                extra_outputs=extra_outputs,
+            )
+        return replace(outcome, paths={k: Path(shown(p)) for k, p in outcome.paths.items()})
     finally:
         if worker is not None:
             worker.close()
@@ -196,10 +232,15 @@ def _run(
     force: bool,
     progress: bool,
     report_formats: tuple[str, ...],
+    factory: str | None = None,
+    shown: Callable[[Path], str] = str,
+    extra_outputs: Callable[[CheckReport | None], Mapping[str, str]] | None = None,
 ) -> RunOutcome:
     with _progress(progress) as bar:
         with bar.step("loading data"):
-            subject = _prepare(spec, out, model_dir=model_dir, device=device, force=force, progress=progress)
+            subject = _prepare(
+                spec, out, model_dir=model_dir, device=device, force=force, progress=progress, factory=factory
+            )
         sections = []
         for name in audit_names():
             if name not in spec.audits:
@@ -222,9 +263,10 @@ def _run(
             "mode": _mode(subject),
             "intended_purpose": spec.intended_purpose,
             "training": None if subject.ledger is None else dict(subject.ledger),
+            "trusted_code": factory,
         },
     )
-    results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes))
+    results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes, shown=shown))
     paths: dict[str, Path] = {}
     out.mkdir(parents=True, exist_ok=True)
     check_report = None
@@ -238,10 +280,26 @@ def _run(
     paths["results"] = out / "results.json"
     save_results(results, paths["results"])
     paths.update(_write_reports(results, out, check_report, report_formats, worker))
+    if extra_outputs is not None:
+        from governance._io import atomic_write_text
+
+        for name, text in extra_outputs(check_report).items():
+            paths[Path(name).stem] = out / name
+            atomic_write_text(out / name, text)
     if subject.model_dir is not None:
         paths["model"] = subject.model_dir
     paths["manifest"] = out / "manifest.json"
-    _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=policy, waivers=waivers)
+    _write_manifest(
+        paths["manifest"],
+        spec,
+        subject,
+        paths,
+        hashes,
+        policy=policy,
+        waivers=waivers,
+        shown=shown,
+        trusted_code=factory,
+    )
     return RunOutcome(results=results, check_report=check_report, paths=paths)
 
 
@@ -263,7 +321,14 @@ def _load_policy(policy: Any, waivers: Any) -> tuple[Any, Any]:
 
 
 def _prepare(
-    spec: Spec, out: Path, *, model_dir: str | PathLike[str] | None, device: str, force: bool, progress: bool
+    spec: Spec,
+    out: Path,
+    *,
+    model_dir: str | PathLike[str] | None,
+    device: str,
+    force: bool,
+    progress: bool,
+    factory: str | None = None,
 ) -> _Subject:
     if spec.model.predictions is not None and model_dir is None:
         from governance.audit.predictions import load_prediction_inputs
@@ -285,20 +350,30 @@ def _prepare(
         # A user factory with its own weights: nothing to train, no model folder.
         from governance.train.handle import handle_from_spec
 
-        handle, mdir, ledger = handle_from_spec(spec, bundle, device), None, None
+        handle, mdir, ledger = handle_from_spec(spec, bundle, device, factory=factory), None, None
     else:
         if model_dir is None:
             if not spec.trains:
                 raise InputError(spec.source, "model", ERR_NO_MODEL)
             from governance.train.api import train
 
-            outcome = train(spec, out / "model", bundle=bundle, force=force, device=device, progress=progress)
+            # Inside this run's staging folder, which the run's own lock covers.
+            outcome = train(
+                spec,
+                out / "model",
+                bundle=bundle,
+                force=force,
+                device=device,
+                progress=progress,
+                trust_code=factory is not None,
+                lock=False,
+            )
             model_dir = outcome.model_dir
         from governance.train.artifacts import read_ledger
         from governance.train.handle import load_handle
 
         mdir = Path(model_dir)
-        handle = load_handle(mdir, device)
+        handle = load_handle(mdir, device, factory=factory)
         ledger = read_ledger(mdir)
     where = mdir if mdir is not None else spec.model.weights
     _check_model_inputs(spec, bundle, handle, where)
@@ -433,8 +508,6 @@ def _run_one(name: str, spec: Spec, subject: _Subject, *, device: str) -> AuditS
 
 
 def _with_seconds(section: AuditSection, seconds: float) -> AuditSection:
-    from dataclasses import replace
-
     return replace(section, seconds=round(seconds, 4))
 
 
@@ -516,7 +589,9 @@ def _model_files(model_dir: Path) -> list[Path]:
     return sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def _subject_info(spec: Spec, subject: _Subject, hashes: _HashCache) -> dict[str, Any]:
+def _subject_info(
+    spec: Spec, subject: _Subject, hashes: _HashCache, *, shown: Callable[[Path], str] = str
+) -> dict[str, Any]:
     data = {
         split: {"path": str(path), "sha256": hashes(Path(path))}
         for split, path in subject.bundle.paths.items()
@@ -542,7 +617,7 @@ def _subject_info(spec: Spec, subject: _Subject, hashes: _HashCache) -> dict[str
         }
     if subject.model_dir is not None:
         info["model"] = {
-            "path": str(subject.model_dir),
+            "path": shown(subject.model_dir),
             "files": {
                 str(p.relative_to(subject.model_dir)): hashes(p) for p in _model_files(subject.model_dir)
             },
@@ -591,6 +666,8 @@ def _write_manifest(
     *,
     policy: Any,
     waivers: Any,
+    shown: Callable[[Path], str] = str,
+    trusted_code: str | None = None,
 ) -> None:
     inputs: dict[str, Path] = {}
     if spec.source is not None:
@@ -613,14 +690,15 @@ def _write_manifest(
             if p.is_file():
                 inputs[f"audits.{name}" + (f".{i}" if i else "")] = p
     entries = {
-        "inputs": {k: {"path": str(p), "sha256": hashes(p)} for k, p in inputs.items()},
+        "inputs": {k: {"path": shown(p), "sha256": hashes(p)} for k, p in inputs.items()},
         "outputs": {
-            k: {"path": str(p), "sha256": sha256_file(p)}
+            k: {"path": shown(p), "sha256": sha256_file(p)}
             for k, p in outputs.items()
             if k not in ("manifest", "model") and Path(p).is_file()
         },
         "tool_version": __version__,
         "written_at": _now(),
+        "trusted_code": trusted_code,
     }
     atomic_write_json(path, entries)
 

@@ -39,6 +39,11 @@ def add_parser(subparsers: Any) -> None:
         help="train despite blocking data-quality findings (recorded in the ledger)",
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow the spec's model.factory (Python code) to run; a model folder never names code",
+    )
     p.set_defaults(run=run)
 
 
@@ -56,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         force=args.force,
         progress=args.progress,
+        trust_code=args.trust_code,
     )
     results = outcome.results
     print(

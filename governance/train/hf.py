@@ -71,6 +71,10 @@ ERR_NO_TOKENIZER = (
     "no tokenizer (tokenizer.json or vocab.txt); expected a Hugging Face model folder with its tokenizer"
 )
 ERR_NO_WEIGHTS = "no model.safetensors; expected a Hugging Face model folder with its weights"
+ERR_PICKLE_ONLY = (
+    "holds only pickle weights ({names}); governance loads safetensors only (pickle can run code): "
+    "convert them to model.safetensors"
+)
 ERR_BASE_CHANGED = "base model weights changed since training (sha256 {found}, trained on {want})"
 ERR_OPTIONS = "unknown hf option {name!r}; expected one of {known}"
 ERR_TRAIN_LAYERS = "train_layers must be between 0 and {n} (the encoder's layers), got {value!r}"
@@ -135,7 +139,10 @@ def check_model_folder(folder: Path, source: Any = None) -> None:
     """A base folder must hold weights and a tokenizer; else :class:`InputError` (exit 2)."""
     if not (folder / "config.json").is_file():
         raise InputError(folder, None, "no config.json; expected a Hugging Face model folder")
-    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+    if not (folder / "model.safetensors").is_file():
+        pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt*"))
+        if pickles:
+            raise InputError(folder, None, ERR_PICKLE_ONLY.format(names=", ".join(pickles)))
         raise InputError(folder, None, ERR_NO_WEIGHTS)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES[:2]):
         raise InputError(folder, None, ERR_NO_TOKENIZER)
@@ -158,10 +165,12 @@ def _encoder(folder: Path) -> nn.Module:
     _quiet_transformers()
     from transformers import AutoModel
 
+    # safetensors only and no remote code: nothing in the folder can run on load.
+    safe = {"local_files_only": True, "use_safetensors": True, "trust_remote_code": False}
     try:
-        return AutoModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
+        return AutoModel.from_pretrained(str(folder), add_pooling_layer=False, **safe)
     except TypeError:  # encoders without a pooling layer option
-        return AutoModel.from_pretrained(str(folder), local_files_only=True)
+        return AutoModel.from_pretrained(str(folder), **safe)
     except (OSError, ValueError) as exc:
         raise InputError(folder, None, f"cannot load the model ({exc.__class__.__name__}: {exc})") from None
 
@@ -327,8 +336,12 @@ def train_hf(
     resume: bool,
     device: str,
     progress: bool,
+    staging: Path,
 ) -> TrainOutcome:
-    """``governance train`` for ``architecture: hf``: gate, tokenise once, (DP) fine-tune, save."""
+    """``governance train`` for ``architecture: hf``: gate, tokenise once, (DP) fine-tune, save.
+
+    The model folder's files go into ``staging``, which the caller swaps in for ``out_dir``.
+    """
     import torch
 
     from governance._io import sha256_file
@@ -470,33 +483,31 @@ def train_hf(
             "frozen_parameters": int(sum(p.numel() for p in model.parameters() if not p.requires_grad)),
         }
     )
-    _write_text_model_dir(out_dir, result.model, config, base, ledger)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    ledger = _write_text_model_dir(staging, result.model, config, base, ledger)
     return TrainOutcome(model_dir=out_dir, ledger=ledger)
 
 
 def _write_text_model_dir(
-    out_dir: Path, model: nn.Module, config: dict[str, Any], base: Path, ledger: dict[str, Any]
-) -> None:
+    staging: Path, model: nn.Module, config: dict[str, Any], base: Path, ledger: dict[str, Any]
+) -> dict[str, Any]:
+    """Fill the staging folder; the ledger, written last, records every other file's SHA-256."""
     from safetensors.torch import save_file
 
-    from governance._io import sha256_file
-    from governance.train.artifacts import CONFIG_FILE, LEDGER_FILE, WEIGHTS_FILE, staged_dir, write_json
+    from governance.train.artifacts import CONFIG_FILE, LEDGER_FILE, WEIGHTS_FILE, model_files, write_json
 
     names = set(config["trained_parameters"])
-    with staged_dir(out_dir) as staging:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in names}
-        save_file(state, staging / WEIGHTS_FILE)
-        ledger = {**ledger, "weights_sha256": sha256_file(staging / WEIGHTS_FILE)}
-        write_json(staging / CONFIG_FILE, config)
-        write_json(staging / LEDGER_FILE, ledger)
-        tokenizer_dir = staging / TOKENIZER_DIR
-        tokenizer_dir.mkdir()
-        for name in TOKENIZER_FILES:
-            if (base / name).is_file():
-                shutil.copyfile(base / name, tokenizer_dir / name)
-        for path in staging.rglob("*"):
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in names}
+    save_file(state, staging / WEIGHTS_FILE)
+    write_json(staging / CONFIG_FILE, config)
+    tokenizer_dir = staging / TOKENIZER_DIR
+    tokenizer_dir.mkdir()
+    for name in TOKENIZER_FILES:
+        if (base / name).is_file():
+            shutil.copyfile(base / name, tokenizer_dir / name)
+    files = model_files(staging)
+    ledger = {**ledger, "weights_sha256": files[WEIGHTS_FILE], "files": files}
+    write_json(staging / LEDGER_FILE, ledger)
+    return ledger
 
 
 # -- reloading ------------------------------------------------------------------------------------
@@ -511,6 +522,9 @@ def _base_folder(config: Mapping[str, Any], where: Path) -> Path:
     ref = str(base.get("path") or "")
     if not ref:
         raise InputError(where, "base.path", "a text model folder must name its base model")
+    if ref.startswith(PACKAGE_PREFIX) and not ref[len(PACKAGE_PREFIX) :].split("/")[0].isidentifier():
+        # find_spec of a dotted name imports its parent package: a folder must not make us import.
+        raise InputError(where, "base.path", f"{ref!r}: expected package:NAME with a top-level package name")
     # The written reference first (a package reference is portable), then the path it had.
     try:
         folder = resolve_model_path(ref, source=where)
