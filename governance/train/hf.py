@@ -156,7 +156,9 @@ def load_tokenizer(folder: Path) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, use_fast=True)
+        return AutoTokenizer.from_pretrained(
+            str(folder), local_files_only=True, use_fast=True, trust_remote_code=False
+        )
     except (OSError, ValueError) as exc:
         raise InputError(folder, None, f"cannot load the tokenizer ({exc.__class__.__name__})") from None
 
@@ -559,8 +561,10 @@ def load_text_module(model_dir: str | Path, config: Mapping[str, Any] | None = N
         n_classes = int(config["n_classes"])
         pad_id = int(config["pad_id"])
         names = set(config["trained_parameters"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(where, None, f"not a text model config (missing {exc})") from None
+    except KeyError as exc:
+        raise InputError(where, str(exc.args[0]), "not a text model config (field missing)") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(where, None, f"not a text model config ({exc})") from None
     base = _base_folder(config, where)
     model = build_hf_classifier(
         n_classes=n_classes,
@@ -678,8 +682,8 @@ class TextHandle:
 def load_text_handle(model_dir: str | Path, config: Mapping[str, Any], device: str = "cpu") -> TextHandle:
     """A :class:`TextHandle` for a text model folder written by ``governance train``."""
     model_dir = Path(model_dir)
+    module = load_text_module(model_dir, config)  # checks the base reference before anything loads
     tokenizer = load_tokenizer(model_dir / TOKENIZER_DIR)
-    module = load_text_module(model_dir, config)
     module.to(device).eval()
     return TextHandle(
         classes=tuple(str(c) for c in config["classes"]),
