@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if is_no_space(exc):
             # A full disk is not bad input: exit 1. Outputs are staged, so nothing half-written remains.
-            where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+            filename = getattr(exc, "filename", None)
+            where = f" writing {filename}" if filename else ""
             print(
                 f"governance {args.command}: error: no space left on device{where}; nothing was written",
                 file=sys.stderr,

@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
             progress=args.progress,
             report_formats=DEMO_FORMATS,
             # Written inside the run's folder, so the manifest covers it and it appears with the rest.
-            extra_outputs=lambda verdict: {"junit.xml": get_format("junit")(verdict)},
+            extra_outputs=lambda verdict: (
+                {} if verdict is None else {"junit.xml": get_format("junit")(verdict)}
+            ),
         )
     paths = dict(outcome.paths)
     report = outcome.check_report

@@ -572,3 +572,31 @@ def test_replacing_a_folder_keeps_what_governance_did_not_write(work: Path) -> N
     manifest = json.loads((work / "audit" / "manifest.json").read_text())
     assert all(not Path(e["path"]).name.startswith(".audit.staging") for e in manifest["outputs"].values())
     assert ".staging-" not in json.dumps(manifest)
+
+
+def test_model_path_that_is_a_file_is_one_line(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (work / "afile").write_text("not a folder")
+    audit_model(work, work / "afile", capsys, "afile", "cannot read the model folder")
+
+
+def test_resume_from_a_corrupt_checkpoint_is_one_line(
+    work: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = tree_digest(work / "model")
+    _interrupted_run(work, monkeypatch, work / "spec.yaml")
+    (work / ".model.checkpoint" / "state.json").write_text("{half")
+    capsys.readouterr()
+    assert main(["train", str(work / "spec.yaml"), "--out", str(work / "model"), "--resume"]) == 2
+    one_line(capsys, ".model.checkpoint", "unreadable checkpoint", "without --resume")
+    assert tree_digest(work / "model") == before
+
+
+def test_audit_out_that_is_a_file_is_checked_before_any_work(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (work / "afile").write_text("keep me")
+    before = tree_digest(work)
+    argv = ["audit", str(work / "spec.yaml"), "--model", str(work / "model"), "--out", str(work / "afile")]
+    assert main(argv) == 2
+    one_line(capsys, "--out", "afile")
+    assert tree_digest(work) == before
