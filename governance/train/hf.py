@@ -65,7 +65,8 @@ DEFAULT_TRAIN_LAYERS = 2
 TOKENIZER_DIR = "tokenizer"
 #: Files that make a tokenizer folder; one of the first two must exist.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: Weights a base folder must hold: safetensors only (pickle can run code on load).
+WEIGHT_FILES = ("model.safetensors",)
 
 ERR_NO_TOKENIZER = (
     "no tokenizer (tokenizer.json or vocab.txt); expected a Hugging Face model folder with its tokenizer"
