@@ -75,7 +75,14 @@ class OutputLock:
         import fcntl
 
         for _ in range(20):
-            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
+            try:
+                handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                raise InputError(
+                    self.option, str(self.target), f"cannot write beside the folder ({exc.strerror})"
+                ) from None
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
