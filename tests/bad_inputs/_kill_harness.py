@@ -436,6 +436,34 @@ def kill_audit(work: Path, setup: dict[str, Any], points: int, rng: random.Rando
     )
 
 
+def concurrent_audits(work: Path, setup: dict[str, Any], trials: int) -> dict[str, Any]:
+    """Two audits into one --out at once: one waits for nobody, the other exits 2; never a mix."""
+    specs, audits = setup["specs"], setup["audits"]
+    target = work / "audit-concurrent"
+    outcomes: Counter[str] = Counter()
+    mixed = 0
+    for _ in range(trials):
+        pids = [
+            _fork(
+                [
+                    "audit",
+                    str(specs["A"]),
+                    "--model",
+                    str(work / f"ref{name}"),
+                    "--out",
+                    str(target),
+                    "--no-progress",
+                ]
+            )
+            for name in ("A", "B")
+        ]
+        codes = sorted(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids)
+        found = classify_audit(target, audits["A"], audits["B"])
+        outcomes[f"exits {codes}: {found}"] += 1
+        mixed += int(found not in ("old", "new"))
+    return {"trials": trials, "outcomes": dict(outcomes), "mixed": mixed}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("work", type=Path)
@@ -451,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "train": kill_train(args.work, setup, args.points, rng),
         "audit": kill_audit(args.work, setup, args.points, rng),
+        "concurrent": concurrent_audits(args.work, setup, max(2, args.points // 4)),
         "reference_seconds": {k: round(v, 2) for k, v in setup["seconds"].items()},
         "wall_seconds": round(time.perf_counter() - started, 1),
     }

@@ -56,6 +56,9 @@ def _assert_safe(report: dict, points: int) -> None:
         assert part["errors"] == [], (command, part)
         # the points did kill runs (not only runs that had finished already)
         assert any(k.startswith("killed:") for k in part["outcomes"]), part["outcomes"]
+    # two audits started at once into one --out: the folder is always one of them, never a mix
+    assert report["concurrent"]["mixed"] == 0, report["concurrent"]
+    assert all(k.startswith(("exits [0, 0]", "exits [0, 2]")) for k in report["concurrent"]["outcomes"])
 
 
 @pytest.mark.skipif(
