@@ -228,7 +228,7 @@ def verify_model_dir(model_dir: str | PathLike[str]) -> dict[str, Any]:
         want.setdefault(WEIGHTS_FILE, ledger["weights_sha256"])
     for name, sha in want.items():
         path = model_dir / str(name)
-        if ".." in Path(str(name)).parts or not path.is_file():
+        if Path(str(name)).is_absolute() or ".." in Path(str(name)).parts or not path.is_file():
             raise InputError(
                 model_dir / LEDGER_FILE, f"files.{name}", "the recorded file is missing from the folder"
             )

@@ -195,6 +195,14 @@ MODEL_FOLDER_CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = 
         ),
         ("training.json", "files.../spec.yaml", "missing"),
     ),
+    "ledger names an absolute path": (
+        lambda m: (m / "training.json").write_text(
+            json.dumps(
+                {**json.loads((m / "training.json").read_text()), "files": {"/etc/hostname": "0" * 64}}
+            )
+        ),
+        ("training.json", "files./etc/hostname", "missing"),
+    ),
     "pickle bytes as weights": (
         lambda m: ((m / "model.safetensors").write_bytes(b"\x80\x04\x95 pickle"), reseal(m)),
         ("model.safetensors", "not a readable safetensors file"),
