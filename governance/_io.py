@@ -31,12 +31,9 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
     """
     target = Path(path)
     if target.exists() and not target.is_file() and not target.is_dir():
-        with (
-            open(target, mode)
-            if "b" in mode
-            else open(target, mode, encoding="utf-8", newline="\n") as handle
-        ):
-            yield handle
+        special: IO[Any] = open(target, mode) if "b" in mode else open(target, mode, encoding="utf-8")  # noqa: SIM115
+        with special:
+            yield special
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -73,11 +73,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"governance {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        from governance._output_folder import is_no_space
+
         if args.debug:
             raise
-        print(
-            f"governance {args.command}: error: unexpected {exc.__class__.__name__}: {exc} "
-            "(rerun with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+        if is_no_space(exc):
+            # A full disk is not bad input: exit 1. Outputs are staged, so nothing half-written remains.
+            filename = getattr(exc, "filename", None)
+            where = f" writing {filename}" if filename else ""
+            print(
+                f"governance {args.command}: error: no space left on device{where}; nothing was written",
+                file=sys.stderr,
+            )
+            return EXIT_VIOLATION
+        return _unexpected(args.command, exc)
+
+
+def _unexpected(command: str, exc: BaseException) -> int:
+    print(
+        f"governance {command}: error: unexpected {exc.__class__.__name__}: {exc} "
+        "(rerun with --debug for the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_BAD_INPUT

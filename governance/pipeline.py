@@ -18,7 +18,7 @@ import contextlib
 import json
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from os import PathLike
@@ -59,6 +59,8 @@ ERR_NO_MODEL = (
     "the spec neither trains (no train section) nor gives predictions; pass --model DIR with a model "
     "written by `governance train`"
 )
+#: A folder holding one of these was written by ``governance audit`` (and may be replaced).
+AUDIT_MARKS = ("results.json", "manifest.json")
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ def run_audit(
     report_worker: ReportWorker | None = None,
     sign_key: str | PathLike[str] | None = None,
     store: str | PathLike[str] | None = None,
+    trust_code: bool = False,
+    extra_outputs: Callable[[CheckReport | None], Mapping[str, str]] | None = None,
 ) -> RunOutcome:
     """Run the audits a spec lists and write ``results.json``, reports and ``manifest.json``.
 
@@ -151,17 +155,34 @@ def run_audit(
     store
         The history store the run records itself in (default ``$GOVERNANCE_STORE`` or
         ``.governance/history.sqlite``).
+    trust_code
+        Allow the spec's user factory (``model.factory``) to run (``--trust-code``); recorded in
+        results.run and the manifest.
+    extra_outputs
+        Called with the policy verdict; returns more files (name → text) to write into the
+        folder before the manifest (the demo's junit.xml).
+
+    The folder appears whole: everything is written into a staging folder beside ``out_dir``
+    that replaces it in one rename, under an exclusive lock on ``out_dir``.
 
     Raises
     ------
     InputError
         Bad input anywhere (spec, data, predictions, model, audit options): nothing is written.
     """
+    from governance._output_folder import check_target, output_folder
+
     worker = report_worker
     try:
         out = check_output_dir(out_dir)
         # Audit names and options are checked before any data is read or any model trained.
         check_audits(spec)
+        check_target(out, marks=AUDIT_MARKS)
+        factory = None
+        if spec.model.factory is not None:
+            from governance.train.api import require_trust
+
+            factory = require_trust(spec, trust_code)
         started = _now()
         hashes = _HashCache()
         # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
@@ -177,23 +198,39 @@ def run_audit(
             worker = _start_report_worker(tuple(report_formats))
         # The input files' SHA-256 go into results.subject; read them while the data loads.
         hashes.prefetch(_input_files(spec, policy, waivers))
-        return _run(
-            spec,
-            out,
-            started,
-            hashes,
-            worker,
-            policy=policy,
-            waivers=waivers,
-            policy_obj=policy_obj,
-            waiver_objs=waiver_objs,
-            model_dir=model_dir,
-            device=device,
-            force=force,
-            progress=progress,
-            report_formats=tuple(report_formats),
-            evidence={"sign_key": sign_key, "store": store, "signoff": signoff},
-        )
+        trains_here = model_dir is None and spec.trains
+        ours: tuple[str, ...] = ("results.json", "manifest.json", "report.", "junit.xml")
+        ours += ("evidence.sigstore.json", "twin") + (("model",) if trains_here else ())
+        with output_folder(out, marks=AUDIT_MARKS, ours=ours) as staging:
+
+            def shown(path: Path) -> str:
+                """Where a file written into the staging folder will be once it is swapped in."""
+                try:
+                    return str(out / Path(path).relative_to(staging))
+                except ValueError:
+                    return str(path)
+
+            outcome = _run(
+                spec,
+                staging,
+                started,
+                hashes,
+                worker,
+                policy=policy,
+                waivers=waivers,
+                policy_obj=policy_obj,
+                waiver_objs=waiver_objs,
+                model_dir=model_dir,
+                device=device,
+                force=force,
+                progress=progress,
+                report_formats=tuple(report_formats),
+                factory=factory,
+                shown=shown,
+                extra_outputs=extra_outputs,
+                evidence={"sign_key": sign_key, "store": store, "signoff": signoff},
+            )
+        return replace(outcome, paths={k: Path(shown(p)) for k, p in outcome.paths.items()})
     finally:
         if worker is not None:
             worker.close()
@@ -216,6 +253,9 @@ def _run(
     progress: bool,
     report_formats: tuple[str, ...],
     evidence: Mapping[str, Any] | None = None,
+    factory: str | None = None,
+    shown: Callable[[Path], str] = str,
+    extra_outputs: Callable[[CheckReport | None], Mapping[str, str]] | None = None,
 ) -> RunOutcome:
     evidence = evidence or {}
     with _progress(progress) as bar:
@@ -228,6 +268,7 @@ def _run(
                 force=force,
                 progress=progress,
                 store=evidence.get("store"),
+                factory=factory,
             )
         sections = []
         audited = AuditSubject(
@@ -257,9 +298,10 @@ def _run(
             "mode": _mode(subject),
             "intended_purpose": spec.intended_purpose,
             "training": None if subject.ledger is None else dict(subject.ledger),
+            "trusted_code": factory,
         },
     )
-    results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes))
+    results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes, shown=shown))
     # -- evidence (issue 14): sign-off, the last audit of this spec, the data's privacy budget.
     from governance.evidence.hooks import with_evidence
 
@@ -277,13 +319,29 @@ def _run(
     paths["results"] = out / "results.json"
     save_results(results, paths["results"])
     paths.update(_write_reports(results, out, check_report, report_formats, worker))
+    if extra_outputs is not None:
+        from governance._io import atomic_write_text
+
+        for name, text in extra_outputs(check_report).items():
+            paths[Path(name).stem] = out / name
+            atomic_write_text(out / name, text)
     if subject.model_dir is not None:
         paths["model"] = subject.model_dir
     for role, folder in subject.companion_dirs.items():
         paths[role] = folder
     paths["manifest"] = out / "manifest.json"
-    _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=policy, waivers=waivers)
-    # -- evidence (issue 14): record the run in the history store, then sign the finished folder.
+    _write_manifest(
+        paths["manifest"],
+        spec,
+        subject,
+        paths,
+        hashes,
+        policy=policy,
+        waivers=waivers,
+        trusted_code=factory,
+    )
+    # -- evidence (issue 14): record the run in the history store, then sign the finished folder
+    # (the staging folder: the manifest's paths are relative, so they hold once it is swapped in).
     from governance.evidence.hooks import record_audit_run, sign_audit_folder
 
     record_audit_run(results, check_report, store=evidence.get("store"))
@@ -317,6 +375,7 @@ def _prepare(
     force: bool,
     progress: bool,
     store: str | PathLike[str] | None = None,
+    factory: str | None = None,
 ) -> _Subject:
     if spec.model.predictions is not None and model_dir is None:
         from governance.audit.predictions import load_prediction_inputs
@@ -338,33 +397,42 @@ def _prepare(
         # A user factory with its own weights: nothing to train, no model folder.
         from governance.models.handle import handle_from_spec
 
-        handle, mdir, ledger = handle_from_spec(spec, bundle, device), None, None
+        handle, mdir, ledger = handle_from_spec(spec, bundle, device, factory=factory), None, None
     else:
         if model_dir is None:
             if not spec.trains:
                 raise InputError(spec.source, "model", ERR_NO_MODEL)
             from governance.train.api import train
 
+            # Inside this run's staging folder, which the run's own lock covers.
             outcome = train(
-                spec, out / "model", bundle=bundle, force=force, device=device, progress=progress, store=store
+                spec,
+                out / "model",
+                bundle=bundle,
+                force=force,
+                device=device,
+                progress=progress,
+                store=store,
+                trust_code=factory is not None,
+                lock=False,
             )
             model_dir = outcome.model_dir
         from governance.models.artifacts import read_ledger
         from governance.models.handle import load_handle
 
         mdir = Path(model_dir)
-        handle = load_handle(mdir, device)
+        handle = load_handle(mdir, device, factory=factory)
         ledger = read_ledger(mdir)
     where = mdir if mdir is not None else spec.model.weights
     _check_model_inputs(spec, bundle, handle, where)
     eval_pred = predict(handle, bundle.eval, bundle.label, source=where)
     train_pred = None if bundle.train is None else predict(handle, bundle.train, bundle.label, source=where)
-    companions, companion_dirs = _companions(spec, out, bundle, device=device, force=force)
+    companions, companion_dirs = _companions(spec, out, bundle, device=device, force=force, factory=factory)
     return _Subject(bundle, eval_pred, train_pred, handle, mdir, ledger, companions, companion_dirs)
 
 
 def _companions(
-    spec: Spec, out: Path, bundle: DataBundle, *, device: str, force: bool
+    spec: Spec, out: Path, bundle: DataBundle, *, device: str, force: bool, factory: str | None = None
 ) -> tuple[dict[str, Predictions], dict[str, Path]]:
     """Train and predict the related models the listed audits compare with (the DP twin)."""
     if "privacy_cost" not in spec.audits:
@@ -374,8 +442,16 @@ def _companions(
     from governance.train.twin import train_twin
 
     options = parse_options(spec.audits.get("privacy_cost") or {}, spec.source)
-    outcome = train_twin(spec, out / "twin", bundle=bundle, lr=options.lr, device=device, force=force)
-    handle = load_handle(outcome.model_dir, device)
+    outcome = train_twin(
+        spec,
+        out / "twin",
+        bundle=bundle,
+        lr=options.lr,
+        device=device,
+        force=force,
+        trust_code=factory is not None,
+    )
+    handle = load_handle(outcome.model_dir, device, factory=factory)
     return {TWIN: predict(handle, bundle.eval, bundle.label, source=outcome.model_dir)}, {
         TWIN: outcome.model_dir
     }
@@ -470,7 +546,9 @@ def _model_files(model_dir: Path) -> list[Path]:
     return sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def _subject_info(spec: Spec, subject: _Subject, hashes: _HashCache) -> dict[str, Any]:
+def _subject_info(
+    spec: Spec, subject: _Subject, hashes: _HashCache, *, shown: Callable[[Path], str] = str
+) -> dict[str, Any]:
     data = {
         split: {"path": str(path), "sha256": hashes(Path(path))}
         for split, path in subject.bundle.paths.items()
@@ -496,7 +574,7 @@ def _subject_info(spec: Spec, subject: _Subject, hashes: _HashCache) -> dict[str
         }
     if subject.model_dir is not None:
         info["model"] = {
-            "path": str(subject.model_dir),
+            "path": shown(subject.model_dir),
             "files": {
                 str(p.relative_to(subject.model_dir)): hashes(p) for p in _model_files(subject.model_dir)
             },
@@ -545,6 +623,8 @@ def _write_manifest(
     *,
     policy: Any,
     waivers: Any,
+    shown: Callable[[Path], str] = str,
+    trusted_code: str | None = None,
 ) -> None:
     inputs: dict[str, Path] = {}
     if spec.source is not None:
@@ -573,7 +653,9 @@ def _write_manifest(
     from governance.evidence.hooks import write_audit_manifest
 
     outs = {k: Path(p) for k, p in outputs.items() if k not in ("manifest", "model", *subject.companion_dirs)}
-    write_audit_manifest(path.parent, inputs, outputs=outs, hashes=hashes, tool_version=__version__)
+    write_audit_manifest(
+        path.parent, inputs, outputs=outs, hashes=hashes, tool_version=__version__, trusted_code=trusted_code
+    )
 
 
 def _now() -> str:

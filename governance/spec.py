@@ -163,9 +163,11 @@ class ModelSpec(_Strict):
 
 
 class PrivacySpec(_Strict):
-    target_epsilon: float
-    delta: float = 1e-5
-    max_grad_norm: float = 1.0
+    # Non-finite numbers (.inf, .nan in YAML) are refused by name: an infinite budget or norm
+    # would pass the range checks below and train without privacy.
+    target_epsilon: float = Field(allow_inf_nan=False)
+    delta: float = Field(default=1e-5, allow_inf_nan=False)
+    max_grad_norm: float = Field(default=1.0, allow_inf_nan=False)
     accountant: Literal["prv", "rdp", "gdp"] = "prv"
     grad_sample_mode: Literal["auto", "fused", "fast", "ghost", "hooks", "functorch", "ew"] = "auto"
     #: Draw the DP noise from ``seed`` (bit-identical reruns, for research). The guarantee then does
@@ -204,11 +206,12 @@ class PrivacySpec(_Strict):
 
 
 class TrainSpec(_Strict):
-    epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=64, ge=1)
-    lr: float = Field(default=0.05, gt=0)
+    # Upper bounds catch typos that would otherwise run for days or diverge at once.
+    epochs: int = Field(default=10, ge=1, le=100_000)
+    batch_size: int = Field(default=64, ge=1, le=100_000_000)
+    lr: float = Field(default=0.05, gt=0, le=1_000, allow_inf_nan=False)
     optimizer: Literal["sgd", "adam"] = "sgd"
-    momentum: float = Field(default=0.0, ge=0, lt=1)
+    momentum: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
     #: Physical batch bound for BatchMemoryManager (large logical batches in DP training).
     max_physical_batch_size: int | None = Field(default=None, ge=1)
     privacy: PrivacySpec | None = None

@@ -49,6 +49,11 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="history store (default $GOVERNANCE_STORE or .governance/history.sqlite)",
     )
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow the spec's model.factory (Python code) to run; a model folder never names code",
+    )
     p.set_defaults(run=run)
 
 
@@ -68,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         sign_key=args.sign,
         store=args.store,
+        trust_code=args.trust_code,
     )
     results = outcome.results
     print(

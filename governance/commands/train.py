@@ -34,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="auto (CUDA when present, default), cpu or cuda[:N]",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow the spec's model.factory (Python code) to run; never needed for built-in architectures",
+    )
     p.set_defaults(run=run)
 
 
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         device=args.device,
         progress=not args.no_progress,
+        trust_code=args.trust_code,
     )
     print(summary_line(outcome.ledger, outcome.model_dir), file=sys.stderr)
     return 0

@@ -30,10 +30,16 @@ def write_audit_manifest(
     outputs: Mapping[str, Path] | None = None,
     hashes: Any = None,
     tool_version: str = "",
+    trusted_code: str | None = None,
 ) -> Path:
     """``folder/manifest.json``: every file of the folder and every input, relative to the folder."""
     manifest = build_manifest(
-        folder, inputs=inputs, outputs=outputs, hashes=hashes, tool_version=tool_version
+        folder,
+        inputs=inputs,
+        outputs=outputs,
+        hashes=hashes,
+        tool_version=tool_version,
+        trusted_code=trusted_code,
     )
     return write_manifest(folder, manifest)
 

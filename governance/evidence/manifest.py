@@ -87,6 +87,8 @@ class Manifest:
     signoff: Mapping[str, Any] | None = None
     #: Output name (``results``, ``html``…) → ``{"path", "sha256"}``, as manifest v1 listed them.
     outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The spec's user factory the run was allowed to execute (``--trust-code``), else None.
+    trusted_code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +99,7 @@ class Manifest:
             "outputs": {k: dict(v) for k, v in self.outputs.items()},
             "tool_version": self.tool_version,
             "written_at": self.written_at,
+            "trusted_code": self.trusted_code,
         } | ({} if self.signoff is None else {"signoff": dict(self.signoff)})
 
 
@@ -111,6 +114,7 @@ def build_manifest(
     outputs: Mapping[str, str | os.PathLike[str]] | None = None,
     hashes: Any = None,
     tool_version: str = "",
+    trusted_code: str | None = None,
 ) -> Manifest:
     """Hash every file of ``folder`` and every input.
 
@@ -148,6 +152,7 @@ def build_manifest(
         outputs=outs,
         tool_version=tool_version,
         written_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        trusted_code=trusted_code,
     )
 
 
@@ -196,6 +201,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         written_at=str(raw.get("written_at", "")),
         signoff=raw["signoff"] if isinstance(raw.get("signoff"), dict) else None,
         outputs=raw["outputs"] if isinstance(raw.get("outputs"), dict) else {},
+        trusted_code=raw["trusted_code"] if isinstance(raw.get("trusted_code"), str) else None,
     )
 
 

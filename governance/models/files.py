@@ -33,6 +33,12 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
         raise InputError(
             path, None, f"file not found; expected the {what} written by `governance train`"
         ) from None
+    except (NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        raise InputError(
+            path.parent,
+            None,
+            f"cannot read the model folder ({exc.__class__.__name__}); expected a folder written by `governance train`",
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, None, f"not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(raw, dict):

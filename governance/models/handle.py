@@ -18,8 +18,10 @@ from governance.models.artifacts import (
     PREPROCESSING_FILE,
     WEIGHTS_FILE,
     build_module,
+    check_config,
     load_weights,
     read_config,
+    verify_model_dir,
 )
 from governance.models.decision_rule import DecisionRule, load_decision_rule
 from governance.models.preprocessing import Preprocessor
@@ -132,13 +134,20 @@ class TabularHandle:
         return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
 
 
-def load_handle(model_dir: str | PathLike[str], device: str = "cpu") -> TabularHandle:
+def load_handle(
+    model_dir: str | PathLike[str], device: str = "cpu", *, factory: str | None = None
+) -> TabularHandle:
     """Load a model folder written by ``governance train`` as a :class:`TabularHandle`.
+
+    The folder names no code that runs: its config must name a built-in architecture, or the
+    user factory the caller trusts (``factory``, from a spec run with ``--trust-code``). Its files
+    must be the ones its ledger records (one run wrote them all).
 
     Raises
     ------
     InputError
-        If the folder lacks a file or the weights do not fit the config.
+        If the folder names code, lacks a file, mixes files of different runs, or the weights
+        do not fit the config.
     """
     import json
 
@@ -148,6 +157,8 @@ def load_handle(model_dir: str | PathLike[str], device: str = "cpu") -> TabularH
     model_dir = Path(model_dir)
     device = resolve_device(device)
     config = read_config(model_dir)
+    check_config(config, source=str(model_dir / CONFIG_FILE), factory=factory)
+    verify_model_dir(model_dir)
     if config.get("kind") == "text":
         from governance.models.hf import load_text_handle
 
@@ -161,12 +172,15 @@ def load_handle(model_dir: str | PathLike[str], device: str = "cpu") -> TabularH
         ) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(pre_path, None, f"not a valid preprocessing file ({exc})") from None
-    module = build_module(config, source=str(model_dir / CONFIG_FILE))
+    module = build_module(config, source=str(model_dir / CONFIG_FILE), factory=factory)
     load_weights(module, model_dir / WEIGHTS_FILE)
     module.to(device).eval()
+    classes = config.get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise InputError(model_dir / CONFIG_FILE, "classes", "expected the list of class labels")
     return TabularHandle(
         kind=str(config.get("kind", "tabular")),
-        classes=tuple(config["classes"]),
+        classes=tuple(str(c) for c in classes),
         device=device,
         preprocessor=preprocessor,
         _module=module,
@@ -176,10 +190,12 @@ def load_handle(model_dir: str | PathLike[str], device: str = "cpu") -> TabularH
     )
 
 
-def handle_from_spec(spec: Spec, bundle: DataBundle, device: str = "cpu") -> TabularHandle:
+def handle_from_spec(
+    spec: Spec, bundle: DataBundle, device: str = "cpu", *, factory: str | None = None
+) -> TabularHandle:
     """A handle for a spec that brings its own module (``factory:`` + ``weights:``).
 
-    The preprocessing is fitted on the bundle's train split (eval when there is none), the same
+    ``factory`` is the spec's factory when the caller trusts it (``--trust-code``). The preprocessing is fitted on the bundle's train split (eval when there is none), the same
     way ``governance train`` fits it.
     """
     from governance.errors import InputError
@@ -190,7 +206,7 @@ def handle_from_spec(spec: Spec, bundle: DataBundle, device: str = "cpu") -> Tab
     device = resolve_device(device)
     preprocessor = preprocessor_for(bundle, schema=spec.data.public_schema, source=spec.source)
     config = model_config(spec, bundle, preprocessor)
-    module = build_module(config, source=str(spec.source))
+    module = build_module(config, source=str(spec.source), factory=factory, field_prefix="model.")
     if spec.model.weights is None:
         raise InputError(spec.source, "model.weights", "required to audit a model that is not trained here")
     load_weights(module, spec.model.weights)

@@ -51,12 +51,17 @@ DEFAULT_TRAIN_LAYERS = 2
 TOKENIZER_DIR = "tokenizer"
 #: Files that make a tokenizer folder; one of the first two must exist.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: Weights a base folder must hold: safetensors only (pickle can run code on load).
+WEIGHT_FILES = ("model.safetensors",)
 
 ERR_NO_TOKENIZER = (
     "no tokenizer (tokenizer.json or vocab.txt); expected a Hugging Face model folder with its tokenizer"
 )
 ERR_NO_WEIGHTS = "no model.safetensors; expected a Hugging Face model folder with its weights"
+ERR_PICKLE_ONLY = (
+    "holds only pickle weights ({names}); governance loads safetensors only (pickle can run code): "
+    "convert them to model.safetensors"
+)
 ERR_BASE_CHANGED = "base model weights changed since training (sha256 {found}, trained on {want})"
 ERR_TRAIN_LAYERS = "train_layers must be between 0 and {n} (the encoder's layers), got {value!r}"
 
@@ -123,7 +128,10 @@ def check_model_folder(folder: Path, source: Any = None) -> None:
     """A base folder must hold weights and a tokenizer; else :class:`InputError` (exit 2)."""
     if not (folder / "config.json").is_file():
         raise InputError(folder, None, "no config.json; expected a Hugging Face model folder")
-    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+    if not (folder / "model.safetensors").is_file():
+        pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt*"))
+        if pickles:
+            raise InputError(folder, None, ERR_PICKLE_ONLY.format(names=", ".join(pickles)))
         raise InputError(folder, None, ERR_NO_WEIGHTS)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES[:2]):
         raise InputError(folder, None, ERR_NO_TOKENIZER)
@@ -137,7 +145,9 @@ def load_tokenizer(folder: Path) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, use_fast=True)
+        return AutoTokenizer.from_pretrained(
+            str(folder), local_files_only=True, use_fast=True, trust_remote_code=False
+        )
     except (OSError, ValueError) as exc:
         raise InputError(folder, None, f"cannot load the tokenizer ({exc.__class__.__name__})") from None
 
@@ -146,10 +156,12 @@ def _encoder(folder: Path) -> nn.Module:
     _quiet_transformers()
     from transformers import AutoModel
 
+    # safetensors only and no remote code: nothing in the folder can run on load.
+    safe = {"local_files_only": True, "use_safetensors": True, "trust_remote_code": False}
     try:
-        return AutoModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
+        return AutoModel.from_pretrained(str(folder), add_pooling_layer=False, **safe)
     except TypeError:  # encoders without a pooling layer option
-        return AutoModel.from_pretrained(str(folder), local_files_only=True)
+        return AutoModel.from_pretrained(str(folder), **safe)
     except (OSError, ValueError) as exc:
         raise InputError(folder, None, f"cannot load the model ({exc.__class__.__name__}: {exc})") from None
 
@@ -230,6 +242,9 @@ def _base_folder(config: Mapping[str, Any], where: Path) -> Path:
     ref = str(base.get("path") or "")
     if not ref:
         raise InputError(where, "base.path", "a text model folder must name its base model")
+    if ref.startswith(PACKAGE_PREFIX) and not ref[len(PACKAGE_PREFIX) :].split("/")[0].isidentifier():
+        # find_spec of a dotted name imports its parent package: a folder must not make us import.
+        raise InputError(where, "base.path", f"{ref!r}: expected package:NAME with a top-level package name")
     # The written reference first (a package reference is portable), then the path it had.
     try:
         folder = resolve_model_path(ref, source=where)
@@ -264,8 +279,10 @@ def load_text_module(model_dir: str | Path, config: Mapping[str, Any] | None = N
         n_classes = int(config["n_classes"])
         pad_id = int(config["pad_id"])
         names = set(config["trained_parameters"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(where, None, f"not a text model config (missing {exc})") from None
+    except KeyError as exc:
+        raise InputError(where, str(exc.args[0]), "not a text model config (field missing)") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(where, None, f"not a text model config ({exc})") from None
     base = _base_folder(config, where)
     model = build_hf_classifier(
         n_classes=n_classes,
@@ -383,8 +400,8 @@ class TextHandle:
 def load_text_handle(model_dir: str | Path, config: Mapping[str, Any], device: str = "cpu") -> TextHandle:
     """A :class:`TextHandle` for a text model folder written by ``governance train``."""
     model_dir = Path(model_dir)
+    module = load_text_module(model_dir, config)  # checks the base reference before anything loads
     tokenizer = load_tokenizer(model_dir / TOKENIZER_DIR)
-    module = load_text_module(model_dir, config)
     module.to(device).eval()
     return TextHandle(
         classes=tuple(str(c) for c in config["classes"]),

@@ -6,7 +6,6 @@ This is what ``governance train`` and ``governance audit`` (when the spec trains
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -26,19 +25,54 @@ if TYPE_CHECKING:
     from governance.data.bundle import DataBundle
     from governance.spec import Spec
 
-__all__ = ["TrainOutcome", "checkpoint_dir_for", "train"]
+__all__ = ["TrainOutcome", "checkpoint_dir_for", "data_digest", "require_trust", "train"]
 
 ERR_NO_TRAIN_SECTION = "required to train: epochs, batch_size, lr (and privacy for DP)"
 ERR_PREDICTIONS = "a predictions-only spec has no model to train"
+ERR_UNTRUSTED = (
+    "runs the code {factory!r} names; pass --trust-code (or trust_code=True) to allow it, "
+    "or use a built-in architecture"
+)
 
 
-def _build_model(spec: Spec, config: dict[str, Any]) -> nn.Module:
+def require_trust(spec: Spec, trust_code: bool) -> str | None:
+    """The spec's user factory when the caller trusts it; InputError when it names one untrusted.
+
+    Returns None for a built-in architecture (nothing to trust).
+    """
+    factory = spec.model.factory
+    if factory is None:
+        return None
+    if not trust_code:
+        raise InputError(spec.source, "model.factory", ERR_UNTRUSTED.format(factory=factory))
+    return factory
+
+
+def data_digest(bundle: DataBundle) -> str:
+    """SHA-256 of the rows training reads (train and eval, content not file format).
+
+    Part of the ``--resume`` fingerprint: another file with the same row count must not resume.
+    """
+    import hashlib
+
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    for name, frame in (("train", bundle.train), ("eval", bundle.eval)):
+        digest.update(name.encode())
+        if frame is not None:
+            digest.update(",".join(map(str, frame.columns)).encode())
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _build_model(spec: Spec, config: dict[str, Any], factory: str | None) -> nn.Module:
     import torch
 
     from governance.models.artifacts import build_module, load_weights
 
     torch.manual_seed(spec.seed)
-    module = build_module(config, source=str(spec.source))
+    module = build_module(config, source=str(spec.source), factory=factory, field_prefix="model.")
     if spec.model.weights is not None:
         load_weights(module, spec.model.weights)
     return module
@@ -54,6 +88,8 @@ def train(
     device: str = "auto",
     progress: bool = True,
     store: str | PathLike[str] | None = None,
+    trust_code: bool = False,
+    lock: bool = True,
 ) -> TrainOutcome:
     """Gate the data, train the spec's model (privately if it asks) and write the model folder.
 
@@ -77,17 +113,21 @@ def train(
     store
         The history store that keeps the training data's privacy budget (default
         ``$GOVERNANCE_STORE`` or ``.governance/history.sqlite``).
+    trust_code
+        Allow the spec's user factory (``model.factory``) to run; without it such a spec is
+        refused before anything is imported.
+    lock
+        Hold the exclusive lock on ``out_dir`` while training (off when ``out_dir`` lies inside
+        another run's staging folder, which that run's lock covers).
 
     Raises
     ------
     InputError
-        Bad spec or data, a blocking data-quality finding without ``force``, a factory that
-        does not return a module, weights that do not fit.
+        Bad spec or data, an unusable ``out_dir`` or one another run holds (checked before any data
+        is read), a blocking data-quality finding without ``force``, a factory that does not
+        return a module, weights that do not fit.
     """
-    from governance._io import sha256_file
-    from governance.data.loading import load_bundle
-    from governance.models.device import resolve_device
-    from governance.train.trainer import PrivacySettings, Trainer
+    from governance.models.artifacts import staged_dir
 
     out_dir = Path(out_dir)
     source = str(spec.source) if spec.source is not None else None
@@ -95,18 +135,92 @@ def train(
         raise InputError(source, "model.predictions", ERR_PREDICTIONS)
     if spec.train is None:
         raise InputError(source, "train", ERR_NO_TRAIN_SECTION)
-    if spec.model.architecture == "hf":
-        from governance.train.text import train_hf
-
-        # -- evidence (issue 14): the data's privacy budget; HF attempts are recorded as they end.
-        bundle = bundle if bundle is not None else load_bundle(spec)
-        recorder = _begin_budget(spec, bundle, out_dir, resume=resume, store=store)
-        with _budget_guard(recorder, out_dir):
-            hf = train_hf(
-                spec, out_dir, bundle=bundle, force=force, resume=resume, device=device, progress=progress
+    factory = require_trust(spec, trust_code)
+    # The folder is checked and locked before any data is read; the model is written into a
+    # staging folder that replaces out_dir whole at the end (nothing is left on failure).
+    with staged_dir(out_dir, lock=lock) as staging:
+        if spec.model.architecture == "hf":
+            outcome = _train_text(
+                spec,
+                out_dir,
+                staging,
+                bundle=bundle,
+                force=force,
+                resume=resume,
+                device=device,
+                progress=progress,
+                store=store,
             )
-        _finish_budget(recorder, spec, hf.ledger, _budget_marker(out_dir), store=store)
-        return hf
+        else:
+            outcome = _train_tabular(
+                spec,
+                out_dir,
+                staging,
+                bundle=bundle,
+                force=force,
+                resume=resume,
+                device=device,
+                progress=progress,
+                factory=factory,
+                store=store,
+            )
+    shutil.rmtree(checkpoint_dir_for(out_dir), ignore_errors=True)
+    return outcome
+
+
+def _train_text(
+    spec: Spec,
+    out_dir: Path,
+    staging: Path,
+    *,
+    bundle: DataBundle | None,
+    force: bool,
+    resume: bool,
+    device: str,
+    progress: bool,
+    store: str | PathLike[str] | None,
+) -> TrainOutcome:
+    from governance.data.loading import load_bundle
+    from governance.train.text import train_hf
+
+    # -- evidence (issue 14): the data's privacy budget; HF attempts are recorded as they end.
+    bundle = bundle if bundle is not None else load_bundle(spec)
+    recorder = _begin_budget(spec, bundle, out_dir, resume=resume, store=store)
+    with _budget_guard(recorder, out_dir):
+        hf = train_hf(
+            spec,
+            out_dir,
+            bundle=bundle,
+            force=force,
+            resume=resume,
+            device=device,
+            progress=progress,
+            staging=staging,
+        )
+    _finish_budget(recorder, spec, hf.ledger, _budget_marker(out_dir), store=store)
+    return hf
+
+
+def _train_tabular(
+    spec: Spec,
+    out_dir: Path,
+    staging: Path,
+    *,
+    bundle: DataBundle | None,
+    force: bool,
+    resume: bool,
+    device: str,
+    progress: bool,
+    factory: str | None,
+    store: str | PathLike[str] | None,
+) -> TrainOutcome:
+    from governance._io import sha256_file
+    from governance.data.loading import load_bundle
+    from governance.models.device import resolve_device
+    from governance.train.trainer import PrivacySettings, Trainer
+
+    assert spec.train is not None
+    source = str(spec.source) if spec.source is not None else None
     bundle = bundle if bundle is not None else load_bundle(spec)
     train_frame = trainable_rows(spec, bundle)
     privacy_spec = spec.train.privacy
@@ -116,7 +230,7 @@ def train(
     schema = spec.data.public_schema
     preprocessor = preprocessor_for(bundle, schema=schema, private=privacy_spec is not None, source=source)
     config = model_config(spec, bundle, preprocessor)
-    model = _build_model(spec, config)
+    model = _build_model(spec, config, factory)
     index = {c: i for i, c in enumerate(bundle.classes)}
     x_train = preprocessor.transform(train_frame)
     y_train = train_frame[bundle.label].map(index).to_numpy()
@@ -155,6 +269,7 @@ def train(
         resume=resume,
         progress=progress,
         callbacks=(recorder.epoch,) if recorder is not None else (),
+        data_digest=data_digest(bundle),
     )
     try:
         with _budget_guard(recorder, out_dir):
@@ -174,6 +289,7 @@ def train(
             "data": {k: {"path": str(p), "sha256": sha256_file(p)} for k, p in bundle.paths.items()},
             "source": bundle.source,
             "license": bundle.license,
+            "trusted_code": factory,
         }
     )
     if ledger.get("privacy"):
@@ -182,39 +298,37 @@ def train(
             **ledger["privacy"],
             "scope": with_items(ledger["privacy"]["scope"], "outside", outside),
         }
-    _write_model_dir(out_dir, result.model, config, preprocessor, ledger)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    ledger = _write_model_dir(staging, result.model, config, preprocessor, ledger)
     return TrainOutcome(model_dir=out_dir, ledger=ledger)
 
 
 def _write_model_dir(
-    out_dir: Path,
+    staging: Path,
     model: nn.Module,
     config: dict[str, Any],
     preprocessor: Preprocessor,
     ledger: dict[str, Any],
-) -> None:
+) -> dict[str, Any]:
+    """Fill the staging folder; the ledger, written last, records every other file's SHA-256."""
     from safetensors.torch import save_file
 
-    from governance._io import sha256_file
     from governance.models.artifacts import (
         CONFIG_FILE,
         LEDGER_FILE,
         PREPROCESSING_FILE,
         WEIGHTS_FILE,
-        staged_dir,
+        model_files,
         write_json,
     )
 
-    with staged_dir(out_dir) as staging:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, staging / WEIGHTS_FILE)
-        ledger = {**ledger, "weights_sha256": sha256_file(staging / WEIGHTS_FILE)}
-        write_json(staging / CONFIG_FILE, config)
-        (staging / PREPROCESSING_FILE).write_text(preprocessor.to_json(), encoding="utf-8")
-        write_json(staging / LEDGER_FILE, ledger)
-        for path in staging.iterdir():
-            os.chmod(path, 0o644)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, staging / WEIGHTS_FILE)
+    write_json(staging / CONFIG_FILE, config)
+    (staging / PREPROCESSING_FILE).write_text(preprocessor.to_json(), encoding="utf-8")
+    files = model_files(staging)
+    ledger = {**ledger, "weights_sha256": files[WEIGHTS_FILE], "files": files}
+    write_json(staging / LEDGER_FILE, ledger)
+    return ledger
 
 
 def _budget_marker(out_dir: Path) -> Path:

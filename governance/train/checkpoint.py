@@ -101,11 +101,20 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
             directory = old
         else:
             return None
-    state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
-    meta = state.pop("optimizer")
-    return Checkpoint(
-        state=state,
-        model=load_file(directory / MODEL_FILE),
-        optimizer=_optimizer_from_flat(load_file(directory / OPTIM_FILE), meta),
-        rng=load_file(directory / RNG_FILE),
-    )
+    from safetensors import SafetensorError
+
+    from governance.errors import InputError
+
+    try:
+        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        meta = state.pop("optimizer")
+        return Checkpoint(
+            state=state,
+            model=load_file(directory / MODEL_FILE),
+            optimizer=_optimizer_from_flat(load_file(directory / OPTIM_FILE), meta),
+            rng=load_file(directory / RNG_FILE),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as exc:
+        raise InputError(
+            directory, None, f"unreadable checkpoint ({exc.__class__.__name__}); rerun without --resume"
+        ) from None

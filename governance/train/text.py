@@ -146,8 +146,12 @@ def train_hf(
     resume: bool,
     device: str,
     progress: bool,
+    staging: Path,
 ) -> TrainOutcome:
-    """``governance train`` for ``architecture: hf``: gate, tokenise once, (DP) fine-tune, save."""
+    """``governance train`` for ``architecture: hf``: gate, tokenise once, (DP) fine-tune, save.
+
+    The model folder's files go into ``staging``, which the caller swaps in for ``out_dir``.
+    """
     import torch
 
     from governance._io import sha256_file
@@ -302,30 +306,28 @@ def train_hf(
         # The tokenizer and base model are public; only the gate's findings read the train rows.
         scope = with_items(ledger["privacy"]["scope"], "outside", gate_findings_item(findings))
         ledger["privacy"] = {**ledger["privacy"], "scope": scope}
-    _write_text_model_dir(out_dir, result.model, config, base, ledger)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    ledger = _write_text_model_dir(staging, result.model, config, base, ledger)
     return TrainOutcome(model_dir=out_dir, ledger=ledger)
 
 
 def _write_text_model_dir(
-    out_dir: Path, model: nn.Module, config: dict[str, Any], base: Path, ledger: dict[str, Any]
-) -> None:
+    staging: Path, model: nn.Module, config: dict[str, Any], base: Path, ledger: dict[str, Any]
+) -> dict[str, Any]:
+    """Fill the staging folder; the ledger, written last, records every other file's SHA-256."""
     from safetensors.torch import save_file
 
-    from governance._io import sha256_file
-    from governance.models.artifacts import CONFIG_FILE, LEDGER_FILE, WEIGHTS_FILE, staged_dir, write_json
+    from governance.models.artifacts import CONFIG_FILE, LEDGER_FILE, WEIGHTS_FILE, model_files, write_json
 
     names = set(config["trained_parameters"])
-    with staged_dir(out_dir) as staging:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in names}
-        save_file(state, staging / WEIGHTS_FILE)
-        ledger = {**ledger, "weights_sha256": sha256_file(staging / WEIGHTS_FILE)}
-        write_json(staging / CONFIG_FILE, config)
-        write_json(staging / LEDGER_FILE, ledger)
-        tokenizer_dir = staging / TOKENIZER_DIR
-        tokenizer_dir.mkdir()
-        for name in TOKENIZER_FILES:
-            if (base / name).is_file():
-                shutil.copyfile(base / name, tokenizer_dir / name)
-        for path in staging.rglob("*"):
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in names}
+    save_file(state, staging / WEIGHTS_FILE)
+    write_json(staging / CONFIG_FILE, config)
+    tokenizer_dir = staging / TOKENIZER_DIR
+    tokenizer_dir.mkdir()
+    for name in TOKENIZER_FILES:
+        if (base / name).is_file():
+            shutil.copyfile(base / name, tokenizer_dir / name)
+    files = model_files(staging)
+    ledger = {**ledger, "weights_sha256": files[WEIGHTS_FILE], "files": files}
+    write_json(staging / LEDGER_FILE, ledger)
+    return ledger

@@ -210,6 +210,7 @@ class Trainer:
         progress: bool = False,
         callbacks: Sequence[Callable[[EpochRecord], None]] = (),
         num_threads: int | Literal["auto"] | None = "auto",
+        data_digest: str | None = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -234,6 +235,8 @@ class Trainer:
         self.progress = progress
         self.callbacks = tuple(callbacks)
         self.num_threads = num_threads
+        #: SHA-256 of the training rows (part of the --resume fingerprint and the ledger).
+        self.data_digest = data_digest
         self._result: TrainingResult | None = None
 
     # -- public -----------------------------------------------------------------------------
@@ -415,6 +418,8 @@ class Trainer:
             "rows": n_rows,
             "optimizer": self.optimizer_name,
             "lr": self.lr,
+            "momentum": self.momentum,
+            "data_digest": self.data_digest,
             "seed": self.seed,
             "device": self.device,
             "history": records,
@@ -496,6 +501,12 @@ class Trainer:
             "seed": self.seed,
             "rows": len(self.train_set),  # type: ignore[arg-type]
             "privacy": privacy,
+            # Every optimiser setting and the data itself: a different file with the same row
+            # count, or another momentum, must not continue this run.
+            "optimizer": self.optimizer_name,
+            "momentum": self.momentum,
+            "max_physical_batch_size": self.max_physical_batch_size,
+            "data_digest": self.data_digest,
         }
 
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:

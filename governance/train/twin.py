@@ -36,8 +36,21 @@ def train_twin(
     lr: float | None = None,
     device: str = "auto",
     force: bool = False,
+    trust_code: bool = False,
 ) -> TrainOutcome:
-    """Train the non-private twin of ``spec`` into ``out_dir`` (a model folder like any other)."""
+    """Train the non-private twin of ``spec`` into ``out_dir`` (a model folder like any other).
+
+    ``out_dir`` lies inside the audit run's staging folder, which that run's lock covers.
+    """
     from governance.train.api import train
 
-    return train(twin_spec(spec, lr), out_dir, bundle=bundle, force=force, device=device, progress=False)
+    return train(
+        twin_spec(spec, lr),
+        out_dir,
+        bundle=bundle,
+        force=force,
+        device=device,
+        progress=False,
+        trust_code=trust_code,
+        lock=False,
+    )

@@ -173,7 +173,8 @@ def test_bad_input_exits_2_with_one_line(
         del spec["train"]
     spec_path = write_spec(tmp_path, spec)
     out = tmp_path / "out"
-    assert main(["train", str(spec_path), "--out", str(out)]) == 2
+    # --trust-code: the factory cases test what happens once the user has allowed the code to run
+    assert main(["train", str(spec_path), "--out", str(out), "--trust-code"]) == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

@@ -68,7 +68,7 @@ def test_factory_with_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     )
     loaded = load_spec(write_spec(tmp_path, spec))
     bundle = load_bundle(loaded)
-    handle = handle_from_spec(loaded, bundle)
+    handle = handle_from_spec(loaded, bundle, factory="factory_ok:build")  # trusted by the caller
     with torch.no_grad():
         expected = torch.softmax(reference(handle.encode(bundle.eval)), dim=1).numpy()
     assert handle.predict_proba(bundle.eval) == pytest.approx(expected, abs=1e-6)

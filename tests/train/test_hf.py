@@ -103,6 +103,14 @@ def test_a_changed_base_model_is_bad_input(trained: tuple[Path, Path], tmp_path:
     config = json.loads((copy / "config.json").read_text())
     config["base"]["path"] = str(other)
     (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="do not belong together"):  # the ledger no longer fits
+        load_handle(copy)
+    # even with the ledger made to fit (as a base moved on purpose), the base's own hash is checked
+    from governance._io import sha256_file
+
+    ledger = json.loads((copy / "training.json").read_text())
+    ledger["files"]["config.json"] = sha256_file(copy / "config.json")
+    (copy / "training.json").write_text(json.dumps(ledger))
     with pytest.raises(InputError, match="base model weights changed"):
         load_handle(copy)
 
@@ -128,7 +136,8 @@ def test_model_folder_without_tokenizer_exits_2(
     shutil.rmtree(copy / "tokenizer")
     assert main(["audit", str(spec_path), "--model", str(copy), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no tokenizer" in err
+    # the ledger records the tokenizer's files, so the folder is refused as incomplete, naming them
+    assert len(err.splitlines()) == 1 and "tokenizer/tokenizer.json" in err and "missing" in err
 
 
 @pytest.mark.parametrize(
