@@ -10,7 +10,8 @@ from governance.report.charts._data import NoData, num, ok_section, rows, text
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.figure import Figure
+
     from governance.results import AuditSection, Results
 
 __all__ = ["group_attributions", "top_attributions"]
@@ -73,15 +74,16 @@ def top_attributions(results: Results) -> list[ChartSpec]:
         caption += " Sensitive attributes and their declared or detected proxies are drawn in vermillion."
 
     def plot(fig: Figure) -> None:
-        ax = fig.add_axes()
+        ax = fig.add_subplot()
         names = [f for f, _ in top]
         colors = ["#D55E00" if f in sensitive else "#0072B2" for f in names]
         ax.barh(range(len(top)), [abs(v) for _, v in top], color=colors, height=0.65)
         ax.set_yticks(range(len(top)), names)
         ax.set_ylim(len(top) - 0.5, -0.5)
-        ax.set_xlim(0)
+        ax.set_xlim(left=0)
         ax.set_xlabel("mean |attribution|")
-        ax.grid = "x"
+        ax.grid(axis="x")
+        ax.set_axisbelow(True)
 
     return [
         ChartSpec(
@@ -125,18 +127,23 @@ def group_attributions(results: Results) -> list[ChartSpec]:
         )
 
         def plot(fig: Figure, groups: dict[str, dict[str, float]] = groups, attr: str = attr) -> None:
-            ax = fig.add_axes()
+            from governance.report.charts._svg import OKABE_ITO
+
+            ax = fig.add_subplot()
             width = 0.8 / len(groups)
             for i, (group, values) in enumerate(groups.items()):
                 ypos = [k + (i - (len(groups) - 1) / 2) * width for k in range(len(top))]
-                ax.barh(ypos, [values.get(f, 0.0) for f in top], height=width, label=group)
+                ax.barh(
+                    ypos, [values.get(f, 0.0) for f in top], height=width, label=group, color=OKABE_ITO[i % 7]
+                )
             ax.set_yticks(range(len(top)), top)
             ax.set_ylim(len(top) - 0.5, -0.5)
-            ax.set_xlim(0)
+            ax.set_xlim(left=0)
             ax.set_xlabel("mean |attribution|")
-            ax.grid = "x"
+            ax.grid(axis="x")
+            ax.set_axisbelow(True)
             # Under the bars: long bars leave no free corner for a legend inside.
-            fig.legend(ax.entries(), title=attr)
+            fig.legend(loc="outside lower center", title=attr, ncols=min(len(groups), 4))
 
         specs.append(
             ChartSpec(

@@ -10,7 +10,8 @@ from governance.report.charts._data import NoData, num, ok_section, rows, text
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.figure import Figure
+
     from governance.results import Results
 
 __all__ = ["group_representation"]
@@ -49,9 +50,9 @@ def group_representation(results: Results) -> list[ChartSpec]:
     )
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._plot import LegendEntry
+        from matplotlib.patches import Patch
 
-        (axes,) = fig.subplots(1, len(by_attr), wspace=24)
+        axes = fig.subplots(1, len(by_attr), squeeze=False)[0]
         width = 0.8 / max(len(splits), 1)
         for ax, (attr, attr_rows) in zip(axes, by_attr.items()):
             groups = list(dict.fromkeys(text(r["group"]) for r in attr_rows))
@@ -71,9 +72,14 @@ def group_representation(results: Results) -> list[ChartSpec]:
             ax.set_xlim(0, 1)
             ax.set_xlabel("share of rows")
             ax.set_title(attr)
-            ax.grid = "x"
+            ax.grid(axis="x")
+            ax.set_axisbelow(True)
         if len(splits) > 1:
-            fig.legend([LegendEntry(split, _SPLIT_COLORS.get(split, "#009E73")) for split in splits])
+            fig.legend(
+                handles=[Patch(color=_SPLIT_COLORS.get(split, "#009E73"), label=split) for split in splits],
+                loc="outside lower center",
+                ncols=len(splits),
+            )
 
     n_groups = max(len({text(r["group"]) for r in rs}) for rs in by_attr.values())
     return [

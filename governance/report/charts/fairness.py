@@ -11,7 +11,9 @@ from governance.report.charts._data import NoData, ci, num, ok_section, rows, te
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
     from governance.results import Results
 
 __all__ = ["group_rates"]
@@ -126,21 +128,23 @@ def _spec(
     with_ci = any(ci(r, k) for r in group_rows for k, _ in shown)
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._plot import LegendEntry
+        from matplotlib.lines import Line2D
 
         # One y scale: the panels' bars line up, and only the first names the groups.
-        (axes,) = fig.subplots(1, len(shown), sharey=True, wspace=18)
+        axes = fig.subplots(1, len(shown), sharey=True, squeeze=False)[0]
         ypos = list(range(len(groups)))
         ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
         for ax, (key, label), color in zip(axes, shown, ("#0072B2", "#E69F00", "#009E73")):
             values = [num(r, key) for r in group_rows]
             bars = [v if v is not None else 0.0 for v in values]
-            ax.barh(ypos, bars, color=color, height=0.6, xerr=_errors(group_rows, key, values))
+            ax.barh(ypos, bars, color=color, height=0.6)
+            _whiskers(ax, ypos, _errors(group_rows, key, values))
             for y, v in zip(ypos, values):
                 ax.text(
                     0.01,
                     y,
                     "n/a" if v is None else fmt_number(v, 2),
+                    va="center",
                     color="#FFFFFF" if v and v > 0.12 else "#333333",
                 )
             ax.set_xlim(0, 1)
@@ -148,23 +152,27 @@ def _spec(
             # The same five ticks on every panel.
             ax.set_xticks(ticks, ["0", "0.25", "0.5", "0.75", "1"])
             ax.set_title(label)
-            ax.grid = "x"
+            ax.grid(axis="x")
+            ax.set_axisbelow(True)
             if key == "selection_rate" and line is not None:
-                ax.axvline(line, color="#D55E00", dash="5 3", width=1.4)
+                ax.axvline(line, color="#D55E00", linestyle=(0, (5, 3)), linewidth=1.4)
         if line is not None:
             # Under the panels, not on them: a legend inside would cover the bars it explains.
-            entries = [
-                LegendEntry(
-                    f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}",
-                    "#D55E00",
-                    "line",
-                    dash="5 3",
-                    width=1.4,
+            handles = [
+                Line2D(
+                    [],
+                    [],
+                    color="#D55E00",
+                    linestyle=(0, (5, 3)),
+                    linewidth=1.4,
+                    label=f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}",
                 )
             ]
             if with_ci:
-                entries.append(LegendEntry("95% confidence interval", "#333333", "whisker"))
-            fig.legend(entries)
+                handles.append(
+                    Line2D([], [], color="#333333", marker="|", markersize=8, label="95% confidence interval")
+                )
+            fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         axes[0].set_yticks(ypos, groups)
         axes[0].set_ylabel(attr)
 
@@ -177,6 +185,17 @@ def _spec(
         plot=plot,
         size=(672, max(173, height)),
     )
+
+
+def _whiskers(ax: Axes, ypos: list[int], ends: list[tuple[float, float] | None] | None) -> None:
+    """Confidence intervals as whiskers on the bars that have one."""
+    if ends is None:
+        return
+    shown = [(y, e) for y, e in zip(ypos, ends) if e is not None]
+    for y, (low, high) in shown:
+        ax.plot([low, high], [y, y], color="#333333", linewidth=1.1)
+        ax.plot([low, low], [y - 0.15, y + 0.15], color="#333333", linewidth=1.1)
+        ax.plot([high, high], [y - 0.15, y + 0.15], color="#333333", linewidth=1.1)
 
 
 def _errors(

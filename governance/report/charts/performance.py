@@ -9,7 +9,8 @@ from governance.report.charts._data import NoData, details, num, ok_section, row
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.figure import Figure
+
     from governance.results import Results
 
 __all__ = ["confusion_matrix"]
@@ -36,13 +37,22 @@ def confusion_matrix(results: Results) -> list[ChartSpec]:
     )
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._plot import BLUES
+        from matplotlib.colors import LinearSegmentedColormap
 
-        ax = fig.add_axes()
+        from governance.report.charts._svg import BLUES
+
+        ax = fig.add_subplot()
         peak = max(max(r) for r in matrix) or 1
         n = len(labels)
         # Vector cells with a white gap between them, like the tables' grid.
-        ax.heatmap(matrix, cmap=BLUES, vmin=0, vmax=peak, gap=2)
+        ax.pcolormesh(
+            matrix,
+            cmap=LinearSegmentedColormap.from_list("blues", BLUES),
+            vmin=0,
+            vmax=peak,
+            edgecolors="#FFFFFF",
+            linewidth=2,
+        )
         size = 10.5 if n <= 6 else 9.0 if n <= 12 else 7.5
         for i in range(n):
             for j in range(n):
@@ -51,16 +61,22 @@ def confusion_matrix(results: Results) -> list[ChartSpec]:
                     j + 0.5,
                     i + 0.5,
                     f"{int(value)}\n{value / total:.0%}" if n <= 12 else f"{int(value)}",
-                    size=size,
-                    anchor="middle",
+                    fontsize=size,
+                    ha="center",
+                    va="center",
                     color="#FFFFFF" if value > 0.55 * peak else "#111111",
                 )
         centres = [k + 0.5 for k in range(n)]
-        ax.set_xticks(centres, labels, rotation=30 if n > 4 else 0)
+        ax.set_xticks(centres, labels, rotation=30 if n > 4 else 0, ha="right" if n > 4 else "center")
         ax.set_yticks(centres, labels)
+        ax.set_xlim(0, n)
+        ax.set_ylim(n, 0)  # first class on top, as in the tables
+        ax.set_aspect("equal")
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
-        ax.spines = "none"
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
 
     side = min(576, 211 + 43 * len(labels))
     return [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,8 @@ from governance.report.charts._data import NoData, details, num, ok_section, row
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.figure import Figure
+
     from governance.results import Results
 
 __all__ = ["epsilon_per_epoch", "membership_roc"]
@@ -77,16 +79,24 @@ def epsilon_per_epoch(results: Results) -> list[ChartSpec]:
         caption += " The dashed line is the target ε of the spec."
 
     def plot(fig: Figure) -> None:
-        ax = fig.add_axes()
+        ax = fig.add_subplot()
         ax.plot([e for e, _ in points], [v for _, v in points], marker="o", color="#0072B2", label="ε spent")
         if target is not None:
             ax.axhline(
-                target, color="#D55E00", dash="5 3", width=1.2, label=f"target ε = {fmt_number(target)}"
+                target,
+                color="#D55E00",
+                linestyle=(0, (5, 3)),
+                linewidth=1.2,
+                label=f"target ε = {fmt_number(target)}",
             )
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("ε")
-        ax.set_ylim(0)
-        ax.legend("lower right")
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y")
+        ax.legend(loc="lower right")
 
     return [
         ChartSpec(
@@ -136,10 +146,10 @@ def membership_roc(results: Results) -> list[ChartSpec]:
         caption += f" The strongest attack here is {strongest}."
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._plot import OKABE_ITO
+        from governance.report.charts._svg import OKABE_ITO
 
-        ax = fig.add_axes()
-        ax.plot([floor, 1], [floor, 1], dash="5 3", color="#777777", width=1, label="chance")
+        ax = fig.add_subplot()
+        ax.plot([floor, 1], [floor, 1], linestyle=(0, (5, 3)), color="#777777", linewidth=1, label="chance")
         for i, (name, pts) in enumerate(clipped.items()):
             name_auc = results.metrics.get(f"privacy.membership_inference.{name}.auc")
             label = name + (f" (AUC {fmt_number(name_auc, 3)})" if name_auc is not None else "")
@@ -148,17 +158,18 @@ def membership_roc(results: Results) -> list[ChartSpec]:
                 [p[1] for p in pts],
                 color=OKABE_ITO[i % 7],
                 label=label,
-                width=2.0 if name == strongest else 1.4,
+                linewidth=2.0 if name == strongest else 1.4,
             )
-        ax.axvline(1e-3, color="#D55E00", dash="1.5 2.5", width=1.2, label="FPR = 0.001")
+        ax.axvline(1e-3, color="#D55E00", linestyle=(0, (1.5, 2.5)), linewidth=1.2, label="FPR = 0.001")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        # Decades as plain decimals (0.0001 … 1).
         ax.set_xlim(floor, 1)
         ax.set_ylim(floor, 1)
+        _plain_decades(ax)
+        ax.grid(which="major")
         ax.set_xlabel("false-positive rate")
         ax.set_ylabel("true-positive rate")
-        ax.legend("lower right")
+        ax.legend(loc="lower right")
 
     return [
         ChartSpec(
@@ -170,6 +181,16 @@ def membership_roc(results: Results) -> list[ChartSpec]:
             size=(499, 346),
         )
     ]
+
+
+def _plain_decades(ax: Any) -> None:
+    """Decades as plain decimals (0.0001 … 1), not 10⁻⁴: readers of the report are not all scientists."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    decimal = FuncFormatter(lambda v, _: f"{v:.{max(0, -round(math.log10(v)))}f}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(decimal)
+        axis.set_minor_formatter(NullFormatter())
 
 
 def _points(raw: Any) -> list[tuple[float, float]]:

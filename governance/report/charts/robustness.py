@@ -10,7 +10,9 @@ from governance.report.charts._data import NoData, num, ok_section, rows, text
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Axes, Figure
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
     from governance.results import AuditSection, Results
 
 __all__ = ["robust_accuracy"]
@@ -100,7 +102,7 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
         caption += " No per-group robustness rows were recorded."
 
     def plot(fig: Figure) -> None:
-        (axes,) = fig.subplots(1, 1 + len(per_attr), sharey=True)
+        axes = fig.subplots(1, 1 + len(per_attr), sharey=True, squeeze=False)[0]
         for i, (atk, pts) in enumerate(attacks.items()):
             _line(axes[0], pts, atk, i)
         axes[0].set_title("overall")
@@ -111,9 +113,13 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
             ax.set_title(f"by {attr} ({strongest})")
         axes[0].set_ylim(0, 1)  # shared by every panel
         # ε means the same in every panel: one label under them all.
-        fig.set_xlabel(f"ε ({units})" if units else "ε")
+        fig.supxlabel(f"ε ({units})" if units else "ε", fontsize=11.0)
+        from matplotlib.ticker import MaxNLocator
+
         for ax in axes:
-            ax.legend("lower left")
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if len(axes) > 1 else 8))
+            ax.grid(axis="y")
+            ax.legend(loc="lower left")
 
     return [
         ChartSpec(
@@ -128,7 +134,7 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
 
 
 def _line(ax: Axes, pts: list[Point], label: str, i: int) -> None:
-    from governance.report.charts._plot import MARKERS, OKABE_ITO
+    from governance.report.charts._svg import MARKERS, OKABE_ITO
 
     ax.plot(
         [e for e, _ in pts],
