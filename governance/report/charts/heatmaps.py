@@ -88,6 +88,9 @@ def _colorbar(fig: Figure, axes: list[Axes], limit: float) -> None:
     mappable = ScalarMappable(norm=Normalize(-limit, limit), cmap=_cmap())
     bar = fig.colorbar(mappable, ax=axes, label="attribution", fraction=0.03, pad=0.02, aspect=30)
     bar.outline.set_visible(False)
+    # matplotlib rasterises a colour bar of more than 50 steps; the report's charts stay vector.
+    if bar.solids is not None:
+        bar.solids.set_rasterized(False)
 
 
 def _limit(grids: Sequence[np.ndarray]) -> float:
