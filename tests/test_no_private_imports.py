@@ -12,9 +12,10 @@ from pathlib import Path
 import governance
 
 DEPENDENCIES = ("captum", "opacus", "art", "fairlearn", "sklearn", "scipy", "matplotlib", "transformers")
+_DEPS = "|".join(DEPENDENCIES)
 PRIVATE = re.compile(
-    r"^\s*(?:from\s+(?P<from>(?:%s)(?:\.\w+)*)\s+import\s+(?P<names>[^#\n]+)|import\s+(?P<mod>(?:%s)(?:\.\w+)*))"
-    % ("|".join(DEPENDENCIES), "|".join(DEPENDENCIES)),
+    rf"^\s*(?:from\s+(?P<from>(?:{_DEPS})(?:\.\w+)*)\s+import\s+(?P<names>[^#\n]+)"
+    rf"|import\s+(?P<mod>(?:{_DEPS})(?:\.\w+)*))",
     re.M,
 )
 
