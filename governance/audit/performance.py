@@ -111,17 +111,14 @@ def per_class_scores(cm: NDArray[np.integer], names: tuple[str, ...]) -> list[di
 def roc_auc(y_positive: NDArray[np.bool_], scores: NDArray[np.floating]) -> float | None:
     """Area under the ROC curve of ``scores`` for the positive rows; None when one class only.
 
-    Mann–Whitney: the share of (positive, negative) pairs ranked correctly, ties counting half.
+    scikit-learn's :func:`~sklearn.metrics.roc_auc_score` (ties count one half).
     """
     n_pos = int(y_positive.sum())
-    n_neg = y_positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_pos == y_positive.size:
         return None
-    _, inverse = np.unique(scores, return_inverse=True)
-    pos_at = np.bincount(inverse, weights=y_positive.astype(np.float64))
-    neg_at = np.bincount(inverse) - pos_at
-    neg_below = np.cumsum(neg_at) - neg_at
-    return float(np.sum(pos_at * (neg_below + 0.5 * neg_at)) / (n_pos * n_neg))
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y_positive, scores))
 
 
 def _auc(pred: Predictions, true_codes: NDArray[np.integer], k: int) -> float | None:
