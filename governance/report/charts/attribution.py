@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, num, ok_section, rows, text
+from governance.report.charts._data import NoData, ok_section, table
 from governance.report.charts.base import ChartSpec
+from governance.tables import FeatureAttribution, GroupFeatureAttribution
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -18,16 +19,11 @@ __all__ = ["group_attributions", "top_attributions"]
 
 TOP_K = 10
 MAX_GROUPS = 6
-_VALUE_KEYS = ("mean_abs_attribution", "importance", "attribution", "value")
 
 
 def _overall(section: AuditSection) -> list[tuple[str, float]]:
-    table = rows(section, "importance", "global", "overall", "features", need=("feature",))
-    pairs = [(text(r["feature"]), num(r, *_VALUE_KEYS)) for r in table if r.get("group") is None]
-    ranked = sorted(((f, v) for f, v in pairs if v is not None), key=lambda fv: -abs(fv[1]))
-    if not ranked:
-        raise NoData("sections.attribution.tables.global has no mean_abs_attribution per feature")
-    return ranked
+    rows = table(section, "importance", FeatureAttribution)
+    return sorted(((r.feature, r.mean_abs_attribution) for r in rows), key=lambda fv: -abs(fv[1]))
 
 
 def _method(section: AuditSection) -> str:
@@ -37,11 +33,7 @@ def _method(section: AuditSection) -> str:
 
 def _sensitive(results: Results, section: AuditSection) -> set[str]:
     """Features to highlight: flagged sensitive/proxy by the audit, or named sensitive in the subject."""
-    flagged: set[str] = set()
-    for name in ("importance", "global"):
-        for r in section.tables.get(name) or []:
-            if isinstance(r, Mapping) and (r.get("sensitive") or r.get("proxy")):
-                flagged.add(text(r.get("feature")))
+    flagged = {r.feature for r in table(section, "importance", FeatureAttribution) if r.sensitive or r.proxy}
     names = results.subject.get("sensitive")
     if isinstance(names, list):
         flagged |= {str(n) for n in names}
@@ -102,16 +94,14 @@ def group_attributions(results: Results) -> list[ChartSpec]:
         return []
     section = ok_section(results, "attribution")
     top = [f for f, _ in _overall(section)[: min(TOP_K, 8)]]
-    table = rows(section, "importance_by_group", "by_group", "groups", need=("feature", "group"))
     by_attr: dict[str, dict[str, dict[str, float]]] = {}
-    for r in table:
-        value = num(r, *_VALUE_KEYS)
-        if value is not None and text(r["feature"]) in top:
-            groups = by_attr.setdefault(text(r.get("attribute") or "group"), {})
-            groups.setdefault(text(r["group"]), {})[text(r["feature"])] = abs(value)
+    for r in table(section, "importance_by_group", GroupFeatureAttribution):
+        if r.feature in top:
+            groups = by_attr.setdefault(r.attribute, {})
+            groups.setdefault(r.group, {})[r.feature] = abs(r.mean_abs_attribution)
     by_attr = {a: g for a, g in by_attr.items() if 1 < len(g) <= MAX_GROUPS}
     if not by_attr:
-        raise NoData("sections.attribution.tables.by_group has no attributions per group")
+        raise NoData("sections.attribution.tables.importance_by_group has no attributions per group")
     specs = []
     for attr, groups in by_attr.items():
         alt = (

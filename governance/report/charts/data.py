@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, num, ok_section, rows, text
+from governance.report.charts._data import NoData, num, ok_section, table, text
 from governance.report.charts.base import ChartSpec
+from governance.tables import GroupShare
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -22,14 +24,14 @@ _SPLIT_COLORS = {"train": "#0072B2", "eval": "#E69F00", "data": "#0072B2"}
 
 def group_representation(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "data_quality")
-    table = rows(section, "groups", "group_representation", "representation", need=("attribute", "group"))
     by_attr: dict[str, list[Mapping[str, Any]]] = {}
-    for row in table:
-        if num(row, "share", "count", "rows") is not None:
+    for record in table(section, "groups", GroupShare):
+        row = asdict(record)
+        if num(row, "share", "rows") is not None:
             by_attr.setdefault(text(row["attribute"]), []).append(row)
     by_attr = {a: r for a, r in by_attr.items() if len({text(x["group"]) for x in r}) <= MAX_GROUPS}
     if not by_attr:
-        raise NoData("sections.data_quality.tables.group_representation has no share or count per group")
+        raise NoData("sections.data_quality.tables.groups has no share or row count per group")
 
     splits = sorted(
         {text(r.get("split") or "data") for rs in by_attr.values() for r in rs},
@@ -102,5 +104,5 @@ def _share(row: Mapping[str, Any], attr_rows: list[Mapping[str, Any]]) -> float:
     if share is not None:
         return share
     split = row.get("split")
-    total = sum(num(r, "count", "rows") or 0.0 for r in attr_rows if r.get("split") == split)
-    return (num(row, "count", "rows") or 0.0) / total if total else 0.0
+    total = sum(num(r, "rows") or 0.0 for r in attr_rows if r.get("split") == split)
+    return (num(row, "rows") or 0.0) / total if total else 0.0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, ci, num, ok_section, rows, text
+from governance.report.charts._data import NoData, ci, num, ok_section, table, text
 from governance.report.charts.base import ChartSpec
+from governance.tables import GroupRates
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -18,13 +19,12 @@ if TYPE_CHECKING:
 
 __all__ = ["group_rates"]
 
-# (key in the fairness audit's tables.groups, short alias, label)
+# (key in the fairness audit's tables.groups, label)
 _METRICS: tuple[tuple[str, str], ...] = (
     ("selection_rate", "Selection rate"),
     ("true_positive_rate", "True-positive rate"),
     ("false_positive_rate", "False-positive rate"),
 )
-_ALIASES = {"true_positive_rate": "tpr", "false_positive_rate": "fpr"}
 #: More groups than this (intersections of many attributes) would be unreadable bars.
 MAX_GROUPS = 16
 FOUR_FIFTHS = 0.8
@@ -32,12 +32,11 @@ FOUR_FIFTHS = 0.8
 
 def group_rates(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "fairness")
-    table = rows(section, "groups", "by_group", "per_group", need=("attribute", "group"))
     positive = section.details.get("positive_label") if isinstance(section.details, Mapping) else None
     by_attr: dict[str, list[Mapping[str, Any]]] = {}
-    for row in table:
-        if not row.get("empty"):
-            by_attr.setdefault(text(row["attribute"]), []).append(_with_intervals(row, positive))
+    for record in table(section, "groups", GroupRates):
+        if not record.empty:
+            by_attr.setdefault(record.attribute, []).append(_with_intervals(asdict(record), positive))
     specs = []
     for attr, group_rows in by_attr.items():
         shown = [m for m in _METRICS if any(num(r, m[0]) is not None for r in group_rows)]
@@ -46,25 +45,19 @@ def group_rates(results: Results) -> list[ChartSpec]:
             continue
         specs.append(_spec(attr, group_rows, shown, wilson=wilson))
     if not specs:
-        raise NoData("sections.fairness.tables.by_group has no selection_rate, tpr or fpr per group")
+        raise NoData("sections.fairness.tables.groups has no selection_rate, tpr or fpr per group")
     return specs
 
 
 def _with_intervals(row: Mapping[str, Any], positive: Any) -> Mapping[str, Any]:
-    """The row with short-name aliases and, where the audit gave no interval, a Wilson 95% interval.
+    """The row with, where the audit gave no interval, a Wilson 95% interval.
 
     The fairness audit bootstraps intervals for the disparities, not for each group's rates; a
     Wilson interval from the group's own counts (n rows; actual positives / negatives) shows how
     far each bar can be trusted, and the caption says which interval is drawn.
     """
     out = dict(row)
-    for key, alias in _ALIASES.items():
-        if key not in out and alias in out:
-            out[key] = out[alias]
-            for suffix in ("_ci_low", "_ci_high", "_lo", "_hi", "_ci"):
-                if alias + suffix in out:
-                    out[key + suffix] = out[alias + suffix]
-    n = num(row, "count", "n", "rows")
+    n = num(row, "count")
     positives = row.get("positives")
     pos = num(positives, str(positive)) if isinstance(positives, Mapping) and positive is not None else None
     denominators = {
@@ -80,18 +73,19 @@ def _with_intervals(row: Mapping[str, Any], positive: Any) -> Mapping[str, Any]:
     return out
 
 
-def wilson_interval(p: float, n: float, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``p`` observed on ``n`` trials (95% by default).
+def wilson_interval(p: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``p`` observed on ``n`` trials (scipy's ``binomtest``).
 
     Examples
     --------
     >>> [round(x, 4) for x in wilson_interval(0.5, 100)]
     [0.4038, 0.5962]
     """
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from scipy.stats import binomtest
+
+    trials = max(1, round(n))
+    interval = binomtest(min(trials, max(0, round(p * trials))), trials).proportion_ci(confidence, "wilson")
+    return float(interval.low), float(interval.high)
 
 
 def _spec(

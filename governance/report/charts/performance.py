@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from governance.report.charts._data import NoData, details, num, ok_section, rows, text
+from governance.report.charts._data import NoData, ok_section, table
 from governance.report.charts.base import ChartSpec
+from governance.tables import ConfusionCell
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -92,29 +92,11 @@ def confusion_matrix(results: Results) -> list[ChartSpec]:
 
 
 def _read(section: Any) -> tuple[list[str], list[list[float]]]:
-    """``details.confusion_matrix`` as {labels, matrix}, or a long table of (true, pred, count)."""
-    try:
-        raw = details(section, "confusion_matrix")
-    except NoData:
-        raw = None
-    if isinstance(raw, Mapping):
-        labels = raw.get("labels") or raw.get("classes")
-        matrix = raw.get("matrix") or raw.get("counts")
-        if labels is not None and matrix is not None and _square(labels, matrix):
-            return [text(x) for x in labels], [[float(v) for v in r] for r in matrix]
-    long = rows(section, "confusion_matrix_eval", "confusion_matrix", need=("true", "pred"))
-    labels = list(dict.fromkeys([text(r["true"]) for r in long] + [text(r["pred"]) for r in long]))
+    """``tables.confusion_matrix_eval`` (rows of true class, predicted class, count) as labels and a square grid."""
+    cells = table(section, "confusion_matrix_eval", ConfusionCell)
+    labels = list(dict.fromkeys([c.true for c in cells] + [c.pred for c in cells]))
     index = {lab: i for i, lab in enumerate(labels)}
     grid = [[0.0] * len(labels) for _ in labels]
-    for r in long:
-        grid[index[text(r["true"])]][index[text(r["pred"])]] += num(r, "count", "n") or 0.0
+    for c in cells:
+        grid[index[c.true]][index[c.pred]] += c.count
     return labels, grid
-
-
-def _square(labels: Any, matrix: Any) -> bool:
-    if not isinstance(labels, Sequence) or not isinstance(matrix, Sequence) or not labels:
-        return False
-    return len(matrix) == len(labels) and all(
-        isinstance(r, Sequence) and len(r) == len(labels) and all(isinstance(v, int | float) for v in r)
-        for r in matrix
-    )

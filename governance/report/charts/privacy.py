@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, details, num, ok_section, rows
+from governance.report.charts._data import NoData, details, num, ok_section
 from governance.report.charts.base import ChartSpec
+from governance.tables import EpochRecord, RocPoint, read_detail, read_ledger
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -26,31 +27,15 @@ def _ledger(results: Results) -> Mapping[str, Any]:
 
 
 def epsilon_series(results: Results) -> list[tuple[float, float]]:
-    """(epoch, ε spent) from the privacy section's table, or else from the training ledger's history."""
-    points: list[tuple[float, float]] = []
-    section = results.sections.get("privacy")
-    if section is not None:
-        try:
-            for r in rows(section, "epsilon_per_epoch", "epsilon", "ledger", need=("epoch",)):
-                epoch, eps = num(r, "epoch"), num(r, "epsilon", "eps")
-                if epoch is not None and eps is not None:
-                    points.append((epoch, eps))
-        except NoData:
-            pass
-    if not points:
-        history = _ledger(results).get("history") or _ledger(results).get("epochs_log")
-        if isinstance(history, Sequence):
-            for i, r in enumerate(history):
-                if isinstance(r, Mapping):
-                    eps = num(r, "epsilon", "eps")
-                    if eps is not None:
-                        points.append((num(r, "epoch") or float(i + 1), eps))
-    if not points:
+    """(epoch, ε spent) from the training ledger's ``history``."""
+    points = [(r.epoch, r.epsilon) for r in read_ledger(_ledger(results), "history", EpochRecord)]
+    found = sorted((e, v) for e, v in points if v is not None)
+    if not found:
         raise NoData(
-            "no ε per epoch (sections.privacy.tables.epsilon_per_epoch or run.training.history); "
+            "no ε per epoch in the training ledger (run.training.history); "
             "the model may not have been trained with differential privacy"
         )
-    return sorted(points)
+    return found
 
 
 def _target(results: Results) -> float | None:
@@ -193,36 +178,14 @@ def _plain_decades(ax: Any) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
-def _points(raw: Any) -> list[tuple[float, float]]:
-    """ROC points from {fpr: [...], tpr: [...]} or [{fpr, tpr}, ...]."""
-    if isinstance(raw, Mapping):
-        fpr, tpr = raw.get("fpr"), raw.get("tpr")
-        if isinstance(fpr, Sequence) and isinstance(tpr, Sequence) and len(fpr) == len(tpr):
-            pairs = [(num({"v": f}, "v"), num({"v": t}, "v")) for f, t in zip(fpr, tpr)]
-            return [(f, t) for f, t in pairs if f is not None and t is not None]
-    elif isinstance(raw, Sequence) and not isinstance(raw, str):
-        pairs = [(num(r, "fpr"), num(r, "tpr")) for r in raw if isinstance(r, Mapping)]
-        return [(f, t) for f, t in pairs if f is not None and t is not None]
-    return []
-
-
 def _roc(section: Any) -> dict[str, list[tuple[float, float]]]:
-    """Attack name → ROC points: details.roc (one curve, or one per attack), or a table of (fpr, tpr)."""
-    for path in (("roc",), ("membership_inference", "roc"), ("mia_roc",)):
-        try:
-            raw = details(section, *path)
-        except NoData:
-            continue
-        single = _points(raw)
-        if len(single) > 1:
-            return {"attack": single}
-        if isinstance(raw, Mapping):
-            curves = {str(name): _points(value) for name, value in raw.items()}
-            curves = {name: pts for name, pts in curves.items() if len(pts) > 1}
-            if curves:
-                return curves
-    table = rows(section, "membership_roc", "mia_roc", "roc", need=("fpr", "tpr"))
-    points = _points(table)
-    if len(points) < 2:
-        raise NoData("sections.privacy has no membership-inference ROC (details.roc)")
-    return {"attack": points}
+    """Attack name → ROC points, from ``details.roc`` (one list of {fpr, tpr} per attack)."""
+    details(section, "roc")  # NoData naming the missing key
+    curves = {
+        name: [(p.fpr, p.tpr) for p in points]
+        for name, points in read_detail(section.details, "privacy", "roc", RocPoint).items()
+        if len(points) > 1
+    }
+    if not curves:
+        raise NoData("sections.privacy.details.roc has no curve of at least two points")
+    return curves

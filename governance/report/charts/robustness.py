@@ -6,14 +6,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, num, ok_section, rows, text
+from governance.report.charts._data import NoData, ok_section, table
 from governance.report.charts.base import ChartSpec
+from governance.tables import GroupRobustAccuracy, RobustAccuracy
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from governance.results import AuditSection, Results
+    from governance.results import Results
 
 __all__ = ["robust_accuracy"]
 
@@ -21,48 +22,38 @@ MAX_GROUP_LINES = 7  # one colour and one marker each (Okabe–Ito palette)
 Point = tuple[float, float]  # (ε, accuracy)
 
 
-def _normalise(section: AuditSection, names: tuple[str, ...], need: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Rows as {attack, eps, accuracy, …}: the audit writes (perturbation, level); older layouts (attack, eps).
-
-    Noise perturbations are left out: their level is a noise σ, not an attack budget ε.
-    """
-    out = []
-    for r in rows(section, *names, need=need):
-        attack = text(r.get("attack") or r.get("perturbation") or "attack")
-        eps, acc = num(r, "eps", "level"), num(r, "accuracy")
-        if eps is None or acc is None or "noise" in attack:
-            continue
-        out.append({**r, "attack": attack, "eps": eps, "accuracy": acc})
-    return out
+def _attacks(records: list[Any]) -> list[Any]:
+    """Rows of the adversarial attacks only: a noise perturbation's level is a noise σ, not an attack budget ε."""
+    return [r for r in records if "noise" not in r.perturbation]
 
 
 def robust_accuracy(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "robustness")
-    overall = [r for r in _normalise(section, ("accuracy", "curve"), ()) if r.get("group") is None]
+    overall = _attacks(table(section, "accuracy", RobustAccuracy))
     if not overall:
         raise NoData("sections.robustness.tables.accuracy has no accuracy per attack ε")
     clean = results.metrics.get("robustness.clean_accuracy")
     attacks: dict[str, list[Point]] = {}
     for r in overall:
-        attacks.setdefault(r["attack"], []).append((r["eps"], r["accuracy"]))
+        attacks.setdefault(r.perturbation, []).append((r.level, r.accuracy))
     for points in attacks.values():
         if clean is not None and all(e != 0 for e, _ in points):
             points.append((0.0, clean))
         points.sort()
     try:
-        group_rows = _normalise(section, ("accuracy_by_group", "by_group"), ("group",))
+        group_rows = _attacks(table(section, "accuracy_by_group", GroupRobustAccuracy))
     except NoData:
         group_rows = []
     # Per group, show the attack that hurts most at its largest ε: the worst case is what matters.
     strongest = min(attacks, key=lambda a: attacks[a][-1][1])
     per_attr: dict[str, dict[str, list[Point]]] = {}
     for r in group_rows:
-        if r["attack"] != strongest:
+        if r.perturbation != strongest:
             continue
-        lines = per_attr.setdefault(text(r.get("attribute") or "group"), {})
-        points = lines.setdefault(text(r["group"]), [])
-        points.append((r["eps"], r["accuracy"]))
-        group_clean = num(r, "clean_accuracy")
+        lines = per_attr.setdefault(r.attribute, {})
+        points = lines.setdefault(r.group, [])
+        points.append((r.level, r.accuracy))
+        group_clean = r.clean_accuracy
         if group_clean is not None and all(e != 0 for e, _ in points):
             points.append((0.0, group_clean))
     for lines in per_attr.values():
