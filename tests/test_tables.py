@@ -105,7 +105,7 @@ def test_the_fixture_tables_are_all_declared_and_parse() -> None:
 
 def test_undeclared_reads_raise_instead_of_reading_as_missing() -> None:
     tables = {"mia_roc": [{"fpr": 0.0, "tpr": 0.0}]}
-    with pytest.raises(UndeclaredTableError, match="privacy.tables.mia_roc"):
+    with pytest.raises(UndeclaredTableError, match=r"privacy\.tables\.mia_roc"):
         read(tables, "privacy", "mia_roc", RocPoint)
     with pytest.raises(UndeclaredTableError):
         read({}, "fairness", "groups", RocPoint)  # declared, but as another record
