@@ -16,7 +16,7 @@
   the kernel's peak RSS (``VmHWM``) after resetting it (``/proc/self/clear_refs``) once data,
   model and every library (opacus included, for both modes) are loaded. Reported, not judged
   (issue 13 dropped the memory-ratio target: in a realistic run the libraries dominate the
-  process's memory, and the figure is in docs/PERFORMANCE.md).
+  process's memory; the figures stay in the README).
 * ``accuracy.<task>.eps_<ε>`` for ε ∈ {1, 3, 8} and ``non_private``; target: the synthetic
   task (sklearn ``make_classification``, 50k × 32) loses at most 2 accuracy points at ε = 3.
   One selection rule, applied identically to every setting of both tasks (see
