@@ -110,7 +110,8 @@ def _panel(
     ax: Axes, grid: np.ndarray, title: str | None, *, cmap: Colormap, vmin: float, vmax: float
 ) -> None:
     """One image as square vector cells (no raster), framed in light grey, with a small title."""
-    ax.pcolormesh(grid, cmap=cmap, vmin=vmin, vmax=vmax, edgecolors="face", linewidth=0.3)
+    mesh = ax.pcolormesh(grid, cmap=cmap, vmin=vmin, vmax=vmax, edgecolors="face", linewidth=0.3)
+    mesh.set_clip_on(False)  # the cells fill the panel exactly: no clip path repeated on every cell
     ax.set_xlim(0, grid.shape[1])
     ax.set_ylim(grid.shape[0], 0)  # row 0 on top, as the image is read
     ax.set_aspect("equal")

@@ -67,7 +67,8 @@ def confusion_matrix(results: Results) -> list[ChartSpec]:
                     color="#FFFFFF" if value > 0.55 * peak else "#111111",
                 )
         centres = [k + 0.5 for k in range(n)]
-        ax.set_xticks(centres, labels, rotation=30 if n > 4 else 0, ha="right" if n > 4 else "center")
+        tilt = n > 4 and max(len(label) for label in labels) > 2  # short class names fit upright
+        ax.set_xticks(centres, labels, rotation=30 if tilt else 0, ha="right" if tilt else "center")
         ax.set_yticks(centres, labels)
         ax.set_xlim(0, n)
         ax.set_ylim(n, 0)  # first class on top, as in the tables
