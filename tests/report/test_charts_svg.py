@@ -10,6 +10,8 @@ import sys
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import pytest
+
 from governance.report.charts import build_charts, unique_id
 from governance.report.render import render
 from governance.results import Results
@@ -129,3 +131,28 @@ def test_governance_check_never_imports_matplotlib(tmp_path: Any) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (37, 120), (999, 1000)])
+def test_wilson_interval_equals_scipy(k: int, n: int) -> None:
+    from scipy.stats import binomtest
+
+    from governance.report.charts.fairness import wilson_interval
+
+    ref = binomtest(k, n).proportion_ci(0.95, method="wilson")
+    assert wilson_interval(k / n, n) == pytest.approx((ref.low, ref.high), abs=1e-12)
+
+
+def test_rendering_a_report_imports_no_scipy() -> None:
+    """Why the charts keep their own Wilson interval: scipy.stats alone costs ~1 s to import."""
+    from .conftest import RESULTS_FILE
+
+    code = (
+        "import sys\n"
+        "from governance.results import load_results\n"
+        "from governance.report.render import render\n"
+        f"render(load_results({str(RESULTS_FILE)!r}), 'html')\n"
+        "print('scipy.stats' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

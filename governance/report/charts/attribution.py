@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from governance.report._text import fmt_number
 from governance.report.charts._data import NoData, ok_section, table
+from governance.report.charts._svg import OKABE_ITO, frame, text_px
 from governance.report.charts.base import ChartSpec
 from governance.tables import FeatureAttribution, GroupFeatureAttribution
 
@@ -76,6 +77,7 @@ def top_attributions(results: Results) -> list[ChartSpec]:
         ax.set_xlabel("mean |attribution|")
         ax.grid(axis="x")
         ax.set_axisbelow(True)
+        frame(fig, left=16 + max(text_px(n) for n in names), top=8, bottom=40)
 
     return [
         ChartSpec(
@@ -117,8 +119,6 @@ def group_attributions(results: Results) -> list[ChartSpec]:
         )
 
         def plot(fig: Figure, groups: dict[str, dict[str, float]] = groups, attr: str = attr) -> None:
-            from governance.report.charts._svg import OKABE_ITO
-
             ax = fig.add_subplot()
             width = 0.8 / len(groups)
             for i, (group, values) in enumerate(groups.items()):
@@ -133,7 +133,9 @@ def group_attributions(results: Results) -> list[ChartSpec]:
             ax.grid(axis="x")
             ax.set_axisbelow(True)
             # Under the bars: long bars leave no free corner for a legend inside.
-            fig.legend(loc="outside lower center", title=attr, ncols=min(len(groups), 4))
+            rows = -(-len(groups) // 4)
+            fig.legend(loc="lower center", title=attr, ncols=min(len(groups), 4), bbox_to_anchor=(0.5, 0.0))
+            frame(fig, left=16 + max(text_px(f) for f in top), top=8, bottom=44 + 18 * (rows + 1))
 
         specs.append(
             ChartSpec(

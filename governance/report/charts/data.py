@@ -54,6 +54,8 @@ def group_representation(results: Results) -> list[ChartSpec]:
     def plot(fig: Figure) -> None:
         from matplotlib.patches import Patch
 
+        from governance.report.charts._svg import frame, text_px
+
         axes = fig.subplots(1, len(by_attr), squeeze=False)[0]
         width = 0.8 / max(len(splits), 1)
         for ax, (attr, attr_rows) in zip(axes, by_attr.items()):
@@ -79,9 +81,18 @@ def group_representation(results: Results) -> list[ChartSpec]:
         if len(splits) > 1:
             fig.legend(
                 handles=[Patch(color=_SPLIT_COLORS.get(split, "#009E73"), label=split) for split in splits],
-                loc="outside lower center",
+                loc="lower center",
                 ncols=len(splits),
+                bbox_to_anchor=(0.5, 0.0),
             )
+        widths = [max(text_px(text(r["group"])) for r in rs) for rs in by_attr.values()]
+        frame(
+            fig,
+            left=16 + widths[0],
+            top=26,
+            bottom=40 + (24 if len(splits) > 1 else 0),
+            wspace=30 + max(widths[1:], default=0),
+        )
 
     n_groups = max(len({text(r["group"]) for r in rs}) for rs in by_attr.values())
     return [

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
 from governance.report.charts._data import NoData, details, ok_section
-from governance.report.charts._svg import DIVERGING, GREYS
+from governance.report.charts._svg import DIVERGING, GREYS, frame
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
@@ -80,13 +80,17 @@ def _greys() -> Colormap:
     return LinearSegmentedColormap.from_list("greys", GREYS)
 
 
-def _colorbar(fig: Figure, axes: list[Axes], limit: float) -> None:
-    """One colour bar for every panel (they share the symmetric limits)."""
+def _colorbar(fig: Figure, limit: float, *, top: float, bottom: float) -> None:
+    """One colour bar for every panel (they share the symmetric limits), at the right edge."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
+    from governance.report.charts._svg import DPI
+
+    width, height = fig.get_size_inches() * DPI
+    cax = fig.add_axes((1 - 62 / width, bottom / height, 10 / width, 1 - (top + bottom) / height))
     mappable = ScalarMappable(norm=Normalize(-limit, limit), cmap=_cmap())
-    bar = fig.colorbar(mappable, ax=axes, label="attribution", fraction=0.03, pad=0.02, aspect=30)
+    bar = fig.colorbar(mappable, cax=cax, label="attribution")
     bar.outline.set_visible(False)
     # matplotlib rasterises a colour bar of more than 50 steps; the report's charts stay vector.
     if bar.solids is not None:
@@ -182,7 +186,8 @@ def attribution_heatmaps(results: Results) -> list[ChartSpec]:
             _panel(ax, values, label, cmap=_cmap(), vmin=-limit, vmax=limit)
         for ax in axes[len(maps) :]:
             ax.set_visible(False)
-        _colorbar(fig, axes, limit)
+        frame(fig, left=6, right=84, top=18, bottom=6, wspace=6, hspace=20)
+        _colorbar(fig, limit, top=18, bottom=6)
 
     return [
         ChartSpec(
@@ -263,7 +268,8 @@ def heatmap_examples(results: Results) -> list[ChartSpec]:
                     vmax=max(1.0, float(pixels.max())),
                 )
                 _panel(bottom, attribution, None, cmap=_cmap(), vmin=-limit, vmax=limit)
-        _colorbar(fig, [ax for row in axes for ax in row], limit)
+        frame(fig, left=6, right=84, top=18, bottom=6, wspace=6, hspace=4)
+        _colorbar(fig, limit, top=18, bottom=6)
 
     return [
         ChartSpec(

@@ -39,7 +39,7 @@ def confusion_matrix(results: Results) -> list[ChartSpec]:
     def plot(fig: Figure) -> None:
         from matplotlib.colors import LinearSegmentedColormap
 
-        from governance.report.charts._svg import BLUES
+        from governance.report.charts._svg import BLUES, frame, text_px
 
         ax = fig.add_subplot()
         peak = max(max(r) for r in matrix) or 1
@@ -78,6 +78,8 @@ def confusion_matrix(results: Results) -> list[ChartSpec]:
         ax.tick_params(length=0)
         for spine in ax.spines.values():
             spine.set_visible(False)
+        widest = max(text_px(label) for label in labels)
+        frame(fig, left=36 + widest, right=8, top=8, bottom=40 + (0.6 * widest if tilt else 0))
 
     side = min(576, 211 + 43 * len(labels))
     return [

@@ -76,12 +76,15 @@ def epsilon_per_epoch(results: Results) -> list[ChartSpec]:
             )
         from matplotlib.ticker import MaxNLocator
 
+        from governance.report.charts._svg import frame
+
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("ε")
         ax.set_ylim(bottom=0)
         ax.grid(axis="y")
         ax.legend(loc="lower right")
+        frame(fig, left=48, bottom=40)
 
     return [
         ChartSpec(
@@ -131,7 +134,7 @@ def membership_roc(results: Results) -> list[ChartSpec]:
         caption += f" The strongest attack here is {strongest}."
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._svg import OKABE_ITO
+        from governance.report.charts._svg import OKABE_ITO, frame
 
         ax = fig.add_subplot()
         ax.plot([floor, 1], [floor, 1], linestyle=(0, (5, 3)), color="#777777", linewidth=1, label="chance")
@@ -155,6 +158,7 @@ def membership_roc(results: Results) -> list[ChartSpec]:
         ax.set_xlabel("false-positive rate")
         ax.set_ylabel("true-positive rate")
         ax.legend(loc="lower right")
+        frame(fig, left=62, bottom=42)
 
     return [
         ChartSpec(

@@ -104,13 +104,16 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
             ax.set_title(f"by {attr} ({strongest})")
         axes[0].set_ylim(0, 1)  # shared by every panel
         # ε means the same in every panel: one label under them all.
-        fig.supxlabel(f"ε ({units})" if units else "ε", fontsize=11.0)
+        fig.supxlabel(f"ε ({units})" if units else "ε", fontsize=11.0, y=4 / fig.bbox.height, va="bottom")
         from matplotlib.ticker import MaxNLocator
 
+        from governance.report.charts._svg import frame
+
         for ax in axes:
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if len(axes) > 1 else 8))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if len(axes) > 1 else 8, steps=[1, 2, 2.5, 5, 10]))
             ax.grid(axis="y")
             ax.legend(loc="lower left")
+        frame(fig, left=52, top=26, bottom=44, wspace=16)
 
     return [
         ChartSpec(
