@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import escape
 
@@ -77,7 +77,7 @@ GREYS: tuple[str, str] = ("#FFFFFF", "#000000")
 FONT_FAMILY = "DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif"
 #: The report's look: small sans-serif text (px: the figure is drawn at 72 dpi, 1 pt = 1 px),
 #: light grid, no top/right frame.
-STYLE: dict[str, object] = {
+STYLE: dict[str, Any] = {
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans"],
     "font.size": 10.5,
@@ -181,7 +181,8 @@ def draw(
     from matplotlib.figure import Figure
 
     buffer = io.StringIO()
-    with _LOCK, matplotlib.rc_context({**STYLE, "svg.hashsalt": chart_id}):
+    rc: dict[Any, Any] = {**STYLE, "svg.hashsalt": chart_id}
+    with _LOCK, matplotlib.rc_context(rc):
         # No layout engine: it costs an extra draw of the whole figure and a pass over every tick
         # label (about half the drawing time). The charts place their axes with frame().
         fig = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
