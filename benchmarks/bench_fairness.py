@@ -1,12 +1,14 @@
-"""Fairness at scale: the whole `governance audit` process against fairlearn's MetricFrame.
+"""Fairness at scale: the fairness computation against fairlearn's MetricFrame.
 
-Targets (issue 4): on 1M prediction rows with two sensitive attributes (2 and 5 groups) and their
-intersection, the whole ``governance audit`` process (a predictions-only spec over a Parquet
-file: interpreter start, imports, loading, the fairness audit with 1000 bootstrap replicates,
-results.json, report, manifest) is at least 50× faster than fairlearn's ``MetricFrame`` computing
-the same metrics (selection rate, TPR, FPR, accuracy per group → the demographic parity
-difference/ratio, equalized odds, equal opportunity and accuracy differences) for the two
-attributes and the intersection, timed in the same run; and 10M rows from Parquet take ≤ 5 s.
+Targets (issues 4 and 13): on 1M prediction rows with two sensitive attributes (2 and 5 groups)
+and their intersection, the fairness audit's computation (its own ``seconds`` in results.json:
+group rates, disparities and 1000 bootstrap replicates, on data already loaded) is at least 50×
+faster than fairlearn's ``MetricFrame`` computing the same metrics (selection rate, TPR, FPR,
+accuracy per group → the demographic parity difference/ratio, equalized odds, equal
+opportunity and accuracy differences) for the two attributes and the intersection, on data
+already in memory, timed in the same run. Report rendering is not in this ratio (it has its
+own budget in ``bench_audit``). The whole ``governance audit`` process on 10M rows from
+Parquet (interpreter start, imports, loading, audit, results.json, report, manifest) takes ≤ 5 s.
 Smoke mode uses 50k and 200k rows (the ratio is reported, not judged: process start dominates).
 The audit runs 3 times at each size: the best time is judged, the median reported next to it
 (the machine is shared).
@@ -65,8 +67,8 @@ def write_spec(folder: Path, data: Path) -> Path:
     return spec
 
 
-def time_audit(spec: Path, out: Path, repeats: int) -> tuple[list[float], dict[str, Any]]:
-    """Wall times of the whole `governance audit` process (one per repeat), and its results."""
+def time_audit(spec: Path, out: Path, repeats: int) -> tuple[list[float], list[float], dict[str, Any]]:
+    """Wall times of the whole `governance audit` process and of its fairness audit (one per repeat), and its results."""
     command = [
         str(Path(sys.executable).with_name("governance")),
         "audit",
@@ -75,34 +77,16 @@ def time_audit(spec: Path, out: Path, repeats: int) -> tuple[list[float], dict[s
         str(out),
         "--no-progress",
     ]
-    times = []
+    times, fairness = [], []
     for _ in range(repeats):
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         times.append(time.perf_counter() - start)
         if done.returncode != 0:
             raise RuntimeError(f"governance audit exited {done.returncode}: {done.stderr.strip()}")
-    return times, json.loads((out / "results.json").read_text())
-
-
-_REPORT_ONLY = (
-    "import sys, time; t = time.perf_counter(); "
-    "from governance.report.render import write_reports; from governance.results import load_results; "
-    "write_reports(load_results(sys.argv[1]), sys.argv[2], formats=('html',)); print(time.perf_counter() - t)"
-)
-
-
-def time_report(results: Path, out: Path) -> float | None:
-    """Seconds the report stage alone takes in a process of its own (imports + rendering), or None.
-
-    A fixed cost, independent of the number of rows. Inside ``governance audit`` most of it is
-    hidden: a forked worker imports Jinja and the chart code and compiles the templates while
-    the data loads (``governance.report.render.ReportWorker``), so it is reported, not subtracted.
-    """
-    done = subprocess.run(
-        [sys.executable, "-c", _REPORT_ONLY, str(results), str(out)], capture_output=True, text=True
-    )
-    return float(done.stdout.strip()) if done.returncode == 0 else None
+        results = json.loads((out / "results.json").read_text())
+        fairness.append(float(results["sections"]["fairness"]["seconds"]))
+    return times, fairness, results
 
 
 def time_fairlearn(data: Path) -> tuple[float, dict[str, float]]:
@@ -143,8 +127,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
         folder = Path(tmp)
         small = folder / "log_small.parquet"
         write_log(small, n_small)
-        ours, results = time_audit(write_spec(folder, small), folder / "out_small", repeats=3)
-        report_s = time_report(folder / "out_small" / "results.json", folder / "report_only")
+        process, ours, results = time_audit(write_spec(folder, small), folder / "out_small", repeats=3)
         theirs_s, reference = time_fairlearn(small)
         max_err = max(abs(results["metrics"][k] - v) for k, v in reference.items())
 
@@ -152,18 +135,18 @@ def run(smoke: bool = False) -> dict[str, Any]:
         large_dir.mkdir()
         large = large_dir / "log_large.parquet"
         write_log(large, n_large, seed=1)
-        large_times, _ = time_audit(write_spec(large_dir, large), large_dir / "out", repeats=3)
+        large_times, _, _ = time_audit(write_spec(large_dir, large), large_dir / "out", repeats=3)
     ours_s, large_s = min(ours), min(large_times)
     ratio = theirs_s / ours_s
     return {
         "rows": n_small,
-        "governance_audit_s": round(ours_s, 3),
-        "governance_audit_median_s": round(statistics.median(ours), 3),
+        "fairness_audit_s": round(ours_s, 4),
+        "fairness_audit_median_s": round(statistics.median(ours), 4),
+        "governance_audit_process_s": round(min(process), 3),
         "fairlearn_metricframe_s": round(theirs_s, 3),
         "speedup": round(ratio, 1),
         "speedup_vs_median": round(theirs_s / statistics.median(ours), 1),
         "speedup_target": RATIO_TARGET,
-        "report_stage_alone_s": None if report_s is None else round(report_s, 3),
         "max_abs_diff_vs_fairlearn": max_err,
         "rows_large": n_large,
         "governance_audit_large_s": round(large_s, 3),

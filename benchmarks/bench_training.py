@@ -14,7 +14,9 @@
   each mode in a fresh subprocess (``_process_mb``/``_process_ratio``: the whole process's
   peak, libraries included; the target is judged on the stricter added-by-training ratio). torch's CPU allocations bypass ``tracemalloc``, so we read
   the kernel's peak RSS (``VmHWM``) after resetting it (``/proc/self/clear_refs``) once data,
-  model and every library (opacus included, for both modes) are loaded. Target ≤ 1.3×.
+  model and every library (opacus included, for both modes) are loaded. Reported, not judged
+  (issue 13 dropped the memory-ratio target: in a realistic run the libraries dominate the
+  process's memory; the figures stay in the README).
 * ``accuracy.<task>.eps_<ε>`` for ε ∈ {1, 3, 8} and ``non_private``; target: the synthetic
   task (sklearn ``make_classification``, 50k × 32) loses at most 2 accuracy points at ε = 3.
   One selection rule, applied identically to every setting of both tasks (see
@@ -362,8 +364,6 @@ def run(smoke: bool = False) -> dict[str, Any]:
         figures["met"] = bool(
             figures["time.mlp.auto_ratio"] <= 1.25
             and figures["time.cnn.auto_ratio"] <= 1.25
-            and figures["memory.mlp.auto_ratio"] <= 1.3
-            and figures["memory.cnn.auto_ratio"] <= 1.3
             and drop <= 0.02
         )
     else:

@@ -13,9 +13,10 @@ how the gradient is requested rather than in the maths:
 Here the path points are built in one broadcast expression and the gradient of the *summed*
 target outputs is taken once. Because each row of a batch only influences its own output (the
 module is in eval mode: no batch statistics), the gradient of the sum with respect to each row
-equals the gradient of that row's output, which is exactly what Captum computes. We reuse
-Captum's own quadrature (``approximation_parameters``), so the result is Captum's result;
-tests keep ``IntegratedGradients.attribute`` as the oracle.
+equals the gradient of that row's output, which is exactly what Captum computes. The
+quadrature is Captum's, rebuilt from its public definition in
+:mod:`governance.audit._quadrature` (Captum keeps it in a private module), so the result is
+Captum's result; tests keep ``IntegratedGradients.attribute`` as the oracle.
 """
 
 from __future__ import annotations
@@ -76,14 +77,15 @@ def integrated_gradients(
     True
     """
     import torch
-    from captum.attr._utils.approximation_methods import approximation_parameters
 
-    step_sizes_fn, alphas_fn = approximation_parameters(method)
+    from governance.audit._quadrature import path_quadrature
+
+    alpha_list, weight_list = path_quadrature(method, n_steps)
     n = inputs.shape[0]
     feat_shape = tuple(inputs.shape[1:])
     view = (n_steps, 1) + (1,) * len(feat_shape)
-    alphas = torch.tensor(alphas_fn(n_steps), dtype=inputs.dtype, device=inputs.device).view(view)
-    weights = torch.tensor(step_sizes_fn(n_steps), dtype=inputs.dtype, device=inputs.device)
+    alphas = torch.tensor(alpha_list, dtype=inputs.dtype, device=inputs.device).view(view)
+    weights = torch.tensor(weight_list, dtype=inputs.dtype, device=inputs.device)
     per_chunk = chunk_size or rows_per_chunk(int(inputs[0].numel()) if n else 1, n_steps)
 
     out = torch.empty_like(inputs)

@@ -61,17 +61,18 @@ def layer_integrated_gradients(
         Same shape as ``layer``'s output for ``inputs``, e.g. ``(n, length, hidden)``.
     """
     import torch
-    from captum.attr._utils.approximation_methods import approximation_parameters
 
-    step_sizes_fn, alphas_fn = approximation_parameters(method)
+    from governance.audit._quadrature import path_quadrature
+
+    alpha_list, weight_list = path_quadrature(method, n_steps)
     with torch.no_grad():
         x_out = _layer_output(module, layer, inputs)
         b_out = _layer_output(module, layer, baselines)
     n = inputs.shape[0]
     shape = tuple(x_out.shape[1:])
     view = (n_steps, 1) + (1,) * len(shape)
-    alphas = torch.tensor(alphas_fn(n_steps), dtype=x_out.dtype, device=x_out.device).view(view)
-    weights = torch.tensor(step_sizes_fn(n_steps), dtype=x_out.dtype, device=x_out.device).view(view)
+    alphas = torch.tensor(alpha_list, dtype=x_out.dtype, device=x_out.device).view(view)
+    weights = torch.tensor(weight_list, dtype=x_out.dtype, device=x_out.device).view(view)
     per_chunk = chunk_size or max(1, 256 // n_steps)
 
     out = torch.empty_like(x_out)

@@ -132,6 +132,11 @@ def roc_auc(y_positive: NDArray[np.bool_], scores: NDArray[np.floating]) -> floa
     """Area under the ROC curve of ``scores`` for the positive rows; None when one class only.
 
     Mann–Whitney: the share of (positive, negative) pairs ranked correctly, ties counting half.
+    Equal to scikit-learn's ``roc_auc_score`` to 1e-15 (``tests/audit/test_performance.py``), and
+    kept ours for one reason: the predictions-only audit runs on the core install, which has no
+    scikit-learn, and never imports it (``tests/audit/test_runner.py::
+    test_predictions_only_never_imports_torch``); importing it would also cost the 10M-row
+    fairness benchmark about a second of its 5 s.
     """
     n_pos = int(y_positive.sum())
     n_neg = y_positive.size - n_pos

@@ -89,7 +89,7 @@ class SignOff:
 
 
 def _extra(results: Results, *keys: str) -> Any:
-    """The first of ``keys`` present in ``results.run`` extras (the runner's spelling may vary)."""
+    """The first of ``keys`` present in ``results.run`` extras."""
     for key in keys:
         value = results.run.extra.get(key)
         if value not in (None, "", {}, []):
@@ -107,7 +107,7 @@ def ledger(results: Results) -> Mapping[str, Any]:
     The file fallback is read at report time; it is used only when its weights hash matches the
     subject's, so a retrained model in the same folder is never described as the audited one.
     """
-    found = _mapping(_extra(results, "training", "ledger", "privacy_ledger"))
+    found = _mapping(_extra(results, "training"))
     if found:
         return found
     return _ledger_file(results)
@@ -140,12 +140,8 @@ def _ledger_file(results: Results) -> Mapping[str, Any]:
 
 
 def privacy_ledger(results: Results) -> Mapping[str, Any]:
-    """The DP part of the ledger: from run.training.privacy, else the privacy section's details."""
-    found = _mapping(ledger(results).get("privacy"))
-    if found:
-        return found
-    section = results.sections.get("privacy")
-    return _mapping(section.details.get("ledger")) if section is not None else {}
+    """The DP part of the training ledger (``run.training.privacy``)."""
+    return _mapping(ledger(results).get("privacy"))
 
 
 def hashes(subject: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -329,23 +325,20 @@ def _data_item(results: Results, data: Mapping[str, Any], check: CheckReport | N
     columns: tuple[str, ...] = ()
     table: list[tuple[str, ...]] = []
     section = results.sections.get("data_quality")
-    rep = None
     if section is not None:
-        rep = section.tables.get("groups") or section.tables.get("group_representation")
-    if isinstance(rep, Sequence):
+        from governance.tables import GroupShare, read
+
         columns = ("attribute", "group", "split", "count", "share")
-        for r in rep:
-            if isinstance(r, Mapping):
-                share = r.get("share")
-                table.append(
-                    (
-                        str(r.get("attribute", "")),
-                        str(r.get("group", "")),
-                        str(r.get("split", "all")),
-                        fmt_number(r.get("count", r.get("rows"))),
-                        f"{share * 100:.1f}%" if isinstance(share, int | float) else "n/a",
-                    )
+        for r in read(section.tables, "data_quality", "groups", GroupShare):
+            table.append(
+                (
+                    r.attribute,
+                    r.group,
+                    r.split or "all",
+                    fmt_number(r.rows),
+                    f"{r.share * 100:.1f}%" if r.share is not None else "n/a",
                 )
+            )
     missing = [label.lower() for label, value in facts[:2] if value == "not recorded"]
     note = None
     if missing:
@@ -466,11 +459,6 @@ def limitations(
 ) -> tuple[str, ...]:
     """What this report cannot vouch for: derived from the run, then the standing caveats of each method."""
     out: list[str] = []
-    given = _extra(results, "limitations", "known_limitations")
-    if isinstance(given, str):
-        out.append(given)
-    elif isinstance(given, Sequence):
-        out.extend(str(x) for x in given)
     for name in results.sections:
         note = _missing_audit_note(results, name)
         if note:

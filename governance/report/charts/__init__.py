@@ -7,8 +7,10 @@ kind of model audited (heatmaps of a tabular model, feature bars of an image mod
 empty list: nothing is shown, and nothing is reported missing. Builders are registered by import path, so
 listing them imports none of them.
 
-Charts are drawn by :mod:`governance.report.charts._plot`, a small pure-Python SVG writer: no
-plotting library is imported, and drawing every chart of a report takes milliseconds.
+Charts are drawn by matplotlib (:mod:`governance.report.charts._svg`), imported only when a
+report that shows pictures renders. Chart ids are made unique within a report: a chart's id is
+used for the ``<figure>`` anchor and inside its SVG, and two attributes whose names differ only
+in characters an id cannot hold (``a*b`` and ``a-b``) must not collide.
 """
 
 from __future__ import annotations
@@ -91,27 +93,53 @@ def build_charts(results: Results, *, draw: bool = True) -> dict[str, list[Chart
         Render SVG (HTML, PDF). Text formats pass False: they show the words, not the picture.
     """
     out: dict[str, list[Chart]] = {}
+    taken: set[str] = set()
     for name, (audit, target) in _REGISTRY.items():
-        out.setdefault(audit, []).extend(_build_one(name, audit, target, results, draw=draw))
+        out.setdefault(audit, []).extend(_build_one(name, audit, target, results, draw=draw, taken=taken))
     return out
 
 
-def _build_one(name: str, audit: str, target: str | Builder, results: Results, *, draw: bool) -> list[Chart]:
+def unique_id(name: str, taken: set[str]) -> str:
+    """``name`` as a safe id (see :func:`~governance.report.charts._svg.safe_id`) not yet in ``taken``; adds it.
+
+    A name that had to change, or that is already taken, gets ``-2``, ``-3`` … appended.
+
+    Examples
+    --------
+    >>> taken: set[str] = set()
+    >>> [unique_id(n, taken) for n in ("rates-a-b", "rates-a*b", "rates-a*b")]
+    ['rates-a-b', 'rates-a-b-2', 'rates-a-b-3']
+    """
+    from governance.report.charts._svg import safe_id
+
+    base = safe_id(name)
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def _build_one(
+    name: str, audit: str, target: str | Builder, results: Results, *, draw: bool, taken: set[str]
+) -> list[Chart]:
     title = _FALLBACK_TITLES.get(name, name)
     try:
         specs = _resolve(target)(results)
     except NoData as exc:
-        return [Chart(id=name, audit=audit, title=title, note=f"Not shown: {exc}.")]
+        return [Chart(id=unique_id(name, taken), audit=audit, title=title, note=f"Not shown: {exc}.")]
     charts = []
     for spec in specs:
+        chart_id = unique_id(spec.id, taken)
         svg = None
         if draw:
             try:
-                svg = _draw(spec)
+                svg = _draw(spec, chart_id)
             except Exception as exc:  # a broken chart must not cost the reviewer the whole report
                 charts.append(
                     Chart(
-                        id=spec.id,
+                        id=chart_id,
                         audit=audit,
                         title=spec.title,
                         caption=spec.caption,
@@ -121,25 +149,24 @@ def _build_one(name: str, audit: str, target: str | Builder, results: Results, *
                 )
                 continue
         charts.append(
-            Chart(id=spec.id, audit=audit, title=spec.title, caption=spec.caption, alt=spec.alt, svg=svg)
+            Chart(id=chart_id, audit=audit, title=spec.title, caption=spec.caption, alt=spec.alt, svg=svg)
         )
     return charts
 
 
-def _draw(spec: ChartSpec) -> str:
-    from governance.report.charts._plot import Figure
+def _draw(spec: ChartSpec, chart_id: str) -> str:
+    from governance.report.charts._svg import draw
 
-    fig = Figure(*spec.size)
-    spec.plot(fig)
-    return fig.to_svg(chart_id=spec.id, title=spec.title, desc=spec.alt)
+    return draw(spec.plot, spec.size, chart_id=chart_id, title=spec.title, desc=spec.alt)
 
 
 def warm_up() -> None:
-    """Import every chart builder and the SVG writer (a few milliseconds: pure Python).
+    """Import every chart builder, matplotlib and its SVG backend (about half a second).
 
     A report worker calls this before the results exist (see
     :class:`governance.report.render.ReportWorker`).
     """
     for _, target in _REGISTRY.values():
         _resolve(target)
-    import governance.report.charts._plot  # noqa: F401
+    import matplotlib.backends.backend_svg
+    import matplotlib.figure  # noqa: F401

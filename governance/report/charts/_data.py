@@ -1,18 +1,22 @@
-"""Defensive readers of ``results.json`` sections for the charts.
+"""Readers of ``results.json`` sections for the charts.
 
-The audits own their table layouts; the charts read them here, in one place, and treat every
-missing or malformed piece as "no data" (the chart is omitted with a note) rather than as a crash.
+The audits declare their tables as typed records (:mod:`governance.tables`); the charts read
+them here, through those types only, and treat every missing or malformed piece as "no data"
+(the chart is omitted with a note) rather than as a crash.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from governance.results import AuditSection, Results, SectionStatus
+from governance.tables import Record, read
 
-__all__ = ["NoData", "ci", "details", "num", "ok_section", "rows", "text"]
+__all__ = ["NoData", "ci", "details", "num", "ok_section", "table", "text"]
+
+R = TypeVar("R", bound=Record)
 
 
 class NoData(Exception):
@@ -29,20 +33,16 @@ def ok_section(results: Results, name: str) -> AuditSection:
     return section
 
 
-def rows(section: AuditSection, *names: str, need: Iterable[str] = ()) -> list[Mapping[str, Any]]:
-    """The first non-empty table among ``names`` whose rows are objects holding every key in ``need``."""
-    wanted = tuple(need)
-    for name in names:
-        table = section.tables.get(name)
-        if not isinstance(table, Sequence) or isinstance(table, str) or not table:
-            continue
-        good = [r for r in table if isinstance(r, Mapping) and all(k in r for k in wanted)]
-        if good:
-            return good
-    listed = " or ".join(f"tables.{n}" for n in names)
-    raise NoData(
-        f"sections.{section.name} has no {listed}" + (f" with {', '.join(wanted)}" if wanted else "")
-    )
+def table(section: AuditSection, name: str, record: type[R]) -> list[R]:
+    """``sections.<audit>.tables.<name>`` as ``record`` rows (malformed rows skipped), or :class:`NoData`.
+
+    ``record`` must be the type the audit declares for that table
+    (:class:`governance.tables.UndeclaredTableError` otherwise: a bug, not missing data).
+    """
+    found = read(section.tables, section.name, name, record)
+    if not found:
+        raise NoData(f"sections.{section.name} has no tables.{name}")
+    return found
 
 
 def details(section: AuditSection, *path: str) -> Any:
@@ -67,21 +67,9 @@ def num(row: Mapping[str, Any], *keys: str) -> float | None:
 
 
 def ci(row: Mapping[str, Any], metric: str) -> tuple[float, float] | None:
-    """The confidence interval of ``metric`` in a row, in any of the layouts the audits may use.
-
-    ``<m>_ci_low``/``<m>_ci_high``, ``<m>_lo``/``<m>_hi``, ``<m>_lower``/``<m>_upper`` or
-    ``<m>_ci: [low, high]``.
-    """
-    for lo_key, hi_key in (("_ci_low", "_ci_high"), ("_lo", "_hi"), ("_lower", "_upper"), ("_low", "_high")):
-        lo, hi = num(row, metric + lo_key), num(row, metric + hi_key)
-        if lo is not None and hi is not None:
-            return lo, hi
-    pair = row.get(metric + "_ci")
-    if isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2:
-        lo, hi = num({"v": pair[0]}, "v"), num({"v": pair[1]}, "v")
-        if lo is not None and hi is not None:
-            return lo, hi
-    return None
+    """The confidence interval ``<metric>_ci_low`` / ``<metric>_ci_high`` of a row (the audits' one layout)."""
+    lo, hi = num(row, metric + "_ci_low"), num(row, metric + "_ci_high")
+    return None if lo is None or hi is None else (lo, hi)
 
 
 def text(value: Any) -> str:

@@ -6,27 +6,25 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, num, ok_section, rows, text
+from governance.report.charts._data import NoData, ok_section, table
+from governance.report.charts._svg import OKABE_ITO, frame, text_px
 from governance.report.charts.base import ChartSpec
+from governance.tables import FeatureAttribution, GroupFeatureAttribution
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.figure import Figure
+
     from governance.results import AuditSection, Results
 
 __all__ = ["group_attributions", "top_attributions"]
 
 TOP_K = 10
 MAX_GROUPS = 6
-_VALUE_KEYS = ("mean_abs_attribution", "importance", "attribution", "value")
 
 
 def _overall(section: AuditSection) -> list[tuple[str, float]]:
-    table = rows(section, "importance", "global", "overall", "features", need=("feature",))
-    pairs = [(text(r["feature"]), num(r, *_VALUE_KEYS)) for r in table if r.get("group") is None]
-    ranked = sorted(((f, v) for f, v in pairs if v is not None), key=lambda fv: -abs(fv[1]))
-    if not ranked:
-        raise NoData("sections.attribution.tables.global has no mean_abs_attribution per feature")
-    return ranked
+    rows = table(section, "importance", FeatureAttribution)
+    return sorted(((r.feature, r.mean_abs_attribution) for r in rows), key=lambda fv: -abs(fv[1]))
 
 
 def _method(section: AuditSection) -> str:
@@ -36,11 +34,7 @@ def _method(section: AuditSection) -> str:
 
 def _sensitive(results: Results, section: AuditSection) -> set[str]:
     """Features to highlight: flagged sensitive/proxy by the audit, or named sensitive in the subject."""
-    flagged: set[str] = set()
-    for name in ("importance", "global"):
-        for r in section.tables.get(name) or []:
-            if isinstance(r, Mapping) and (r.get("sensitive") or r.get("proxy")):
-                flagged.add(text(r.get("feature")))
+    flagged = {r.feature for r in table(section, "importance", FeatureAttribution) if r.sensitive or r.proxy}
     names = results.subject.get("sensitive")
     if isinstance(names, list):
         flagged |= {str(n) for n in names}
@@ -73,15 +67,17 @@ def top_attributions(results: Results) -> list[ChartSpec]:
         caption += " Sensitive attributes and their declared or detected proxies are drawn in vermillion."
 
     def plot(fig: Figure) -> None:
-        ax = fig.add_axes()
+        ax = fig.add_subplot()
         names = [f for f, _ in top]
         colors = ["#D55E00" if f in sensitive else "#0072B2" for f in names]
         ax.barh(range(len(top)), [abs(v) for _, v in top], color=colors, height=0.65)
         ax.set_yticks(range(len(top)), names)
         ax.set_ylim(len(top) - 0.5, -0.5)
-        ax.set_xlim(0)
+        ax.set_xlim(left=0)
         ax.set_xlabel("mean |attribution|")
-        ax.grid = "x"
+        ax.grid(axis="x")
+        ax.set_axisbelow(True)
+        frame(fig, left=16 + max(text_px(n) for n in names), top=8, bottom=40)
 
     return [
         ChartSpec(
@@ -100,16 +96,14 @@ def group_attributions(results: Results) -> list[ChartSpec]:
         return []
     section = ok_section(results, "attribution")
     top = [f for f, _ in _overall(section)[: min(TOP_K, 8)]]
-    table = rows(section, "importance_by_group", "by_group", "groups", need=("feature", "group"))
     by_attr: dict[str, dict[str, dict[str, float]]] = {}
-    for r in table:
-        value = num(r, *_VALUE_KEYS)
-        if value is not None and text(r["feature"]) in top:
-            groups = by_attr.setdefault(text(r.get("attribute") or "group"), {})
-            groups.setdefault(text(r["group"]), {})[text(r["feature"])] = abs(value)
+    for r in table(section, "importance_by_group", GroupFeatureAttribution):
+        if r.feature in top:
+            groups = by_attr.setdefault(r.attribute, {})
+            groups.setdefault(r.group, {})[r.feature] = abs(r.mean_abs_attribution)
     by_attr = {a: g for a, g in by_attr.items() if 1 < len(g) <= MAX_GROUPS}
     if not by_attr:
-        raise NoData("sections.attribution.tables.by_group has no attributions per group")
+        raise NoData("sections.attribution.tables.importance_by_group has no attributions per group")
     specs = []
     for attr, groups in by_attr.items():
         alt = (
@@ -125,18 +119,23 @@ def group_attributions(results: Results) -> list[ChartSpec]:
         )
 
         def plot(fig: Figure, groups: dict[str, dict[str, float]] = groups, attr: str = attr) -> None:
-            ax = fig.add_axes()
+            ax = fig.add_subplot()
             width = 0.8 / len(groups)
             for i, (group, values) in enumerate(groups.items()):
                 ypos = [k + (i - (len(groups) - 1) / 2) * width for k in range(len(top))]
-                ax.barh(ypos, [values.get(f, 0.0) for f in top], height=width, label=group)
+                ax.barh(
+                    ypos, [values.get(f, 0.0) for f in top], height=width, label=group, color=OKABE_ITO[i % 7]
+                )
             ax.set_yticks(range(len(top)), top)
             ax.set_ylim(len(top) - 0.5, -0.5)
-            ax.set_xlim(0)
+            ax.set_xlim(left=0)
             ax.set_xlabel("mean |attribution|")
-            ax.grid = "x"
+            ax.grid(axis="x")
+            ax.set_axisbelow(True)
             # Under the bars: long bars leave no free corner for a legend inside.
-            fig.legend(ax.entries(), title=attr)
+            rows = -(-len(groups) // 4)
+            fig.legend(loc="lower center", title=attr, ncols=min(len(groups), 4), bbox_to_anchor=(0.5, 0.0))
+            frame(fig, left=16 + max(text_px(f) for f in top), top=8, bottom=44 + 18 * (rows + 1))
 
         specs.append(
             ChartSpec(

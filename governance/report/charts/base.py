@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.figure import Figure
 
 __all__ = ["Chart", "ChartSpec"]
 
@@ -16,8 +16,9 @@ __all__ = ["Chart", "ChartSpec"]
 class ChartSpec:
     """A chart ready to draw: words first (they go into every format), pixels on demand.
 
-    ``plot`` fills a :class:`~governance.report.charts._plot.Figure` of ``size`` px (width,
-    height); it is called only for formats that show images.
+    ``plot`` fills a :class:`matplotlib.figure.Figure` of ``size`` px (width, height), drawn at
+    72 dpi (1 pt = 1 px); it is called only for formats that show images. ``id`` is the chart's
+    name; the report makes it unique (:func:`governance.report.charts.unique_id`).
     """
 
     id: str

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, num, ok_section, rows, text
+from governance.report.charts._data import NoData, num, ok_section, table, text
 from governance.report.charts.base import ChartSpec
+from governance.tables import GroupShare
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.figure import Figure
+
     from governance.results import Results
 
 __all__ = ["group_representation"]
@@ -21,14 +24,14 @@ _SPLIT_COLORS = {"train": "#0072B2", "eval": "#E69F00", "data": "#0072B2"}
 
 def group_representation(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "data_quality")
-    table = rows(section, "groups", "group_representation", "representation", need=("attribute", "group"))
     by_attr: dict[str, list[Mapping[str, Any]]] = {}
-    for row in table:
-        if num(row, "share", "count", "rows") is not None:
+    for record in table(section, "groups", GroupShare):
+        row = asdict(record)
+        if num(row, "share", "rows") is not None:
             by_attr.setdefault(text(row["attribute"]), []).append(row)
     by_attr = {a: r for a, r in by_attr.items() if len({text(x["group"]) for x in r}) <= MAX_GROUPS}
     if not by_attr:
-        raise NoData("sections.data_quality.tables.group_representation has no share or count per group")
+        raise NoData("sections.data_quality.tables.groups has no share or row count per group")
 
     splits = sorted(
         {text(r.get("split") or "data") for rs in by_attr.values() for r in rs},
@@ -49,9 +52,11 @@ def group_representation(results: Results) -> list[ChartSpec]:
     )
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._plot import LegendEntry
+        from matplotlib.patches import Patch
 
-        (axes,) = fig.subplots(1, len(by_attr), wspace=24)
+        from governance.report.charts._svg import frame, text_px
+
+        axes = fig.subplots(1, len(by_attr), squeeze=False)[0]
         width = 0.8 / max(len(splits), 1)
         for ax, (attr, attr_rows) in zip(axes, by_attr.items()):
             groups = list(dict.fromkeys(text(r["group"]) for r in attr_rows))
@@ -71,9 +76,23 @@ def group_representation(results: Results) -> list[ChartSpec]:
             ax.set_xlim(0, 1)
             ax.set_xlabel("share of rows")
             ax.set_title(attr)
-            ax.grid = "x"
+            ax.grid(axis="x")
+            ax.set_axisbelow(True)
         if len(splits) > 1:
-            fig.legend([LegendEntry(split, _SPLIT_COLORS.get(split, "#009E73")) for split in splits])
+            fig.legend(
+                handles=[Patch(color=_SPLIT_COLORS.get(split, "#009E73"), label=split) for split in splits],
+                loc="lower center",
+                ncols=len(splits),
+                bbox_to_anchor=(0.5, 0.0),
+            )
+        widths = [max(text_px(text(r["group"])) for r in rs) for rs in by_attr.values()]
+        frame(
+            fig,
+            left=16 + widths[0],
+            top=26,
+            bottom=40 + (24 if len(splits) > 1 else 0),
+            wspace=30 + max(widths[1:], default=0),
+        )
 
     n_groups = max(len({text(r["group"]) for r in rs}) for rs in by_attr.values())
     return [
@@ -96,5 +115,5 @@ def _share(row: Mapping[str, Any], attr_rows: list[Mapping[str, Any]]) -> float:
     if share is not None:
         return share
     split = row.get("split")
-    total = sum(num(r, "count", "rows") or 0.0 for r in attr_rows if r.get("split") == split)
-    return (num(row, "count", "rows") or 0.0) / total if total else 0.0
+    total = sum(num(r, "rows") or 0.0 for r in attr_rows if r.get("split") == split)
+    return (num(row, "rows") or 0.0) / total if total else 0.0

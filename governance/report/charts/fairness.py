@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, ci, num, ok_section, rows, text
+from governance.report.charts._data import NoData, ci, num, ok_section, table, text
 from governance.report.charts.base import ChartSpec
+from governance.tables import GroupRates
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
     from governance.results import Results
 
 __all__ = ["group_rates"]
 
-# (key in the fairness audit's tables.groups, short alias, label)
+# (key in the fairness audit's tables.groups, label)
 _METRICS: tuple[tuple[str, str], ...] = (
     ("selection_rate", "Selection rate"),
     ("true_positive_rate", "True-positive rate"),
     ("false_positive_rate", "False-positive rate"),
 )
-_ALIASES = {"true_positive_rate": "tpr", "false_positive_rate": "fpr"}
 #: More groups than this (intersections of many attributes) would be unreadable bars.
 MAX_GROUPS = 16
 FOUR_FIFTHS = 0.8
@@ -30,12 +33,11 @@ FOUR_FIFTHS = 0.8
 
 def group_rates(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "fairness")
-    table = rows(section, "groups", "by_group", "per_group", need=("attribute", "group"))
     positive = section.details.get("positive_label") if isinstance(section.details, Mapping) else None
     by_attr: dict[str, list[Mapping[str, Any]]] = {}
-    for row in table:
-        if not row.get("empty"):
-            by_attr.setdefault(text(row["attribute"]), []).append(_with_intervals(row, positive))
+    for record in table(section, "groups", GroupRates):
+        if not record.empty:
+            by_attr.setdefault(record.attribute, []).append(_with_intervals(asdict(record), positive))
     specs = []
     for attr, group_rows in by_attr.items():
         shown = [m for m in _METRICS if any(num(r, m[0]) is not None for r in group_rows)]
@@ -44,25 +46,19 @@ def group_rates(results: Results) -> list[ChartSpec]:
             continue
         specs.append(_spec(attr, group_rows, shown, wilson=wilson))
     if not specs:
-        raise NoData("sections.fairness.tables.by_group has no selection_rate, tpr or fpr per group")
+        raise NoData("sections.fairness.tables.groups has no selection_rate, tpr or fpr per group")
     return specs
 
 
 def _with_intervals(row: Mapping[str, Any], positive: Any) -> Mapping[str, Any]:
-    """The row with short-name aliases and, where the audit gave no interval, a Wilson 95% interval.
+    """The row with, where the audit gave no interval, a Wilson 95% interval.
 
     The fairness audit bootstraps intervals for the disparities, not for each group's rates; a
     Wilson interval from the group's own counts (n rows; actual positives / negatives) shows how
     far each bar can be trusted, and the caption says which interval is drawn.
     """
     out = dict(row)
-    for key, alias in _ALIASES.items():
-        if key not in out and alias in out:
-            out[key] = out[alias]
-            for suffix in ("_ci_low", "_ci_high", "_lo", "_hi", "_ci"):
-                if alias + suffix in out:
-                    out[key + suffix] = out[alias + suffix]
-    n = num(row, "count", "n", "rows")
+    n = num(row, "count")
     positives = row.get("positives")
     pos = num(positives, str(positive)) if isinstance(positives, Mapping) and positive is not None else None
     denominators = {
@@ -78,14 +74,22 @@ def _with_intervals(row: Mapping[str, Any], positive: Any) -> Mapping[str, Any]:
     return out
 
 
-def wilson_interval(p: float, n: float, z: float = 1.959964) -> tuple[float, float]:
+def wilson_interval(p: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion ``p`` observed on ``n`` trials (95% by default).
+
+    Our three lines, not ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``: the
+    numbers agree to 1e-15 (``tests/report/test_charts_svg.py`` checks), but importing
+    ``scipy.stats`` costs about a second of the report's 3 s budget, and a report renders from a
+    saved results.json where scipy need not be installed.
 
     Examples
     --------
     >>> [round(x, 4) for x in wilson_interval(0.5, 100)]
     [0.4038, 0.5962]
     """
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
@@ -126,21 +130,25 @@ def _spec(
     with_ci = any(ci(r, k) for r in group_rows for k, _ in shown)
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._plot import LegendEntry
+        from matplotlib.lines import Line2D
+
+        from governance.report.charts._svg import frame, text_px
 
         # One y scale: the panels' bars line up, and only the first names the groups.
-        (axes,) = fig.subplots(1, len(shown), sharey=True, wspace=18)
+        axes = fig.subplots(1, len(shown), sharey=True, squeeze=False)[0]
         ypos = list(range(len(groups)))
         ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
         for ax, (key, label), color in zip(axes, shown, ("#0072B2", "#E69F00", "#009E73")):
             values = [num(r, key) for r in group_rows]
             bars = [v if v is not None else 0.0 for v in values]
-            ax.barh(ypos, bars, color=color, height=0.6, xerr=_errors(group_rows, key, values))
+            ax.barh(ypos, bars, color=color, height=0.6)
+            _whiskers(ax, ypos, _errors(group_rows, key, values))
             for y, v in zip(ypos, values):
                 ax.text(
                     0.01,
                     y,
                     "n/a" if v is None else fmt_number(v, 2),
+                    va="center",
                     color="#FFFFFF" if v and v > 0.12 else "#333333",
                 )
             ax.set_xlim(0, 1)
@@ -148,25 +156,36 @@ def _spec(
             # The same five ticks on every panel.
             ax.set_xticks(ticks, ["0", "0.25", "0.5", "0.75", "1"])
             ax.set_title(label)
-            ax.grid = "x"
+            ax.grid(axis="x")
+            ax.set_axisbelow(True)
             if key == "selection_rate" and line is not None:
-                ax.axvline(line, color="#D55E00", dash="5 3", width=1.4)
+                ax.axvline(line, color="#D55E00", linestyle=(0, (5, 3)), linewidth=1.4)
         if line is not None:
             # Under the panels, not on them: a legend inside would cover the bars it explains.
-            entries = [
-                LegendEntry(
-                    f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}",
-                    "#D55E00",
-                    "line",
-                    dash="5 3",
-                    width=1.4,
+            handles = [
+                Line2D(
+                    [],
+                    [],
+                    color="#D55E00",
+                    linestyle=(0, (5, 3)),
+                    linewidth=1.4,
+                    label=f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}",
                 )
             ]
             if with_ci:
-                entries.append(LegendEntry("95% confidence interval", "#333333", "whisker"))
-            fig.legend(entries)
+                handles.append(
+                    Line2D([], [], color="#333333", marker="|", markersize=8, label="95% confidence interval")
+                )
+            fig.legend(handles=handles, loc="lower center", ncols=len(handles), bbox_to_anchor=(0.5, 0.0))
         axes[0].set_yticks(ypos, groups)
         axes[0].set_ylabel(attr)
+        frame(
+            fig,
+            left=34 + max(text_px(g) for g in groups),
+            top=26,
+            bottom=28 + (24 if line is not None else 0),
+            wspace=22,
+        )
 
     height = 96 + 31 * len(groups) + (22 if line is not None else 0)
     return ChartSpec(
@@ -177,6 +196,17 @@ def _spec(
         plot=plot,
         size=(672, max(173, height)),
     )
+
+
+def _whiskers(ax: Axes, ypos: list[int], ends: list[tuple[float, float] | None] | None) -> None:
+    """Confidence intervals as whiskers on the bars that have one."""
+    if ends is None:
+        return
+    shown = [(y, e) for y, e in zip(ypos, ends) if e is not None]
+    for y, (low, high) in shown:
+        ax.plot([low, high], [y, y], color="#333333", linewidth=1.1)
+        ax.plot([low, low], [y - 0.15, y + 0.15], color="#333333", linewidth=1.1)
+        ax.plot([high, high], [y - 0.15, y + 0.15], color="#333333", linewidth=1.1)
 
 
 def _errors(

@@ -17,20 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
 from governance.report.charts._data import NoData, details, ok_section
-from governance.report.charts._plot import DIVERGING as _DIVERGING_MAP
-from governance.report.charts._plot import GREYS, Axes, Colormap
+from governance.report.charts._svg import DIVERGING, GREYS, frame
 from governance.report.charts.base import ChartSpec
 
 if TYPE_CHECKING:
     import numpy as np
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
 
-    from governance.report.charts._plot import Figure
     from governance.results import Results
 
 __all__ = ["DIVERGING", "applies", "attribution_heatmaps", "heatmap_examples"]
 
-#: (negative, zero, positive) ends of the diverging map: Okabe–Ito blue, white, vermillion.
-DIVERGING: tuple[str, str, str] = _DIVERGING_MAP.stops
 #: Most classes drawn in one chart (one panel each); more would make the panels unreadable.
 MAX_CLASSES = 20
 _COLUMNS = 10
@@ -69,7 +68,33 @@ def _class_maps(results: Results) -> dict[str, np.ndarray]:
 
 def _cmap() -> Colormap:
     """The diverging map: ``t`` = 0 (−limit) blue, 0.5 (zero) white, 1 (+limit) vermillion."""
-    return _DIVERGING_MAP
+    from matplotlib.colors import LinearSegmentedColormap
+
+    # An odd number of entries: zero (t = 0.5) falls on the middle entry, exactly white.
+    return LinearSegmentedColormap.from_list("okabe_ito_diverging", DIVERGING, N=257)
+
+
+def _greys() -> Colormap:
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("greys", GREYS)
+
+
+def _colorbar(fig: Figure, limit: float, *, top: float, bottom: float) -> None:
+    """One colour bar for every panel (they share the symmetric limits), at the right edge."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from governance.report.charts._svg import DPI
+
+    width, height = fig.get_size_inches() * DPI
+    cax = fig.add_axes((1 - 62 / width, bottom / height, 10 / width, 1 - (top + bottom) / height))
+    mappable = ScalarMappable(norm=Normalize(-limit, limit), cmap=_cmap())
+    bar = fig.colorbar(mappable, cax=cax, label="attribution")
+    bar.outline.set_visible(False)
+    # matplotlib rasterises a colour bar of more than 50 steps; the report's charts stay vector.
+    if bar.solids is not None:
+        bar.solids.set_rasterized(False)
 
 
 def _limit(grids: Sequence[np.ndarray]) -> float:
@@ -89,12 +114,19 @@ def _panel(
     ax: Axes, grid: np.ndarray, title: str | None, *, cmap: Colormap, vmin: float, vmax: float
 ) -> None:
     """One image as square vector cells (no raster), framed in light grey, with a small title."""
-    ax.heatmap(grid.tolist(), cmap=cmap, vmin=vmin, vmax=vmax)
+    mesh = ax.pcolormesh(grid, cmap=cmap, vmin=vmin, vmax=vmax, edgecolors="face", linewidth=0.3)
+    mesh.set_clip_on(False)  # the cells fill the panel exactly: no clip path repeated on every cell
+    ax.set_xlim(0, grid.shape[1])
+    ax.set_ylim(grid.shape[0], 0)  # row 0 on top, as the image is read
+    ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.spines = "box"
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_color("#BBBBBB")
+        spine.set_linewidth(0.8)
     if title is not None:
-        ax.set_title(title, size=10.5)
+        ax.set_title(title, fontsize=10.5, pad=3)
 
 
 def _side(columns: int, most: float) -> float:
@@ -148,13 +180,14 @@ def attribution_heatmaps(results: Results) -> list[ChartSpec]:
     cols = min(len(maps), _COLUMNS)
 
     def plot(fig: Figure) -> None:
-        grid = fig.subplots(rows, cols, wspace=6, hspace=4)
+        grid = fig.subplots(rows, cols, squeeze=False)
         axes = [ax for row in grid for ax in row]
         for ax, (label, values) in zip(axes, maps.items(), strict=False):
             _panel(ax, values, label, cmap=_cmap(), vmin=-limit, vmax=limit)
         for ax in axes[len(maps) :]:
-            ax.visible = False
-        fig.colorbar(_cmap(), -limit, limit, label="attribution")
+            ax.set_visible(False)
+        frame(fig, left=6, right=84, top=18, bottom=6, wspace=6, hspace=20)
+        _colorbar(fig, limit, top=18, bottom=6)
 
     return [
         ChartSpec(
@@ -217,25 +250,26 @@ def heatmap_examples(results: Results) -> list[ChartSpec]:
     )
 
     def plot(fig: Figure) -> None:
-        axes = fig.subplots(2 * depth, len(by_class), wspace=6, hspace=4)
+        axes = fig.subplots(2 * depth, len(by_class), squeeze=False)
         for col, (label, pairs) in enumerate(by_class.items()):
             for k in range(depth):
                 top, bottom = axes[2 * k][col], axes[2 * k + 1][col]
                 if k >= len(pairs):
-                    top.visible = False
-                    bottom.visible = False
+                    top.set_visible(False)
+                    bottom.set_visible(False)
                     continue
                 pixels, attribution = pairs[k]
                 _panel(
                     top,
                     pixels,
                     label if k == 0 else None,
-                    cmap=GREYS,
+                    cmap=_greys(),
                     vmin=0.0,
                     vmax=max(1.0, float(pixels.max())),
                 )
                 _panel(bottom, attribution, None, cmap=_cmap(), vmin=-limit, vmax=limit)
-        fig.colorbar(_cmap(), -limit, limit, label="attribution")
+        frame(fig, left=6, right=84, top=18, bottom=6, wspace=6, hspace=4)
+        _colorbar(fig, limit, top=18, bottom=6)
 
     return [
         ChartSpec(

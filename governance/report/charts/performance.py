@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from governance.report.charts._data import NoData, details, num, ok_section, rows, text
+from governance.report.charts._data import NoData, ok_section, table
 from governance.report.charts.base import ChartSpec
+from governance.tables import ConfusionCell
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.figure import Figure
+
     from governance.results import Results
 
 __all__ = ["confusion_matrix"]
@@ -36,13 +37,22 @@ def confusion_matrix(results: Results) -> list[ChartSpec]:
     )
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._plot import BLUES
+        from matplotlib.colors import LinearSegmentedColormap
 
-        ax = fig.add_axes()
+        from governance.report.charts._svg import BLUES, frame, text_px
+
+        ax = fig.add_subplot()
         peak = max(max(r) for r in matrix) or 1
         n = len(labels)
         # Vector cells with a white gap between them, like the tables' grid.
-        ax.heatmap(matrix, cmap=BLUES, vmin=0, vmax=peak, gap=2)
+        ax.pcolormesh(
+            matrix,
+            cmap=LinearSegmentedColormap.from_list("blues", BLUES),
+            vmin=0,
+            vmax=peak,
+            edgecolors="#FFFFFF",
+            linewidth=2,
+        )
         size = 10.5 if n <= 6 else 9.0 if n <= 12 else 7.5
         for i in range(n):
             for j in range(n):
@@ -51,16 +61,25 @@ def confusion_matrix(results: Results) -> list[ChartSpec]:
                     j + 0.5,
                     i + 0.5,
                     f"{int(value)}\n{value / total:.0%}" if n <= 12 else f"{int(value)}",
-                    size=size,
-                    anchor="middle",
+                    fontsize=size,
+                    ha="center",
+                    va="center",
                     color="#FFFFFF" if value > 0.55 * peak else "#111111",
                 )
         centres = [k + 0.5 for k in range(n)]
-        ax.set_xticks(centres, labels, rotation=30 if n > 4 else 0)
+        tilt = n > 4 and max(len(label) for label in labels) > 2  # short class names fit upright
+        ax.set_xticks(centres, labels, rotation=30 if tilt else 0, ha="right" if tilt else "center")
         ax.set_yticks(centres, labels)
+        ax.set_xlim(0, n)
+        ax.set_ylim(n, 0)  # first class on top, as in the tables
+        ax.set_aspect("equal")
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
-        ax.spines = "none"
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        widest = max(text_px(label) for label in labels)
+        frame(fig, left=36 + widest, right=8, top=8, bottom=40 + (0.6 * widest if tilt else 0))
 
     side = min(576, 211 + 43 * len(labels))
     return [
@@ -76,29 +95,11 @@ def confusion_matrix(results: Results) -> list[ChartSpec]:
 
 
 def _read(section: Any) -> tuple[list[str], list[list[float]]]:
-    """``details.confusion_matrix`` as {labels, matrix}, or a long table of (true, pred, count)."""
-    try:
-        raw = details(section, "confusion_matrix")
-    except NoData:
-        raw = None
-    if isinstance(raw, Mapping):
-        labels = raw.get("labels") or raw.get("classes")
-        matrix = raw.get("matrix") or raw.get("counts")
-        if labels is not None and matrix is not None and _square(labels, matrix):
-            return [text(x) for x in labels], [[float(v) for v in r] for r in matrix]
-    long = rows(section, "confusion_matrix_eval", "confusion_matrix", need=("true", "pred"))
-    labels = list(dict.fromkeys([text(r["true"]) for r in long] + [text(r["pred"]) for r in long]))
+    """``tables.confusion_matrix_eval`` (rows of true class, predicted class, count) as labels and a square grid."""
+    cells = table(section, "confusion_matrix_eval", ConfusionCell)
+    labels = list(dict.fromkeys([c.true for c in cells] + [c.pred for c in cells]))
     index = {lab: i for i, lab in enumerate(labels)}
     grid = [[0.0] * len(labels) for _ in labels]
-    for r in long:
-        grid[index[text(r["true"])]][index[text(r["pred"])]] += num(r, "count", "n") or 0.0
+    for c in cells:
+        grid[index[c.true]][index[c.pred]] += c.count
     return labels, grid
-
-
-def _square(labels: Any, matrix: Any) -> bool:
-    if not isinstance(labels, Sequence) or not isinstance(matrix, Sequence) or not labels:
-        return False
-    return len(matrix) == len(labels) and all(
-        isinstance(r, Sequence) and len(r) == len(labels) and all(isinstance(v, int | float) for v in r)
-        for r in matrix
-    )

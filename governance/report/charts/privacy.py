@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, details, num, ok_section, rows
+from governance.report.charts._data import NoData, details, num, ok_section
 from governance.report.charts.base import ChartSpec
+from governance.tables import EpochRecord, RocPoint, read_detail, read_ledger
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Figure
+    from matplotlib.figure import Figure
+
     from governance.results import Results
 
 __all__ = ["epsilon_per_epoch", "membership_roc"]
@@ -24,31 +27,15 @@ def _ledger(results: Results) -> Mapping[str, Any]:
 
 
 def epsilon_series(results: Results) -> list[tuple[float, float]]:
-    """(epoch, ε spent) from the privacy section's table, or else from the training ledger's history."""
-    points: list[tuple[float, float]] = []
-    section = results.sections.get("privacy")
-    if section is not None:
-        try:
-            for r in rows(section, "epsilon_per_epoch", "epsilon", "ledger", need=("epoch",)):
-                epoch, eps = num(r, "epoch"), num(r, "epsilon", "eps")
-                if epoch is not None and eps is not None:
-                    points.append((epoch, eps))
-        except NoData:
-            pass
-    if not points:
-        history = _ledger(results).get("history") or _ledger(results).get("epochs_log")
-        if isinstance(history, Sequence):
-            for i, r in enumerate(history):
-                if isinstance(r, Mapping):
-                    eps = num(r, "epsilon", "eps")
-                    if eps is not None:
-                        points.append((num(r, "epoch") or float(i + 1), eps))
-    if not points:
+    """(epoch, ε spent) from the training ledger's ``history``."""
+    points = [(r.epoch, r.epsilon) for r in read_ledger(_ledger(results), "history", EpochRecord)]
+    found = sorted((e, v) for e, v in points if v is not None)
+    if not found:
         raise NoData(
-            "no ε per epoch (sections.privacy.tables.epsilon_per_epoch or run.training.history); "
+            "no ε per epoch in the training ledger (run.training.history); "
             "the model may not have been trained with differential privacy"
         )
-    return sorted(points)
+    return found
 
 
 def _target(results: Results) -> float | None:
@@ -77,16 +64,27 @@ def epsilon_per_epoch(results: Results) -> list[ChartSpec]:
         caption += " The dashed line is the target ε of the spec."
 
     def plot(fig: Figure) -> None:
-        ax = fig.add_axes()
+        ax = fig.add_subplot()
         ax.plot([e for e, _ in points], [v for _, v in points], marker="o", color="#0072B2", label="ε spent")
         if target is not None:
             ax.axhline(
-                target, color="#D55E00", dash="5 3", width=1.2, label=f"target ε = {fmt_number(target)}"
+                target,
+                color="#D55E00",
+                linestyle=(0, (5, 3)),
+                linewidth=1.2,
+                label=f"target ε = {fmt_number(target)}",
             )
+        from matplotlib.ticker import MaxNLocator
+
+        from governance.report.charts._svg import frame
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("ε")
-        ax.set_ylim(0)
-        ax.legend("lower right")
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y")
+        ax.legend(loc="lower right")
+        frame(fig, left=48, bottom=40)
 
     return [
         ChartSpec(
@@ -136,10 +134,10 @@ def membership_roc(results: Results) -> list[ChartSpec]:
         caption += f" The strongest attack here is {strongest}."
 
     def plot(fig: Figure) -> None:
-        from governance.report.charts._plot import OKABE_ITO
+        from governance.report.charts._svg import OKABE_ITO, frame
 
-        ax = fig.add_axes()
-        ax.plot([floor, 1], [floor, 1], dash="5 3", color="#777777", width=1, label="chance")
+        ax = fig.add_subplot()
+        ax.plot([floor, 1], [floor, 1], linestyle=(0, (5, 3)), color="#777777", linewidth=1, label="chance")
         for i, (name, pts) in enumerate(clipped.items()):
             name_auc = results.metrics.get(f"privacy.membership_inference.{name}.auc")
             label = name + (f" (AUC {fmt_number(name_auc, 3)})" if name_auc is not None else "")
@@ -148,17 +146,19 @@ def membership_roc(results: Results) -> list[ChartSpec]:
                 [p[1] for p in pts],
                 color=OKABE_ITO[i % 7],
                 label=label,
-                width=2.0 if name == strongest else 1.4,
+                linewidth=2.0 if name == strongest else 1.4,
             )
-        ax.axvline(1e-3, color="#D55E00", dash="1.5 2.5", width=1.2, label="FPR = 0.001")
+        ax.axvline(1e-3, color="#D55E00", linestyle=(0, (1.5, 2.5)), linewidth=1.2, label="FPR = 0.001")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        # Decades as plain decimals (0.0001 … 1).
         ax.set_xlim(floor, 1)
         ax.set_ylim(floor, 1)
+        _plain_decades(ax)
+        ax.grid(which="major")
         ax.set_xlabel("false-positive rate")
         ax.set_ylabel("true-positive rate")
-        ax.legend("lower right")
+        ax.legend(loc="lower right")
+        frame(fig, left=62, bottom=42)
 
     return [
         ChartSpec(
@@ -172,36 +172,24 @@ def membership_roc(results: Results) -> list[ChartSpec]:
     ]
 
 
-def _points(raw: Any) -> list[tuple[float, float]]:
-    """ROC points from {fpr: [...], tpr: [...]} or [{fpr, tpr}, ...]."""
-    if isinstance(raw, Mapping):
-        fpr, tpr = raw.get("fpr"), raw.get("tpr")
-        if isinstance(fpr, Sequence) and isinstance(tpr, Sequence) and len(fpr) == len(tpr):
-            pairs = [(num({"v": f}, "v"), num({"v": t}, "v")) for f, t in zip(fpr, tpr)]
-            return [(f, t) for f, t in pairs if f is not None and t is not None]
-    elif isinstance(raw, Sequence) and not isinstance(raw, str):
-        pairs = [(num(r, "fpr"), num(r, "tpr")) for r in raw if isinstance(r, Mapping)]
-        return [(f, t) for f, t in pairs if f is not None and t is not None]
-    return []
+def _plain_decades(ax: Any) -> None:
+    """Decades as plain decimals (0.0001 … 1), not 10⁻⁴: readers of the report are not all scientists."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    decimal = FuncFormatter(lambda v, _: f"{v:.{max(0, -round(math.log10(v)))}f}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(decimal)
+        axis.set_minor_formatter(NullFormatter())
 
 
 def _roc(section: Any) -> dict[str, list[tuple[float, float]]]:
-    """Attack name → ROC points: details.roc (one curve, or one per attack), or a table of (fpr, tpr)."""
-    for path in (("roc",), ("membership_inference", "roc"), ("mia_roc",)):
-        try:
-            raw = details(section, *path)
-        except NoData:
-            continue
-        single = _points(raw)
-        if len(single) > 1:
-            return {"attack": single}
-        if isinstance(raw, Mapping):
-            curves = {str(name): _points(value) for name, value in raw.items()}
-            curves = {name: pts for name, pts in curves.items() if len(pts) > 1}
-            if curves:
-                return curves
-    table = rows(section, "membership_roc", "mia_roc", "roc", need=("fpr", "tpr"))
-    points = _points(table)
-    if len(points) < 2:
-        raise NoData("sections.privacy has no membership-inference ROC (details.roc)")
-    return {"attack": points}
+    """Attack name → ROC points, from ``details.roc`` (one list of {fpr, tpr} per attack)."""
+    details(section, "roc")  # NoData naming the missing key
+    curves = {
+        name: [(p.fpr, p.tpr) for p in points]
+        for name, points in read_detail(section.details, "privacy", "roc", RocPoint).items()
+        if len(points) > 1
+    }
+    if not curves:
+        raise NoData("sections.privacy.details.roc has no curve of at least two points")
+    return curves

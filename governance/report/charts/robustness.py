@@ -6,12 +6,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from governance.report._text import fmt_number
-from governance.report.charts._data import NoData, num, ok_section, rows, text
+from governance.report.charts._data import NoData, ok_section, table
 from governance.report.charts.base import ChartSpec
+from governance.tables import GroupRobustAccuracy, RobustAccuracy
 
 if TYPE_CHECKING:
-    from governance.report.charts._plot import Axes, Figure
-    from governance.results import AuditSection, Results
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from governance.results import Results
 
 __all__ = ["robust_accuracy"]
 
@@ -19,48 +22,38 @@ MAX_GROUP_LINES = 7  # one colour and one marker each (Okabe–Ito palette)
 Point = tuple[float, float]  # (ε, accuracy)
 
 
-def _normalise(section: AuditSection, names: tuple[str, ...], need: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Rows as {attack, eps, accuracy, …}: the audit writes (perturbation, level); older layouts (attack, eps).
-
-    Noise perturbations are left out: their level is a noise σ, not an attack budget ε.
-    """
-    out = []
-    for r in rows(section, *names, need=need):
-        attack = text(r.get("attack") or r.get("perturbation") or "attack")
-        eps, acc = num(r, "eps", "level"), num(r, "accuracy")
-        if eps is None or acc is None or "noise" in attack:
-            continue
-        out.append({**r, "attack": attack, "eps": eps, "accuracy": acc})
-    return out
+def _attacks(records: list[Any]) -> list[Any]:
+    """Rows of the adversarial attacks only: a noise perturbation's level is a noise σ, not an attack budget ε."""
+    return [r for r in records if "noise" not in r.perturbation]
 
 
 def robust_accuracy(results: Results) -> list[ChartSpec]:
     section = ok_section(results, "robustness")
-    overall = [r for r in _normalise(section, ("accuracy", "curve"), ()) if r.get("group") is None]
+    overall = _attacks(table(section, "accuracy", RobustAccuracy))
     if not overall:
         raise NoData("sections.robustness.tables.accuracy has no accuracy per attack ε")
     clean = results.metrics.get("robustness.clean_accuracy")
     attacks: dict[str, list[Point]] = {}
     for r in overall:
-        attacks.setdefault(r["attack"], []).append((r["eps"], r["accuracy"]))
+        attacks.setdefault(r.perturbation, []).append((r.level, r.accuracy))
     for points in attacks.values():
         if clean is not None and all(e != 0 for e, _ in points):
             points.append((0.0, clean))
         points.sort()
     try:
-        group_rows = _normalise(section, ("accuracy_by_group", "by_group"), ("group",))
+        group_rows = _attacks(table(section, "accuracy_by_group", GroupRobustAccuracy))
     except NoData:
         group_rows = []
     # Per group, show the attack that hurts most at its largest ε: the worst case is what matters.
     strongest = min(attacks, key=lambda a: attacks[a][-1][1])
     per_attr: dict[str, dict[str, list[Point]]] = {}
     for r in group_rows:
-        if r["attack"] != strongest:
+        if r.perturbation != strongest:
             continue
-        lines = per_attr.setdefault(text(r.get("attribute") or "group"), {})
-        points = lines.setdefault(text(r["group"]), [])
-        points.append((r["eps"], r["accuracy"]))
-        group_clean = num(r, "clean_accuracy")
+        lines = per_attr.setdefault(r.attribute, {})
+        points = lines.setdefault(r.group, [])
+        points.append((r.level, r.accuracy))
+        group_clean = r.clean_accuracy
         if group_clean is not None and all(e != 0 for e, _ in points):
             points.append((0.0, group_clean))
     for lines in per_attr.values():
@@ -100,7 +93,7 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
         caption += " No per-group robustness rows were recorded."
 
     def plot(fig: Figure) -> None:
-        (axes,) = fig.subplots(1, 1 + len(per_attr), sharey=True)
+        axes = fig.subplots(1, 1 + len(per_attr), sharey=True, squeeze=False)[0]
         for i, (atk, pts) in enumerate(attacks.items()):
             _line(axes[0], pts, atk, i)
         axes[0].set_title("overall")
@@ -111,9 +104,16 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
             ax.set_title(f"by {attr} ({strongest})")
         axes[0].set_ylim(0, 1)  # shared by every panel
         # ε means the same in every panel: one label under them all.
-        fig.set_xlabel(f"ε ({units})" if units else "ε")
+        fig.supxlabel(f"ε ({units})" if units else "ε", fontsize=11.0, y=4 / fig.bbox.height, va="bottom")
+        from matplotlib.ticker import MaxNLocator
+
+        from governance.report.charts._svg import frame
+
         for ax in axes:
-            ax.legend("lower left")
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if len(axes) > 1 else 8, steps=[1, 2, 2.5, 5, 10]))
+            ax.grid(axis="y")
+            ax.legend(loc="lower left")
+        frame(fig, left=52, top=26, bottom=44, wspace=16)
 
     return [
         ChartSpec(
@@ -128,7 +128,7 @@ def robust_accuracy(results: Results) -> list[ChartSpec]:
 
 
 def _line(ax: Axes, pts: list[Point], label: str, i: int) -> None:
-    from governance.report.charts._plot import MARKERS, OKABE_ITO
+    from governance.report.charts._svg import MARKERS, OKABE_ITO
 
     ax.plot(
         [e for e, _ in pts],
