@@ -27,15 +27,21 @@ __all__ = [
     "DETAILS",
     "LEDGER_TABLES",
     "TABLES",
+    "BaselineScore",
+    "CompressionVariant",
     "ConfusionCell",
     "Disparity",
+    "DropGap",
     "EpochRecord",
     "FeatureAttribution",
+    "FrontierSetting",
     "GroupFeatureAttribution",
     "GroupRates",
     "GroupRobustAccuracy",
     "GroupShare",
     "MembershipInference",
+    "MetricChange",
+    "PairedGroupAccuracy",
     "Record",
     "RobustAccuracy",
     "RocPoint",
@@ -304,6 +310,94 @@ class RocPoint(Record):
     tpr: float
 
 
+# --- baselines, privacy cost, compression, mitigation (paired comparisons) ------------------------
+
+
+@dataclass(frozen=True)
+class BaselineScore(Record):
+    """``performance.baselines``: a trivial model on the same rows, and the model's lift over it."""
+
+    baseline: str
+    accuracy: float
+    model_accuracy: float | None = None
+    lift: float | None = None
+    lift_ci_low: float | None = None
+    lift_ci_high: float | None = None
+    fitted_on: str | None = None
+
+
+@dataclass(frozen=True)
+class PairedGroupAccuracy(Record):
+    """``privacy_cost.groups`` / ``compression.groups``: one group's accuracy under both models.
+
+    ``accuracy_drop`` is reference − candidate (the non-private twin or fp32 first), with the paired
+    bootstrap interval of the drop; ``variant`` names the compressed variant (compression only).
+    """
+
+    attribute: str
+    group: str
+    accuracy_drop: float
+    rows: float | None = None
+    variant: str | None = None
+    drop_ci_low: float | None = None
+    drop_ci_high: float | None = None
+    disagreement_rate: float | None = None
+    mcnemar_p: float | None = None
+
+
+@dataclass(frozen=True)
+class DropGap(Record):
+    """``privacy_cost.gaps``: the largest minus the smallest group accuracy drop of an attribute."""
+
+    attribute: str
+    accuracy_drop_gap: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+@dataclass(frozen=True)
+class CompressionVariant(Record):
+    """``compression.variants``: one variant as built, saved and timed (fp32 is the reference)."""
+
+    variant: str
+    size_bytes: float
+    method: str | None = None
+    accuracy: float | None = None
+    accuracy_drop: float | None = None
+    worst_group_accuracy_drop: float | None = None
+    disagreement_rate: float | None = None
+    latency_ms_p50_batch1: float | None = None
+    latency_ms_p95_batch1: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricChange(Record):
+    """``mitigation.changes``: one metric before and after mitigation on the held-out rows."""
+
+    metric: str
+    before: float | None = None
+    after: float | None = None
+    difference: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    targeted: bool | None = None
+    worse: bool | None = None
+
+
+@dataclass(frozen=True)
+class FrontierSetting(Record):
+    """``mitigation.frontier``: one setting of the sweep (accuracy against the targeted disparity)."""
+
+    knob: str
+    accuracy: float
+    disparity: float
+    value: float | None = None
+    target_value: float | None = None
+    meets_target: bool | None = None
+    dominated: bool | None = None
+    chosen: bool | None = None
+
+
 # --- training ledger --------------------------------------------------------------------------------
 
 
@@ -329,6 +423,7 @@ TABLES: dict[str, dict[str, type[Record]]] = {
         "confusion_matrix_train": ConfusionCell,
         "per_class": ClassScores,
         "splits": SplitScores,
+        "baselines": BaselineScore,
     },
     "fairness": {
         "groups": GroupRates,
@@ -343,6 +438,9 @@ TABLES: dict[str, dict[str, type[Record]]] = {
     },
     "robustness": {"accuracy": RobustAccuracy, "accuracy_by_group": GroupRobustAccuracy},
     "privacy": {"membership_inference": MembershipInference},
+    "privacy_cost": {"groups": PairedGroupAccuracy, "gaps": DropGap},
+    "compression": {"variants": CompressionVariant, "groups": PairedGroupAccuracy},
+    "mitigation": {"changes": MetricChange, "frontier": FrontierSetting},
 }
 #: Structured ``details`` the report reads as records: (audit, key) → record of each list item.
 DETAILS: dict[tuple[str, str], type[Record]] = {("privacy", "roc"): RocPoint}

@@ -37,6 +37,9 @@ WRITERS = {
     "audit/_text_robustness.py": "robustness",
     "audit/performance.py": "performance",
     "data/quality.py": "data_quality",
+    "audit/privacy_cost.py": "privacy_cost",
+    "audit/compression.py": "compression",
+    "mitigation/section.py": "mitigation",
 }
 
 
