@@ -43,6 +43,10 @@ _REGISTRY: dict[str, tuple[str, str | Builder]] = {
     "robust_accuracy": ("robustness", "governance.report.charts.robustness:robust_accuracy"),
     "epsilon_per_epoch": ("privacy", "governance.report.charts.privacy:epsilon_per_epoch"),
     "membership_roc": ("privacy", "governance.report.charts.privacy:membership_roc"),
+    "privacy_cost_by_group": ("privacy_cost", "governance.report.charts.costs:privacy_cost_by_group"),
+    "compression_tradeoff": ("compression", "governance.report.charts.costs:compression_tradeoff"),
+    "compression_by_group": ("compression", "governance.report.charts.costs:compression_groups"),
+    "mitigation_frontier": ("mitigation", "governance.report.charts.costs:mitigation_frontier"),
 }
 
 #: Titles used when a builder could not even describe its chart (no data at all).
@@ -57,6 +61,10 @@ _FALLBACK_TITLES: dict[str, str] = {
     "robust_accuracy": "Robust accuracy against ε",
     "epsilon_per_epoch": "Privacy budget ε spent per epoch",
     "membership_roc": "Membership-inference ROC",
+    "privacy_cost_by_group": "What differential privacy cost each group",
+    "compression_tradeoff": "Size and latency against accuracy",
+    "compression_by_group": "What compression costs each group",
+    "mitigation_frontier": "The frontier of mitigation settings",
 }
 
 
