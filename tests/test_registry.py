@@ -32,6 +32,8 @@ def test_audit_registry_order_and_errors():
         "attribution",
         "robustness",
         "privacy",
+        "privacy_cost",
+        "compression",
     )
     with pytest.raises(ValueError, match="audit 'fairness' is already registered"):
         register_audit("fairness", "x:y")
