@@ -60,7 +60,8 @@ class CompressionOptions(Options):
     latency_batches: tuple[Annotated[Int, Field(ge=1, le=1_000_000)], ...] = Field(
         default=(1, 256), min_length=1
     )
-    #: Timed calls per batch size (after ``warmup`` untimed ones).
+    #: Timed calls per batch size (after ``warmup`` untimed ones); large batches take fewer, at
+    #: least 5 and about 2,048 rows' worth (see ``_calls``).
     latency_calls: Int = Field(default=50, ge=5, le=10_000)
     warmup: Int = Field(default=5, ge=0, le=1_000)
     #: Threads for every timed call (latency depends on it more than on anything else).
@@ -249,6 +250,16 @@ def _latency_per_row_ms(
     return float(p50), float(p95)
 
 
+def _calls(calls: int, batch: int) -> int:
+    """Timed calls at ``batch`` rows: ``calls`` for small batches, fewer for large ones.
+
+    Per-row latency of a large batch varies far less between calls than a single row's, and a
+    transformer at batch 256 costs seconds a call: about 2,048 timed rows per batch size is
+    enough for its p95, and never fewer than 5 calls.
+    """
+    return max(5, min(calls, 2048 // max(batch, 1)))
+
+
 def _predict_codes(module: nn.Module, inputs: torch.Tensor, chunk: int = 4096) -> np.ndarray:
     import torch
 
@@ -307,7 +318,7 @@ class CompressionAudit(Audit):
                 codes = _predict_codes(variant.module, inputs)
                 latency = {
                     batch: _latency_per_row_ms(
-                        variant.module, inputs, batch, options.latency_calls, options.warmup
+                        variant.module, inputs, batch, _calls(options.latency_calls, batch), options.warmup
                     )
                     for batch in options.latency_batches
                 }
