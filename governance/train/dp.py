@@ -7,10 +7,10 @@ Per-sample gradient modes
 -------------------------
 ``fused``
     A hand-written DP step, forward and backward without autograd, for ``nn.Sequential`` models
-    trained with plain cross-entropy: Linear/ReLU MLPs (:class:`governance.train.fast_dp.
-    FusedMLPStep`) and conv nets (:class:`governance.train.fused_sequential.FusedSequentialStep`).
+    trained with plain cross-entropy: Linear/ReLU MLPs (:class:`governance.train.clipping.linear.
+    FusedMLPStep`) and conv nets (:class:`governance.train.clipping.sequential.FusedSequentialStep`).
 ``fast``
-    Single-pass per-sample clipping (:class:`governance.train.fast_dp.FastLinearClipping`) for
+    Single-pass per-sample clipping (:class:`governance.train.clipping.linear.FastLinearClipping`) for
     any model of Linear, LayerNorm, Conv2d and GroupNorm layers (e.g. a transformer's top layers).
 ``ghost``
     Opacus' fast gradient clipping (``grad_sample_mode="ghost"``): per-sample gradient *norms*
@@ -45,8 +45,8 @@ __all__ = [
 ]
 
 #: Modes accepted in ``train.privacy.grad_sample_mode``. "auto": ``fused`` (a hand-written DP step:
-#: governance.train.fast_dp.FusedMLPStep for Sequential Linear/ReLU MLPs,
-#: governance.train.fused_sequential.FusedSequentialStep for Sequential conv nets) with cross-entropy,
+#: governance.train.clipping.linear.FusedMLPStep for Sequential Linear/ReLU MLPs,
+#: governance.train.clipping.sequential.FusedSequentialStep for Sequential conv nets) with cross-entropy,
 #: ``fast`` (our single-pass ghost clipping) for other models of Linear, LayerNorm, Conv2d and
 #: GroupNorm layers, else ghost or hooks.
 GRAD_SAMPLE_MODES = ("auto", "fused", "fast", "ghost", "hooks", "functorch", "ew")
@@ -170,9 +170,9 @@ def choose_grad_sample_mode(model: nn.Module, requested: str) -> str:
 
 
 def supports_fast_clipping(model: nn.Module) -> bool:
-    """Whether :mod:`governance.train.fast_dp` can train ``model`` (every parameter in a Linear,
+    """Whether :mod:`governance.train.clipping.linear` can train ``model`` (every parameter in a Linear,
     LayerNorm, one-group zero-padded Conv2d or GroupNorm)."""
-    from governance.train.fast_dp import supports_fast_clipping as supports
+    from governance.train.clipping.linear import supports_fast_clipping as supports
 
     return supports(model)
 
@@ -180,8 +180,8 @@ def supports_fast_clipping(model: nn.Module) -> bool:
 def supports_fused(model: nn.Module, criterion: Any) -> bool:
     """Whether a hand-written fused step can train ``model``: FusedMLPStep (Sequential
     Linear/ReLU) or FusedSequentialStep (Sequential convolutional nets), with cross-entropy."""
-    from governance.train.fast_dp import supports_fused_mlp
-    from governance.train.fused_sequential import supports_fused_sequential
+    from governance.train.clipping.linear import supports_fused_mlp
+    from governance.train.clipping.sequential import supports_fused_sequential
 
     return supports_fused_mlp(model, criterion) or supports_fused_sequential(model, criterion)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from governance.errors import InputError
+from governance.train.clipping.linear import supports_fused_mlp
 from governance.train.dp import (
     PrivacySettings,
     choose_grad_sample_mode,
@@ -34,7 +35,6 @@ from governance.train.dp import (
     supports_fast_clipping,
     supports_fused,
 )
-from governance.train.fast_dp import supports_fused_mlp
 
 if TYPE_CHECKING:
     import torch
@@ -635,15 +635,15 @@ class Trainer:
         *,
         fused: bool = False,
     ) -> tuple[Any, Any, Any, Any, Any, str, float]:
-        """The fast path (see governance.train.fast_dp and fast_conv): Opacus' Poisson
+        """The fast path (see governance.train.clipping): Opacus' Poisson
         loader and accountant, our single-pass clipping; ``fused``: the hand-written step for
         Sequential Linear/ReLU MLPs with cross-entropy (FusedMLPStep), model and criterion in one."""
         from types import SimpleNamespace
 
         from opacus.accountants import create_accountant
 
-        from governance.train.fast_dp import FastLinearClipping, FastOptimizer, FusedMLPStep
-        from governance.train.fused_sequential import FusedSequentialStep
+        from governance.train.clipping.linear import FastLinearClipping, FastOptimizer, FusedMLPStep
+        from governance.train.clipping.sequential import FusedSequentialStep
 
         assert self.privacy is not None
         if self.max_physical_batch_size:

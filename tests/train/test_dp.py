@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from governance.train.clipping.linear import supports_fused_mlp
 from governance.train.dp import (
     PrivacySettings,
     choose_grad_sample_mode,
@@ -16,7 +17,6 @@ from governance.train.dp import (
     max_steps_within,
     supports_fast_clipping,
 )
-from governance.train.fast_dp import supports_fused_mlp
 from governance.train.trainer import Trainer
 from tests.train._reference import assert_noise_is_one_flat_draw, clipped_sums
 
@@ -252,7 +252,7 @@ def test_fused_step_noise_is_one_flat_gaussian_draw() -> None:
     """With noise on, each fused gradient is the clipped sum (FastLinearClipping's, the
     Opacus-checked path) plus N(0, σC/B) noise: exactly one normal_ draw of the step's generator
     over all parameters in optimizer order, fresh every step."""
-    from governance.train.fast_dp import FastLinearClipping, FusedMLPStep
+    from governance.train.clipping.linear import FastLinearClipping, FusedMLPStep
 
     x, y = (torch.from_numpy(a) for a in _data(n=40))
     sigma, clip, expected_batch = 0.7, 0.5, 32

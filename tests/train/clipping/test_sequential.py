@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from governance.train.architectures import build_architecture
+from governance.train.clipping.conv import GroupNormInput, group_norm_backward
+from governance.train.clipping.sequential import FusedSequentialStep, supports_fused_sequential
 from governance.train.dp import PrivacySettings, supports_fused
-from governance.train.fast_conv import GroupNormInput, group_norm_backward
-from governance.train.fused_sequential import FusedSequentialStep, supports_fused_sequential
 from governance.train.trainer import Trainer
 from tests.train._reference import assert_noise_is_one_flat_draw, clipped_sums, images
 
@@ -208,7 +208,7 @@ def test_models_the_fused_step_takes_and_leaves() -> None:
 def test_padding_rows_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches run padded to a multiple of BATCH_MULTIPLE rows (oneDNN kernel shapes); with no
     padding the same step gives the same loss and gradients to float rounding."""
-    from governance.train import fused_sequential
+    from governance.train.clipping import sequential as fused_sequential
 
     x, y = (torch.from_numpy(a) for a in _images(37))
     results = []

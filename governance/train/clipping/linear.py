@@ -1,6 +1,6 @@
 """A fast DP-SGD step for models whose trainable parameters sit in ``nn.Linear``, ``nn.LayerNorm``,
 ``nn.Conv2d`` (one group, zero padding) and ``nn.GroupNorm`` layers; the convolution and
-GroupNorm per-sample math lives in :mod:`governance.train.fast_conv`.
+GroupNorm per-sample math lives in :mod:`governance.train.clipping.conv`.
 
 Why this exists: on CPU, Opacus' per-step bookkeeping (module hooks, per-sample gradient
 tensors or ghost clipping's second backward pass, optimizer wrappers) costs several
@@ -48,10 +48,10 @@ __all__ = [
 
 def _clippable(module: nn.Module) -> bool:
     """Layers this module clips: ``Linear``, ``LayerNorm`` with an elementwise affine, and (see
-    :mod:`governance.train.fast_conv`) one-group zero-padded ``Conv2d`` and affine ``GroupNorm``."""
+    :mod:`governance.train.clipping.conv`) one-group zero-padded ``Conv2d`` and affine ``GroupNorm``."""
     from torch import nn
 
-    from governance.train.fast_conv import conv_clippable, group_norm_clippable
+    from governance.train.clipping.conv import conv_clippable, group_norm_clippable
 
     return (
         type(module) is nn.Linear
@@ -123,7 +123,7 @@ class FastLinearClipping:
         expected_batch_size: int,
         generator: torch.Generator | None,
     ) -> None:
-        from governance.train.fast_conv import poisson_capacity
+        from governance.train.clipping.conv import poisson_capacity
 
         self.criterion = criterion
         self.noise_multiplier = float(noise_multiplier)
@@ -139,7 +139,7 @@ class FastLinearClipping:
             if _clippable(m) and any(p.requires_grad for p in m.parameters(recurse=False))
         ]
         self._records: list[tuple[nn.Module, Any, torch.Tensor]] = []
-        self._workspaces: dict[int, Any] = {}  # conv layers' buffers, kept between steps (fast_conv)
+        self._workspaces: dict[int, Any] = {}  # conv layers' buffers, kept between steps (clipping.conv)
         self._capacity = poisson_capacity(self.expected_batch_size)  # their rows (Poisson batches)
         self._handles = [layer.register_forward_hook(self._record) for layer in self.layers]
 
@@ -153,7 +153,7 @@ class FastLinearClipping:
                 norm: Any = layer
                 x = F.layer_norm(x, norm.normalized_shape, None, None, norm.eps)
             elif type(layer).__name__ == "GroupNorm":
-                from governance.train.fast_conv import group_norm_input
+                from governance.train.clipping.conv import group_norm_input
 
                 # Its statistics too: the autograd graph frees them in the backward pass.
                 x = group_norm_input(layer, x, output)  # type: ignore[arg-type]
@@ -172,7 +172,7 @@ class FastLinearClipping:
         import torch
         from torch import nn
 
-        from governance.train.fast_conv import add_layer_clipped, layer_grads
+        from governance.train.clipping.conv import add_layer_clipped, layer_grads
 
         records, self._records = self._records, []
         if len(records) != len(self.layers):
@@ -369,7 +369,7 @@ class _FusedLoss:
 
 class FusedStep:
     """What the hand-written DP steps share (:class:`FusedMLPStep`,
-    :class:`governance.train.fused_sequential.FusedSequentialStep`): the settings, the flat noise
+    :class:`governance.train.clipping.sequential.FusedSequentialStep`): the settings, the flat noise
     buffer, and the criterion. The training loop calls ``model.train()`` / ``model(x)`` /
     ``criterion(out, y).backward()``: a step is both model and criterion.
 

@@ -1,5 +1,5 @@
 """Per-sample gradient norms and clipped sums of ``nn.Conv2d`` and ``nn.GroupNorm`` layers for
-:class:`governance.train.fast_dp.FastLinearClipping`.
+:class:`governance.train.clipping.linear.FastLinearClipping`.
 
 A ``Conv2d`` (one group, zero padding) is a ``Linear`` applied at every output position to the
 input patch under the kernel: with the input unfolded into ``a`` (one row of ``C_in·k²`` values
