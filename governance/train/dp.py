@@ -50,7 +50,12 @@ __all__ = [
 #: ``fast`` (our single-pass ghost clipping) for other models of Linear, LayerNorm, Conv2d and
 #: GroupNorm layers, else ghost or hooks.
 GRAD_SAMPLE_MODES = ("auto", "fused", "fast", "ghost", "hooks", "functorch", "ew")
-ACCOUNTANTS = ("prv", "rdp", "gdp")
+#: Accountants: both give upper bounds on ε. Opacus' ``gdp`` is refused: its CLT approximation
+#: reported ε below the tight value (by 16 % at σ 0.6) and read only the last history entry.
+ACCOUNTANTS = ("prv", "rdp")
+#: The largest ε a run may target: the accountants' work grows with ε (an ε of 10⁴ took more than
+#: ten minutes and 3.6 GB to calibrate), and beyond 100 the guarantee means nothing.
+MAX_TARGET_EPSILON = 100.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +72,7 @@ class PrivacySettings:
     max_grad_norm
         Per-sample gradient clipping bound C.
     accountant
-        ``prv`` (default, tight), ``rdp`` or ``gdp``.
+        ``prv`` (default, tight) or ``rdp``.
     grad_sample_mode
         ``auto`` (``fused`` for Sequential Linear/ReLU MLPs and Sequential conv nets of Conv2d,
         GroupNorm, ReLU, AdaptiveAvgPool2d, Flatten and Linear layers, ``fast`` for other
@@ -75,9 +80,11 @@ class PrivacySettings:
         else ghost clipping where every layer has an Opacus norm sampler, else hooks), ``fused``,
         ``fast``, ``ghost``, ``hooks``, ``functorch``, ``ew``.
     noise_multiplier
-        Use this σ instead of calibrating from ``target_epsilon`` (benchmarks, tests, resume).
+        Use this σ (> 0) instead of calibrating from ``target_epsilon`` (benchmarks, tests,
+        resume).
     poisson_sampling
-        Poisson (uniform with replacement) batch sampling, which the accountants assume.
+        Poisson batch sampling, which the accountants assume; must stay True (another
+        sampling would be accounted as if it were Poisson).
 
     Examples
     --------
@@ -94,20 +101,29 @@ class PrivacySettings:
     poisson_sampling: bool = True
 
     def __post_init__(self) -> None:
-        if not self.target_epsilon > 0:
-            raise ValueError(f"target_epsilon must be > 0, got {self.target_epsilon}")
+        if not 0 < self.target_epsilon <= MAX_TARGET_EPSILON:
+            raise ValueError(
+                f"target_epsilon must be in (0, {MAX_TARGET_EPSILON:g}], got {self.target_epsilon}"
+            )
+        if not self.poisson_sampling:
+            raise ValueError(
+                "poisson_sampling must be true: the accountants' ε holds only for Poisson sampling"
+            )
         if not 0 < self.delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {self.delta}")
         if not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
         if self.accountant not in ACCOUNTANTS:
-            raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {self.accountant!r}")
+            raise ValueError(f"accountant must be one of {', '.join(ACCOUNTANTS)}, got {self.accountant!r}")
         if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
             raise ValueError(
                 f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got {self.grad_sample_mode!r}"
             )
-        if self.noise_multiplier is not None and self.noise_multiplier < 0:
-            raise ValueError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
+        if self.noise_multiplier is not None and not self.noise_multiplier > 0:
+            raise ValueError(
+                f"noise_multiplier must be > 0 for private training (σ 0 gives no privacy), "
+                f"got {self.noise_multiplier}"
+            )
 
 
 @dataclass(frozen=True)
@@ -189,7 +205,8 @@ def supports_fused(model: nn.Module, criterion: Any) -> bool:
 def epsilon_for(history: Sequence[tuple[float, float, int]], delta: float, accountant: str = "prv") -> float:
     """ε spent by a list of (noise_multiplier, sample_rate, steps) at ``delta``.
 
-    For PRV this is Opacus' upper bound (``eps_upper``), never its point estimate. Results are
+    For PRV this is Opacus' upper bound (``eps_upper``), never its point estimate, with an error
+    allowance of 0.01, or 0.1 % of the RDP ε above ε 10 (:data:`PRV_EXACT_UP_TO`). Results are
     memoised per (merged history, δ, accountant): a PRV ε takes 0.3-1 s and a few MB of work
     arrays, and training asks for the same histories again (the epoch's projection, then the
     ledger's ε of the history actually spent).
@@ -209,37 +226,84 @@ def epsilon_for(history: Sequence[tuple[float, float, int]], delta: float, accou
     return _epsilon(tuple(merged), float(delta), accountant)
 
 
+#: Above this ε the PRV accountant's absolute error allowance grows with ε (a relative
+#: allowance of :data:`PRV_RELATIVE_ERROR`): its discretisation mesh otherwise grows with ε, and
+#: one ε of 100 over 3,000 steps took 6-20 s instead of under one. The result stays an upper bound.
+PRV_EXACT_UP_TO = 10.0
+PRV_RELATIVE_ERROR = 1e-3
+
+
 @lru_cache(maxsize=256)
 def _epsilon(merged: tuple[tuple[float, float, int], ...], delta: float, accountant: str) -> float:
-    import scipy.fft
     from opacus.accountants import create_accountant
 
     acc: Any = create_accountant(mechanism=accountant)
     acc.history = list(merged)
-    # The PRV accountant composes with scipy.fft, whose pocketfft keeps the plans (twiddle
-    # factors) of its last 16 transform sizes for the life of the process: after the trainer's
-    # projections that held 7 MB, a third of what DP added to the built-in CNN's peak memory.
-    # numpy.fft computes the same transforms (both are pocketfft) without keeping them.
-    with scipy.fft.set_backend(_NumpyFFT):
+    if accountant != "prv":
         return float(acc.get_epsilon(delta=delta))
+    rough = _epsilon(merged, delta, "rdp")  # an upper bound on the PRV ε, in milliseconds
+    eps_error = max(0.01, PRV_RELATIVE_ERROR * rough) if rough > PRV_EXACT_UP_TO else 0.01
+    return float(acc.get_epsilon(delta=delta, eps_error=eps_error))
 
 
-class _NumpyFFT:
-    """A ``scipy.fft`` backend (its documented uarray protocol) that computes with ``numpy.fft``;
-    scipy-only arguments (``workers``, ``overwrite_x``, ``plan``) are dropped."""
+def calibrate_noise(
+    *, target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "prv"
+) -> float:
+    """The σ that spends ``target_epsilon`` at ``delta`` over exactly ``steps`` steps.
 
-    __ua_domain__ = "numpy.scipy.fft"
-    _KEEP = frozenset({"n", "s", "axis", "axes", "norm"})
+    Bisection on the RDP ε first (milliseconds per evaluation; RDP is an upper bound, so its σ is
+    always safe), then, for ``prv``, a few regula-falsi steps on ``log ε`` against ``log σ``
+    between that σ and a smaller one, keeping the smallest σ whose PRV ε is at most the target,
+    until it is within 1 % of it (at most :data:`CALIBRATION_PRV_EVALUATIONS` PRV evaluations).
+    Opacus' ``get_noise_multiplier`` bisects with PRV alone to an absolute 0.01, 20-180 s at
+    ε = 100; this takes a few seconds for any accepted target (:data:`MAX_TARGET_EPSILON`).
+    """
+    import math
 
-    @classmethod
-    def __ua_function__(cls, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        import numpy as np
+    def eps(sigma: float, acc: str) -> float:
+        return epsilon_for([(sigma, sample_rate, steps)], delta, acc)
 
-        function = getattr(np.fft, method.__name__, None)
-        # Past (x, n or s, axis or axes, norm) the positional parameters differ (numpy: out).
-        if function is None or len(args) > 4:
-            return NotImplemented  # scipy's own implementation runs instead
-        return function(*args, **{k: v for k, v in kwargs.items() if k in cls._KEEP})
+    low, high = 1e-3, 1.0
+    while eps(high, "rdp") > target_epsilon:
+        low, high = high, high * 2
+        if high > 1e6:
+            raise ValueError(f"no noise multiplier reaches ε {target_epsilon} at δ {delta}")
+    while (high - low) / high > 1e-4:
+        mid = 0.5 * (low + high)
+        if eps(mid, "rdp") > target_epsilon:
+            low = mid
+        else:
+            high = mid
+    if accountant != "prv":
+        return high
+    # PRV: tighter. (σ_ok, ε_ok) is the smallest σ known to spend at most the target.
+    sigma_ok, eps_ok = high, eps(high, "prv")
+    while eps_ok > target_epsilon:  # PRV's error allowance can exceed RDP's slack
+        sigma_ok *= 1.05
+        eps_ok = eps(sigma_ok, "prv")
+    sigma_bad, eps_bad = 0.0, math.inf
+    for _ in range(CALIBRATION_PRV_EVALUATIONS):
+        if eps_ok >= 0.99 * target_epsilon:
+            break
+        if sigma_bad == 0.0:
+            guess = sigma_ok * eps_ok / target_epsilon  # ε ≈ 1/σ
+        else:
+            slope = math.log(eps_bad / eps_ok) / math.log(sigma_bad / sigma_ok)
+            guess = sigma_ok * math.exp(math.log(target_epsilon * 0.995 / eps_ok) / slope)
+            guess = min(
+                max(guess, sigma_bad + 0.05 * (sigma_ok - sigma_bad)),
+                sigma_ok - 0.05 * (sigma_ok - sigma_bad),
+            )
+        value = eps(guess, "prv")
+        if value <= target_epsilon:
+            sigma_ok, eps_ok = guess, value
+        else:
+            sigma_bad, eps_bad = guess, value
+    return sigma_ok
+
+
+#: PRV evaluations :func:`calibrate_noise` may spend refining the RDP σ.
+CALIBRATION_PRV_EVALUATIONS = 6
 
 
 def planned_epsilons(
@@ -258,9 +322,7 @@ def planned_epsilons(
     The trainer calls this before its first step so that the accountant's work arrays come and
     go before training allocates anything (peak memory is then the larger of the two, not their
     sum); the values land in :func:`epsilon_for`'s memo, where each epoch's projection and the
-    ledger find them. The freed arrays are then handed back to the operating system: glibc keeps
-    freed heap memory by default, and that alone added 8 MB (a third) to the peak resident
-    memory of the benchmark MLP's DP training.
+    ledger find them.
     """
     out: list[float] = []
     for k in range(1, epochs + 1):
@@ -269,19 +331,7 @@ def planned_epsilons(
         )
         if out[-1] > target_epsilon:
             break
-    _return_freed_memory()
     return out
-
-
-def _return_freed_memory() -> None:
-    """``malloc_trim(0)`` where the C library has it (glibc); elsewhere nothing."""
-    import ctypes
-
-    try:
-        trim = ctypes.CDLL(None).malloc_trim  # the process's own symbols: libc on Linux
-    except (OSError, AttributeError, TypeError):
-        return
-    trim(0)
 
 
 def max_steps_within(

@@ -18,7 +18,7 @@ from governance.train.dp import (
     supports_fast_clipping,
 )
 from governance.train.trainer import Trainer
-from tests.train._reference import assert_noise_is_one_flat_draw, clipped_sums
+from tests.train._reference import assert_noise_is_one_flat_draw, clipped_sums, clipping_only
 
 
 def _data(n: int = 64, d: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +47,7 @@ def test_per_sample_clipping_matches_microbatch_reference(mode: str, physical: i
     x, y = _data()
     clip, lr = 0.5, 1.0
     expected = _microbatch_reference(_model(), x, y, clip, lr)
-    privacy = PrivacySettings(
+    privacy = clipping_only(
         target_epsilon=1.0,
         max_grad_norm=clip,
         noise_multiplier=0.0,
@@ -221,7 +221,7 @@ def test_fused_step_matches_fast_path_and_opacus() -> None:
     x, y = _data(n=300)
     results = {}
     for mode in ("fused", "fast", "hooks"):
-        privacy = PrivacySettings(
+        privacy = clipping_only(
             target_epsilon=50.0, delta=1e-3, noise_multiplier=0.0, max_grad_norm=0.5, grad_sample_mode=mode
         )
         torch.manual_seed(0)
@@ -326,22 +326,20 @@ def test_planned_epsilons_project_each_epoch_and_stop_past_the_target() -> None:
     assert acc.get_epsilon(delta=1e-5) == planned[1]
 
 
-def test_prv_epsilon_through_numpy_fft_equals_opacus_own() -> None:
-    """epsilon_for composes the PRVs with numpy.fft (scipy.fft's plan cache held 7 MB for the
-    life of the process); the transforms are the same pocketfft, so ε matches Opacus' own
-    computation, heterogeneous histories (scipy.signal.convolve) included."""
-    import numpy as np
-    import scipy.fft
+def test_prv_epsilon_equals_opacus_own_and_stays_an_upper_bound_above_ten() -> None:
+    """Up to ε 10 epsilon_for is Opacus' PRV upper bound exactly (error allowance 0.01); above,
+    the allowance is 0.1 % of ε, so the value is at least Opacus' tight one and within that."""
     from opacus.accountants import create_accountant
 
-    from governance.train.dp import _NumpyFFT, epsilon_for
+    from governance.train.dp import epsilon_for
 
     for history in ([(1.1, 0.01, 300)], [(1.0, 0.05, 50), (1.3, 0.02, 70), (0.9, 0.05, 10)]):
         accountant = create_accountant(mechanism="prv")
         accountant.history = list(history)
         assert epsilon_for(history, 1e-5) == pytest.approx(accountant.get_epsilon(delta=1e-5), rel=1e-9)
-    x = np.random.default_rng(0).random(1000)
-    with scipy.fft.set_backend(_NumpyFFT):
-        np.testing.assert_allclose(scipy.fft.irfft(scipy.fft.rfft(x), 1000), x, atol=1e-12)
-        spectrum = scipy.fft.rfft(x, 1000, -1, None, False)  # a 5th positional: scipy's own
-    np.testing.assert_allclose(spectrum, np.fft.rfft(x), atol=1e-9)
+    history = [(0.45, 0.05, 400)]
+    accountant = create_accountant(mechanism="prv")
+    accountant.history = list(history)
+    tight = accountant.get_epsilon(delta=1e-5)
+    assert tight > 10
+    assert tight - 1e-9 <= epsilon_for(history, 1e-5) <= tight * 1.002 + 0.01

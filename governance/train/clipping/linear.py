@@ -40,13 +40,14 @@ __all__ = [
     "FusedMLPStep",
     "FusedStep",
     "add_linear_clipped",
+    "clippable",
     "plain_cross_entropy",
     "supports_fast_clipping",
     "supports_fused_mlp",
 ]
 
 
-def _clippable(module: nn.Module) -> bool:
+def clippable(module: nn.Module) -> bool:
     """Layers this module clips: ``Linear``, ``LayerNorm`` with an elementwise affine, and (see
     :mod:`governance.train.clipping.conv`) one-group zero-padded ``Conv2d`` and affine ``GroupNorm``."""
     from torch import nn
@@ -62,7 +63,7 @@ def _clippable(module: nn.Module) -> bool:
 
 
 def supports_fast_clipping(model: nn.Module) -> bool:
-    """True when every trainable parameter belongs to a layer :func:`_clippable` accepts and none
+    """True when every trainable parameter belongs to a layer :func:`clippable` accepts and none
     is shared; at least one trainable ``Linear`` or ``Conv2d`` is required."""
     from torch import nn
 
@@ -72,7 +73,7 @@ def supports_fast_clipping(model: nn.Module) -> bool:
         own = [p for p in module.parameters(recurse=False) if p.requires_grad]
         if not own:
             continue
-        if not _clippable(module):
+        if not clippable(module):
             return False
         has_linear = has_linear or type(module) in (nn.Linear, nn.Conv2d)
         for p in own:
@@ -136,7 +137,7 @@ class FastLinearClipping:
         self.layers = [
             m
             for m in module.modules()
-            if _clippable(m) and any(p.requires_grad for p in m.parameters(recurse=False))
+            if clippable(m) and any(p.requires_grad for p in m.parameters(recurse=False))
         ]
         self._records: list[tuple[nn.Module, Any, torch.Tensor]] = []
         self._workspaces: dict[int, Any] = {}  # conv layers' buffers, kept between steps (clipping.conv)
@@ -193,17 +194,23 @@ class FastLinearClipping:
             elif type(layer) is not nn.Linear:
                 gw, gb = _layer_norm_grads(layer, a, g)  # type: ignore[arg-type]
                 sequence[k] = (gw, gb)
-                norms_sq += (gw * gw).sum(dim=1) + (gb * gb).sum(dim=1)
+                # Only the trainable tensors count: a frozen one's gradient is never applied.
+                if _trains(layer.weight):
+                    norms_sq += (gw * gw).sum(dim=1)
+                if _trains(layer.bias):
+                    norms_sq += (gb * gb).sum(dim=1)
             elif a.dim() == 2:
-                a_sq = torch.linalg.vecdot(a, a)
-                if layer.bias is not None and layer.bias.requires_grad:
-                    a_sq += 1.0  # ‖[a_i, 1]‖²: the bias gradient is g_i itself
+                # ‖[a_i, 1]‖²·‖g_i‖²: the bias gradient is g_i itself; a frozen part counts nothing.
+                a_sq = torch.linalg.vecdot(a, a) if _trains(layer.weight) else torch.zeros_like(losses)
+                if _trains(layer.bias):
+                    a_sq += 1.0
                 norms_sq.addcmul_(a_sq, torch.linalg.vecdot(g, g))
             else:
                 a3, g3 = a.reshape(batch, -1, a.shape[-1]), g.reshape(batch, -1, g.shape[-1])
                 sequence[k] = (a3, g3)
-                norms_sq += _linear_norm_sq(a3, g3)
-                if layer.bias is not None and layer.bias.requires_grad:
+                if _trains(layer.weight):
+                    norms_sq += _linear_norm_sq(a3, g3)
+                if _trains(layer.bias):
                     norms_sq += g3.sum(dim=1).pow(2).sum(dim=1)
         # The same clipping factor as Opacus' DPOptimizer.clip_and_accumulate, with the division
         # by the expected batch size folded in (it scales clipped sums and noise alike).
@@ -227,7 +234,8 @@ class FastLinearClipping:
             if type(layer) is not nn.Linear:
                 gw, gb = sequence[k]
                 summed[id(layer.weight)] = (gw * coef.unsqueeze(1)).sum(dim=0)  # flat
-                summed[id(layer.bias)] = (gb * coef.unsqueeze(1)).sum(dim=0)
+                if layer.bias is not None:
+                    summed[id(layer.bias)] = (gb * coef.unsqueeze(1)).sum(dim=0)
                 continue
             if a.dim() != 2:
                 a3, g3 = sequence[k]
@@ -251,6 +259,10 @@ class FastLinearClipping:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def _trains(param: torch.Tensor | None) -> bool:
+    return param is not None and param.requires_grad
 
 
 def _linear_norm_sq(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from governance.train.clipping.conv import (
 from governance.train.clipping.linear import FastLinearClipping
 from governance.train.dp import PrivacySettings, supports_fast_clipping
 from governance.train.trainer import Trainer
-from tests.train._reference import clipped_sums, images
+from tests.train._reference import clipped_sums, clipping_only, images
 
 SHAPE = (2, 7, 7)
 
@@ -60,7 +60,7 @@ def test_per_sample_clipping_matches_microbatch_reference(conv: dict[str, Any], 
         k: p.detach() - lr * s / len(x)
         for (k, p), s in zip(reference.named_parameters(), clipped_sums(reference, x, y, clip).values())
     }
-    privacy = PrivacySettings(
+    privacy = clipping_only(
         target_epsilon=1.0,
         max_grad_norm=clip,
         noise_multiplier=0.0,
