@@ -227,6 +227,7 @@ class Trainer:
         self.callbacks = tuple(callbacks)
         self.num_threads = num_threads
         self._result: TrainingResult | None = None
+        self._frozen_for_run: list[Any] = []  # parameters of never-called modules, during fit
 
     # -- public -----------------------------------------------------------------------------
 
@@ -333,7 +334,10 @@ class Trainer:
         seconds = prior_seconds
         step_seconds = float(checkpoint.state.get("step_seconds", 0.0)) if checkpoint else 0.0
         stopped_early = bool(checkpoint.state.get("stopped_early", False)) if checkpoint else False
-        with self._progress_bar(start_epoch) as advance, _engine_removed_after(engine, dp_model, criterion):
+        with (
+            self._progress_bar(start_epoch) as advance,
+            self._engine_removed_after(engine, dp_model, criterion),
+        ):
             for epoch in range(start_epoch + 1, self.epochs + 1):
                 if stopped_early:
                     break
@@ -574,6 +578,12 @@ class Trainer:
             return self._make_fast_private(
                 model, optimizer, loader, criterion, noise_gen, noise_multiplier, proof
             )
+        modules = dict(model.named_modules())
+        self._frozen_for_run = [
+            p for name in proof.unused for p in modules[name].parameters(recurse=False) if p.requires_grad
+        ]
+        for p in self._frozen_for_run:
+            p.requires_grad_(False)
         mode = proof.grad_sample_mode
         attempts = [mode, "hooks"] if privacy.grad_sample_mode == "auto" and mode == "ghost" else [mode]
         last_error: Exception | None = None
@@ -631,6 +641,30 @@ class Trainer:
             fast_allowed=not self.max_physical_batch_size,
             gradient_check=check,
         )
+
+    @contextlib.contextmanager
+    def _engine_removed_after(self, engine: Any, dp_model: Any, criterion: Any) -> Iterator[None]:
+        """Remove the DP engine when training ends, also when it raises: the user's model is a
+        plain ``nn.Module`` again either way."""
+        try:
+            yield
+        finally:
+            if engine is not None:
+                self._release_engine(dp_model, criterion)
+
+    def _release_engine(self, dp_model: Any, criterion: Any) -> None:
+        """Opacus' hooks on ``dp_model``, ours on the criterion; parameters frozen for the run
+        (:attr:`EngineProof.unused`) trainable again."""
+        try:
+            close = getattr(dp_model, "_close", None)  # Opacus' GradSampleModule
+            if close is not None:
+                close()
+            if hasattr(criterion, "close"):
+                criterion.close()
+        finally:
+            for p in self._frozen_for_run:
+                p.requires_grad_(True)
+            self._frozen_for_run = []
 
     def _make_fast_private(
         self,
@@ -835,22 +869,3 @@ def _accounted_steps(engine: Any) -> int:
     if engine is None:
         return 0
     return sum(int(h[2]) for h in engine.accountant.history)
-
-
-@contextlib.contextmanager
-def _engine_removed_after(engine: Any, dp_model: Any, criterion: Any) -> Iterator[None]:
-    """Remove the DP engine's hooks (Opacus' on ``dp_model``, ours on the criterion) when training
-    ends, also when it raises: the user's model is a plain ``nn.Module`` again either way."""
-    try:
-        yield
-    finally:
-        if engine is not None:
-            _remove_engine(dp_model, criterion)
-
-
-def _remove_engine(dp_model: Any, criterion: Any) -> None:
-    close = getattr(dp_model, "_close", None)  # Opacus' GradSampleModule
-    if close is not None:
-        close()
-    if hasattr(criterion, "close"):
-        criterion.close()

@@ -11,8 +11,9 @@ gradient only when
    would mix samples across the clipped rows);
 3. no parameter is shared between modules (its gradient would come from two places);
 4. every trainable parameter sits in a layer the path has the per-sample maths for;
-5. no parameter is used outside its own module (checked numerically: the fast path's summed,
-   unclipped gradient of a small batch must equal autograd's).
+5. no parameter is used outside its own module (checked numerically where 1-4 hold: the fast
+   path's summed, unclipped gradient of a small batch must equal autograd's). A model that fails
+   this is refused outright: Opacus reads per-sample gradients from the same module hooks.
 
 :func:`prove` checks these on the model itself before the first step: it traces the forward
 pass with forward hooks on two batches of different sizes (so a sequence length or channel count
@@ -66,11 +67,18 @@ class ModelTrace:
         or None when there is no such dimension."""
         common: set[int] | None = None
         for name in self.trainable:
+            if not self.calls[name]:
+                continue  # never called: no input to look at (see ``unused``)
             dims = set(self.batch_dims.get(name, ()))
             common = dims if common is None else common & dims
         if not common:
             return None
         return 0 if 0 in common else min(common)
+
+    @property
+    def unused(self) -> tuple[str, ...]:
+        """Trainable modules the forward pass never called: their per-sample gradient is zero."""
+        return tuple(n for n in self.trainable if not self.calls[n])
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,11 @@ class EngineProof:
     batch_first: bool
     checks: Mapping[str, Any]
     refused: Mapping[str, str] = field(default_factory=dict)
+    #: Trainable modules never called in the forward pass. Opacus has no per-sample gradient for
+    #: them and refuses to step, so the trainer freezes them for the run (their gradient is zero
+    #: for every sample; freezing changes nothing but the noise they would get) and unfreezes them
+    #: afterwards.
+    unused: tuple[str, ...] = ()
 
     @property
     def grad_sample_mode(self) -> str:
@@ -90,7 +103,12 @@ class EngineProof:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"engine": self.engine, "checks": dict(self.checks), "refused": dict(self.refused)}
+        return {
+            "engine": self.engine,
+            "checks": dict(self.checks),
+            "refused": dict(self.refused),
+            "unused_modules_frozen": list(self.unused),
+        }
 
 
 def trace(model: nn.Module, batches: tuple[Any, Any]) -> ModelTrace:
@@ -193,18 +211,20 @@ def prove(
     modules = dict(model.named_modules())
     batch_dim = seen.batch_dim()
     if batch_dim is None:
-        lost = [n for n in seen.trainable if not seen.batch_dims.get(n)] or list(seen.trainable)
+        lost = [n for n in seen.trainable if not seen.batch_dims.get(n) and seen.calls[n]] or list(
+            seen.trainable
+        )
         raise ValueError(
             f"cannot train privately: no input dimension of module {lost[0]!r} follows the batch size "
             f"(traced with batches of {seen.batch_sizes[0]} and {seen.batch_sizes[1]} rows)"
         )
-    once = [n for n in seen.trainable if seen.calls[n] != 1]
-    not_first = [n for n in seen.trainable if 0 not in seen.batch_dims.get(n, ())]
+    once = [n for n in seen.trainable if seen.calls[n] > 1]
+    not_first = [n for n in seen.trainable if seen.calls[n] and 0 not in seen.batch_dims.get(n, ())]
     unsupported = [n for n in seen.trainable if not clippable(modules[n])]
     checks: dict[str, Any] = {
         "traced_batch_sizes": list(seen.batch_sizes),
         "trainable_modules": len(seen.trainable),
-        "each_called_once": not once,
+        "each_called_once": not once and not seen.unused,
         "batch_first": not not_first,
         "no_shared_parameters": not seen.shared,
         "all_layers_supported": not unsupported,
@@ -218,6 +238,8 @@ def prove(
         reasons.append(f"the input of module {not_first[0]!r} does not have the batch in its first dimension")
     if seen.shared:
         reasons.append(f"parameter {seen.shared[0]!r} is shared between modules")
+    if seen.unused:
+        reasons.append(f"module {seen.unused[0]!r} is never called in the forward pass")
     if unsupported:
         reasons.append(
             f"module {unsupported[0]!r} ({type(modules[unsupported[0]]).__name__}) has trainable "
@@ -234,7 +256,7 @@ def prove(
     if requested in ("auto", "fused"):
         if fused_engine is not None and not structural:
             checks["fused_structure"] = fused_engine
-            return EngineProof(fused_engine, True, checks, refused)
+            return EngineProof(fused_engine, True, checks, refused, seen.unused)
         refused["fused"] = structural or (
             "the model is not an nn.Sequential of the fused steps' layers (Linear/ReLU, or Conv2d, "
             "GroupNorm, ReLU, AdaptiveAvgPool2d, Flatten, Linear) trained with plain cross-entropy"
@@ -246,15 +268,17 @@ def prove(
         if not reason and gradient_check is not None:
             failed = gradient_check()
             checks["gradient_matches_autograd"] = failed is None
-            reason = failed or ""
+            if failed:
+                # Opacus' per-sample gradients come from the same module hooks: none is right.
+                raise ValueError(f"cannot train privately: {failed}")
         if not reason:
-            return EngineProof(FAST, True, checks, refused)
+            return EngineProof(FAST, True, checks, refused, seen.unused)
         refused["fast"] = reason
         if requested == "fast":
             raise ValueError(f"grad_sample_mode 'fast' is not proven for this model: {reason}")
     ghost_reason = _ghost_refusal(seen, modules, once)
     if requested in ("auto", "ghost") and not ghost_reason and batch_dim == 0:
-        return EngineProof(OPACUS_GHOST, True, checks, refused)
+        return EngineProof(OPACUS_GHOST, True, checks, refused, seen.unused)
     if requested == "ghost":
         raise ValueError(
             "grad_sample_mode 'ghost' is not proven for this model: "
@@ -262,8 +286,8 @@ def prove(
         )
     if requested == "auto":
         refused["ghost"] = ghost_reason or "the batch is not in the first dimension"
-        return EngineProof(OPACUS_HOOKS, batch_dim == 0, checks, refused)
-    return EngineProof(f"opacus-{requested}", batch_dim == 0, checks, refused)
+        return EngineProof(OPACUS_HOOKS, batch_dim == 0, checks, refused, seen.unused)
+    return EngineProof(f"opacus-{requested}", batch_dim == 0, checks, refused, seen.unused)
 
 
 def _ghost_refusal(seen: ModelTrace, modules: Mapping[str, Any], once: list[str]) -> str | None:
