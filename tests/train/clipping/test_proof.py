@@ -137,9 +137,9 @@ def test_explicit_fused_and_ghost_on_a_reused_module_are_refused() -> None:
     model = LinearCalledTwice()
     x, _ = _data(10, 6)
     batches = (x[:5].float(), x[:4].float())
-    with pytest.raises(ValueError, match="'fused' is not proven.*called 2 times"):
+    with pytest.raises(ValueError, match=r"'fused' is not proven.*called 2 times"):
         prove(model, nn.CrossEntropyLoss(), batches, requested="fused")
-    with pytest.raises(ValueError, match="'ghost' is not proven.*called 2 times"):
+    with pytest.raises(ValueError, match=r"'ghost' is not proven.*called 2 times"):
         prove(model, nn.CrossEntropyLoss(), batches, requested="ghost")
     assert prove(model, nn.CrossEntropyLoss(), batches, requested="hooks").engine == "opacus-hooks"
 
@@ -175,7 +175,7 @@ def test_shared_parameters_and_functional_reuse_are_not_admitted() -> None:
     assert engine.proof.engine == "opacus-hooks", engine.proof  # Opacus sums tied per-sample grads
     assert "shared" in engine.proof.refused["fast"]
     # Opacus' ghost clipping measured 1.68×C from one sample here: refused for every engine.
-    with pytest.raises(ValueError, match="cannot train privately: parameter 'inp.weight'.*outside"):
+    with pytest.raises(ValueError, match=r"cannot train privately: parameter 'inp.weight'.*outside"):
         make_engine(Functional().double(), x, y, clip=CLIP)
 
 
