@@ -249,57 +249,74 @@ def _epsilon(merged: tuple[tuple[float, float, int], ...], delta: float, account
 def calibrate_noise(
     *, target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "prv"
 ) -> float:
-    """The σ that spends ``target_epsilon`` at ``delta`` over exactly ``steps`` steps.
+    """The σ that spends at most ``target_epsilon`` at ``delta`` over exactly ``steps`` steps.
 
     Bisection on the RDP ε first (milliseconds per evaluation; RDP is an upper bound, so its σ is
     always safe), then, for ``prv``, a few regula-falsi steps on ``log ε`` against ``log σ``
-    between that σ and a smaller one, keeping the smallest σ whose PRV ε is at most the target,
-    until it is within 1 % of it (at most :data:`CALIBRATION_PRV_EVALUATIONS` PRV evaluations).
-    Opacus' ``get_noise_multiplier`` bisects with PRV alone to an absolute 0.01, 20-180 s at
-    ε = 100; this takes a few seconds for any accepted target (:data:`MAX_TARGET_EPSILON`).
+    below that σ with a coarse PRV bound (error allowance 0.5 % of the target), keeping the
+    smallest σ whose bound is at most the target, until it is within 2 % of it (at most
+    :data:`CALIBRATION_PRV_EVALUATIONS` evaluations). Opacus' ``get_noise_multiplier`` bisects
+    with the fine PRV bound alone to an absolute 0.01: 20-180 s at ε 100 here, where this takes
+    a few seconds for any accepted target (:data:`MAX_TARGET_EPSILON`); see
+    ``tests/train/test_accounting.py``.
     """
     import math
 
-    def eps(sigma: float, acc: str) -> float:
-        return epsilon_for([(sigma, sample_rate, steps)], delta, acc)
+    coarse = max(0.01, 0.005 * target_epsilon)
 
+    def rdp(sigma: float) -> float:
+        return epsilon_for([(sigma, sample_rate, steps)], delta, "rdp")
+
+    def prv(sigma: float) -> float:
+        return _prv_epsilon(sigma, sample_rate, steps, delta, coarse)
+
+    measure = rdp
+    if accountant == "prv" and rdp(64.0) > target_epsilon:
+        measure = prv  # below RDP's floor (log(1/δ)/(α_max - 1)): PRV alone
     low, high = 1e-3, 1.0
-    while eps(high, "rdp") > target_epsilon:
+    while measure(high) > target_epsilon:
         low, high = high, high * 2
-        if high > 1e6:
+        if high > 1e5:
             raise ValueError(f"no noise multiplier reaches ε {target_epsilon} at δ {delta}")
-    while (high - low) / high > 1e-4:
+    while (high - low) / high > (1e-3 if measure is rdp else 1e-2):
         mid = 0.5 * (low + high)
-        if eps(mid, "rdp") > target_epsilon:
+        if measure(mid) > target_epsilon:
             low = mid
         else:
             high = mid
-    if accountant != "prv":
+    if accountant != "prv" or measure is prv:
         return high
-    # PRV: tighter. (σ_ok, ε_ok) is the smallest σ known to spend at most the target.
-    sigma_ok, eps_ok = high, eps(high, "prv")
+    # PRV is tighter. (σ_ok, ε_ok): the smallest σ known to spend at most the target.
+    sigma_ok, eps_ok = high, prv(high)
     while eps_ok > target_epsilon:  # PRV's error allowance can exceed RDP's slack
-        sigma_ok *= 1.05
-        eps_ok = eps(sigma_ok, "prv")
+        sigma_ok *= 1.02
+        eps_ok = prv(sigma_ok)
     sigma_bad, eps_bad = 0.0, math.inf
     for _ in range(CALIBRATION_PRV_EVALUATIONS):
-        if eps_ok >= 0.99 * target_epsilon:
+        if eps_ok >= 0.98 * target_epsilon:
             break
         if sigma_bad == 0.0:
-            guess = sigma_ok * eps_ok / target_epsilon  # ε ≈ 1/σ
+            guess = sigma_ok * eps_ok / (0.99 * target_epsilon)  # ε ≈ 1/σ
         else:
             slope = math.log(eps_bad / eps_ok) / math.log(sigma_bad / sigma_ok)
-            guess = sigma_ok * math.exp(math.log(target_epsilon * 0.995 / eps_ok) / slope)
-            guess = min(
-                max(guess, sigma_bad + 0.05 * (sigma_ok - sigma_bad)),
-                sigma_ok - 0.05 * (sigma_ok - sigma_bad),
-            )
-        value = eps(guess, "prv")
+            guess = sigma_ok * math.exp(math.log(0.99 * target_epsilon / eps_ok) / slope)
+            span = sigma_ok - sigma_bad
+            guess = min(max(guess, sigma_bad + 0.05 * span), sigma_ok - 0.05 * span)
+        value = prv(guess)
         if value <= target_epsilon:
             sigma_ok, eps_ok = guess, value
         else:
             sigma_bad, eps_bad = guess, value
     return sigma_ok
+
+
+@lru_cache(maxsize=64)
+def _prv_epsilon(sigma: float, sample_rate: float, steps: int, delta: float, eps_error: float) -> float:
+    from opacus.accountants import create_accountant
+
+    acc: Any = create_accountant(mechanism="prv")
+    acc.history = [(sigma, sample_rate, steps)]
+    return float(acc.get_epsilon(delta=delta, eps_error=eps_error))
 
 
 #: PRV evaluations :func:`calibrate_noise` may spend refining the RDP σ.
