@@ -3,9 +3,8 @@
 GroupNorm per-sample math lives in :mod:`governance.train.clipping.conv`.
 
 Why this exists: on CPU, Opacus' per-step bookkeeping (module hooks, per-sample gradient
-tensors or ghost clipping's second backward pass, optimizer wrappers) costs several
-milliseconds, 6-10x the whole non-private step of a small MLP, far from the 1.25x we promise.
-For a ``Linear`` layer with 2-D input ``a`` and output gradient ``g`` the per-sample gradient is
+tensors or ghost clipping's second backward pass, optimizer wrappers) costs several times the
+whole non-private step of a small model (figures: docs/PERFORMANCE.md). For a ``Linear`` layer with 2-D input ``a`` and output gradient ``g`` the per-sample gradient is
 the outer product ``g_i a_iᵀ``, so its squared norm is ``‖g_i‖²‖a_i‖²`` and the sum of clipped
 per-sample gradients is ``(c ⊙ g)ᵀ a``: one backward pass to the layer outputs plus one matrix
 product per layer, the cost of an ordinary backward pass. That is ghost clipping (Li et al.
@@ -17,13 +16,17 @@ Sequence inputs (a transformer's top layers, fine-tuned on text): a ``Linear`` a
 the norm of the materialised ``(n, p, d)`` gradient; the clipped sum is still one matrix product.
 A ``LayerNorm``'s per-sample gradients are ``Σ_t g_t ⊙ x̂_t`` and ``Σ_t g_t`` (``x̂`` its
 normalised input), small enough to materialise. Frozen layers (no trainable parameter) are
-ignored. Measured on all-MiniLM-L6-v2 with its top two layers trained (CPU): Opacus' ghost
-clipping took 1.57x the non-private step, this path about 1.1x (benchmarks/bench_text.py).
+ignored; a partly frozen layer's norm counts only its trainable tensors.
 
 Everything else stays Opacus': the Poisson data loader, the accountant, and the noise, drawn
 exactly as ``DPOptimizer`` draws it (``N(0, σC)`` per parameter in parameter order from the
 same generator, then divided by the expected batch size). The tests keep Opacus as the
 oracle: with the same seed a run here and a run through Opacus' hooks produce the same weights.
+The trainer uses this path only where :mod:`governance.train.clipping.proof` admits it.
+
+Equivalence tests: ``tests/train/test_dp.py`` (one-sample reference, Opacus with noise),
+``tests/train/clipping/test_proof.py`` (partly frozen layers, the leaks the proof closes) and
+``tests/train/clipping/test_generated_models.py`` (generated models, float64 reference).
 """
 
 from __future__ import annotations
@@ -217,9 +220,8 @@ class FastLinearClipping:
         scale = 1.0 / self.expected_batch_size
         coef = (self.max_grad_norm / (norms_sq.sqrt() + 1e-6)).clamp(max=1.0).mul_(scale)
         # Each gradient starts as its noise and the clipped sum is accumulated into it in place
-        # (addmm_ for 2-D Linear weights): no per-parameter temporaries, sums, divisions or views;
-        # on CPU a small MLP's step is dominated by per-op overhead, and this measured 5-8 % off
-        # the DP step of the benchmark MLP (together with vecdot norms above). The noise is
+        # (addmm_ for 2-D Linear weights): no per-parameter temporaries, sums, divisions or views,
+        # which dominate a small model's step on CPU (docs/PERFORMANCE.md). The noise is
         # drawn per parameter in parameter order with normal_, the draws DPOptimizer makes
         # (torch.normal(0, σC, shape)), only scaled by 1/B first; the Opacus-oracle test holds.
         std = self.noise_multiplier * self.max_grad_norm * scale
@@ -323,10 +325,9 @@ class FastOptimizer:
 
 # -- the fused MLP step ----------------------------------------------------------------------
 #
-# Why a second path next to FastLinearClipping: on the benchmark MLP (32→64→32→2, batch 256, one
-# CPU thread) the plain step takes about 0.7 ms and the single-pass path above adds about 40
-# small tensor ops (forward hooks, an autograd graph built only to be asked for the layer-output
-# gradients, per-parameter temporaries), about 0.3 ms: 1.5x. For the one shape of model the
+# Why a second path next to FastLinearClipping: on a small MLP the single-pass path's forward
+# hooks, autograd graph and per-parameter temporaries cost about half the plain step
+# (docs/PERFORMANCE.md). For the one shape of model the
 # built-in ``mlp`` architecture produces, nn.Sequential of Linear/ReLU trained with plain
 # cross-entropy, the backward pass is short enough to write by hand, and the per-sample norms
 # and clipped sums fall out of it with no graph and no hooks. Anything else (other layers, a
@@ -388,7 +389,7 @@ class FusedStep:
     The noise of all parameters is one ``normal_`` draw into one flat buffer whose views become
     the ``.grad`` tensors, reused every step: the same distribution as DPOptimizer's (i.i.d.
     ``N(0, σC/B)`` per coordinate, independent of the data), but not its draw order, which is
-    one call per parameter; six calls and six allocations were 6 % of the benchmark MLP's step.
+    one call per parameter (one draw is measurably cheaper on a small model: docs/PERFORMANCE.md).
     """
 
     def __init__(

@@ -2,14 +2,10 @@
 forward without autograd, backward written out layer by layer, per-sample clipping and noise
 folded into it.
 
-Why: on the built-in CNN (digits, batch 64, one CPU thread) the non-private step takes about
-5.4 ms. The single-pass path (:class:`governance.train.clipping.linear.FastLinearClipping`) asks autograd
-for the gradients at every layer output and then computes per-sample gradients from them: 7.4 ms,
-1.4-1.5x. Of the difference, the per-sample convolution gradients are about what the ordinary
-weight gradients they replace cost; the rest is overhead this step avoids: autograd's graph and
-engine, a second GroupNorm backward per layer (here one call gives the input gradient and the
-per-sample weight and bias gradients), forward hooks, one noise draw per parameter. Measured in
-benchmarks/bench_training.py: 1.17-1.27x the non-private training time.
+Why: the single-pass path (:class:`governance.train.clipping.linear.FastLinearClipping`) pays
+for autograd's graph, a second GroupNorm backward per layer, forward hooks and one noise draw
+per parameter on top of the per-sample gradients; here one GroupNorm backward call gives the
+input gradient and the per-sample weight and bias gradients (figures: docs/PERFORMANCE.md).
 
 Each layer type has an op in :data:`OPS` with three jobs: ``forward`` (no autograd; keeps what the
 backward needs), ``backward`` (the gradient at its input from the one at its output; trainable
@@ -18,7 +14,9 @@ layers also add each sample's squared gradient norm and keep their per-sample gr
 of Linear, Conv2d and GroupNorm is :mod:`governance.train.clipping.linear`'s and
 :mod:`governance.train.clipping.conv`'s. The tests hold this step to the one-sample-at-a-time
 reference, to the same weights as FastLinearClipping and Opacus' hooks with the noise off, and
-its noise to one draw of the step's generator.
+its noise to one draw of the step's generator: ``tests/train/clipping/test_sequential.py`` and
+``tests/train/clipping/test_generated_models.py``. The engine proof
+(:mod:`governance.train.clipping.proof`) admits it only for an exact ``nn.Sequential`` of these ops.
 """
 
 from __future__ import annotations
@@ -277,13 +275,11 @@ def _ops() -> dict[type, Callable[[Any], _Op]]:
     return OPS
 
 
-#: Batches run padded with zero rows up to a multiple of this. oneDNN compiles and caches a
-#: kernel for every batch shape a convolution sees (about 60 KB each, measured, and about 4 ms
-#: to build the first time): Poisson batches of the built-in CNN took 29 shapes, 5 MB and about
-#: 0.1 s of a 0.7 s training run, where the padding costs 2-3 % more arithmetic. Every layer
+#: Batches run padded with zero rows up to a multiple of this, so that oneDNN builds and caches
+#: kernels for few batch shapes (Poisson batches vary; figures: docs/PERFORMANCE.md). Every layer
 #: here treats samples independently (no BatchNorm under DP), so a padding row changes no real
 #: sample's output, and its gradient, zero at the logits, stays zero in every layer: it adds
-#: nothing to any clipped sum.
+#: nothing to any clipped sum (``test_padding_rows_change_nothing``).
 BATCH_MULTIPLE = 4
 
 
