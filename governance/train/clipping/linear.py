@@ -55,14 +55,11 @@ def clippable(module: nn.Module) -> bool:
     :mod:`governance.train.clipping.conv`) one-group zero-padded ``Conv2d`` and affine ``GroupNorm``."""
     from torch import nn
 
+    if type(module) is nn.Linear or (type(module) is nn.LayerNorm and module.elementwise_affine):
+        return True
     from governance.train.clipping.conv import conv_clippable, group_norm_clippable
 
-    return (
-        type(module) is nn.Linear
-        or (type(module) is nn.LayerNorm and module.elementwise_affine)
-        or conv_clippable(module)
-        or group_norm_clippable(module)
-    )
+    return conv_clippable(module) or group_norm_clippable(module)
 
 
 def supports_fast_clipping(model: nn.Module) -> bool:
