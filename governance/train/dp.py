@@ -3,8 +3,8 @@
 Everything Opacus-specific the trainer needs sits here, so :mod:`governance.train.trainer`
 reads as one training loop for plain and private training alike.
 
-Per-sample gradient modes
--------------------------
+Per-sample gradient modes (which one may run on a model: :mod:`governance.train.clipping.proof`)
+-------------------------------------------------------------------------------------------------
 ``fused``
     A hand-written DP step, forward and backward without autograd, for ``nn.Sequential`` models
     trained with plain cross-entropy: Linear/ReLU MLPs (:class:`governance.train.clipping.linear.
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = [
     "GRAD_SAMPLE_MODES",
     "PrivacySettings",
-    "choose_grad_sample_mode",
     "epsilon_for",
     "fix_module",
     "max_steps_within",
@@ -44,11 +43,11 @@ __all__ = [
     "supports_fused",
 ]
 
-#: Modes accepted in ``train.privacy.grad_sample_mode``. "auto": ``fused`` (a hand-written DP step:
-#: governance.train.clipping.linear.FusedMLPStep for Sequential Linear/ReLU MLPs,
-#: governance.train.clipping.sequential.FusedSequentialStep for Sequential conv nets) with cross-entropy,
-#: ``fast`` (our single-pass ghost clipping) for other models of Linear, LayerNorm, Conv2d and
-#: GroupNorm layers, else ghost or hooks.
+#: Modes accepted in ``train.privacy.grad_sample_mode``. "auto": the fastest engine the engine proof
+#: (governance.train.clipping.proof) admits for the model: ``fused`` (a hand-written DP step for
+#: Sequential Linear/ReLU MLPs and Sequential conv nets trained with cross-entropy), ``fast``
+#: (single-pass clipping of Linear, LayerNorm, Conv2d and GroupNorm layers), else Opacus' ghost
+#: clipping or hooks. An explicit mode the proof does not admit is refused with its reason.
 GRAD_SAMPLE_MODES = ("auto", "fused", "fast", "ghost", "hooks", "functorch", "ew")
 #: Accountants: both give upper bounds on ε. Opacus' ``gdp`` is refused: its CLT approximation
 #: reported ε below the tight value (by 16 % at σ 0.6) and read only the last history entry.
@@ -155,34 +154,6 @@ def fix_module(model: nn.Module) -> tuple[nn.Module, ModuleFixReport]:
     if remaining:
         raise ValueError(f"model cannot be trained privately: {remaining[0]}")
     return fixed, ModuleFixReport(tuple(sorted({str(p) for p in problems})))
-
-
-def choose_grad_sample_mode(model: nn.Module, requested: str) -> str:
-    """Resolve ``auto``: ghost clipping where it pays, else Opacus' hooks.
-
-    Ghost clipping computes per-sample gradient norms without per-sample gradients only for
-    layers with an Opacus norm sampler (``Linear``, ``Embedding``); other layers (``Conv2d``,
-    ``GroupNorm``) still materialise per-sample gradients and then pay ghost clipping's second
-    backward pass on top, which measured slower than hooks (CNN on digits, CPU: 2.8x vs 1.6x
-    the non-private time). So ``auto`` picks ghost when every parameterised layer has a norm
-    sampler and no parameter is shared (Opacus' ghost mode rejects tying), hooks otherwise.
-    """
-    if requested != "auto":
-        return requested
-    from opacus.grad_sample.grad_sample_module_fast_gradient_clipping import (
-        GradSampleModuleFastGradientClipping as Ghost,
-    )
-
-    seen: set[int] = set()
-    for module in model.modules():
-        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
-        if own and type(module) not in Ghost.NORM_SAMPLERS:
-            return "hooks"
-        for p in own:
-            if id(p) in seen:
-                return "hooks"
-            seen.add(id(p))
-    return "ghost"
 
 
 def supports_fast_clipping(model: nn.Module) -> bool:

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from governance.train.clipping.linear import supports_fused_mlp
+from governance.train.clipping.proof import prove
 from governance.train.dp import (
     PrivacySettings,
-    choose_grad_sample_mode,
     epsilon_for,
     max_steps_within,
     supports_fast_clipping,
@@ -143,11 +143,13 @@ def test_epsilon_for_merges_runs() -> None:
 
 
 def test_auto_mode_falls_back_to_hooks_for_tied_parameters() -> None:
-    tied = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
-    tied[1].weight = tied[0].weight
-    assert choose_grad_sample_mode(tied, "auto") == "hooks"
-    assert choose_grad_sample_mode(_model(), "auto") == "ghost"
-    assert not supports_fast_clipping(tied) and supports_fast_clipping(_model())
+    shared = nn.Sequential(nn.Linear(5, 5), nn.Linear(5, 5), nn.Linear(5, 2))
+    shared[1].weight = shared[0].weight
+    x = torch.randn(8, 5)
+    proof = prove(shared, nn.CrossEntropyLoss(), (x, x[:7]))
+    assert proof.engine == "opacus-hooks" and "shared" in proof.refused["ghost"]
+    assert prove(_model(), nn.CrossEntropyLoss(), (x, x[:7]), requested="ghost").engine == "opacus-ghost"
+    assert not supports_fast_clipping(shared) and supports_fast_clipping(_model())
 
 
 def test_batchnorm_is_fixed_and_reported() -> None:
@@ -183,8 +185,12 @@ def test_auto_mode_uses_our_paths_for_plain_convolutions_and_hooks_for_others() 
         cnn = nn.Sequential(
             nn.Unflatten(1, (2, 2, 4)), nn.Conv2d(2, 2, (1, 3), groups=groups), nn.Flatten(), nn.Linear(8, 2)
         )
-        assert choose_grad_sample_mode(cnn, "auto") == "hooks"
-        assert choose_grad_sample_mode(cnn, "ghost") == "ghost"
+        batch = torch.from_numpy(x[:8])
+        engine = prove(cnn, nn.CrossEntropyLoss(), (batch, batch[:7])).engine
+        assert engine == ("fused-sequential" if groups == 1 else "opacus-hooks")
+        assert (
+            prove(cnn, nn.CrossEntropyLoss(), (batch, batch[:7]), requested="ghost").engine == "opacus-ghost"
+        )
         assert supports_fast_clipping(cnn) == (groups == 1)
         privacy = PrivacySettings(target_epsilon=50.0, delta=1e-3, noise_multiplier=1.0)
         result = Trainer(model=cnn, train_data=(x, y), privacy=privacy, epochs=1, batch_size=20).fit()

@@ -260,8 +260,9 @@ class FastLinearClipping:
         self._handles = []
 
 
-def _trains(param: torch.Tensor | None) -> bool:
-    return param is not None and param.requires_grad
+def _trains(param: Any) -> bool:
+    """A parameter that exists and is trained (a frozen tensor counts nothing in a norm)."""
+    return param is not None and bool(param.requires_grad)
 
 
 def _linear_norm_sq(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
