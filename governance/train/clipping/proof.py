@@ -61,6 +61,8 @@ class ModelTrace:
     calls: Mapping[str, int]
     batch_dims: Mapping[str, tuple[int, ...]]
     shared: tuple[str, ...]
+    #: module name → the number of dimensions of its input in each call of the first trace.
+    ndims: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def batch_dim(self) -> int | None:
         """The one dimension that is the batch in every trainable module's input (0 preferred),
@@ -166,6 +168,7 @@ def trace(model: nn.Module, batches: tuple[Any, Any]) -> ModelTrace:
         calls=calls,
         batch_dims=batch_dims,
         shared=shared,
+        ndims={names[id(m)]: tuple(len(shape) for shape in seen[0][names[id(m)]]) for m in trainable},
     )
 
 
@@ -253,11 +256,19 @@ def prove(
         fused_engine = FUSED_MLP
     elif supports_fused_sequential(model, criterion):
         fused_engine = FUSED_SEQUENTIAL
+    from torch import nn
+
+    fused_reason = structural
+    if fused_engine is not None:
+        # The fused steps' Linear takes (n, features) only; a Linear on (n, T, d) is the fast path's.
+        flat = [n for n in seen.trainable if type(modules[n]) is nn.Linear and seen.ndims[n] != (2,)]
+        if flat:
+            fused_reason = fused_reason or f"the input of Linear {flat[0]!r} is not 2-D (rows, features)"
     if requested in ("auto", "fused"):
-        if fused_engine is not None and not structural:
+        if fused_engine is not None and not fused_reason:
             checks["fused_structure"] = fused_engine
             return EngineProof(fused_engine, True, checks, refused, seen.unused)
-        refused["fused"] = structural or (
+        refused["fused"] = fused_reason or (
             "the model is not an nn.Sequential of the fused steps' layers (Linear/ReLU, or Conv2d, "
             "GroupNorm, ReLU, AdaptiveAvgPool2d, Flatten, Linear) trained with plain cross-entropy"
         )

@@ -245,3 +245,19 @@ def test_ledger_records_the_engine_and_its_proof() -> None:
     )
     assert ledger["privacy"]["engine"] == "fused-mlp"
     assert ledger["privacy"]["engine_proof"]["checks"]["fused_structure"] == "fused-mlp"
+
+
+def test_a_sequential_mlp_on_sequences_takes_the_fast_path_not_the_fused_step() -> None:
+    """nn.Sequential of Linear/ReLU on (n, T, d): the fused MLP step takes 2-D inputs only."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Unflatten(1, (4, 5)), nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 3), nn.Flatten())
+    head = nn.Sequential(model, nn.Linear(12, 3)).double()
+    x, y = _data(6, 20)
+    engine = assert_matches_reference(head, x, y, clip=CLIP)
+    assert engine.proof.engine == "fast"
+    from governance.train.clipping.proof import prove
+
+    mlp = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 3))
+    seq = torch.randn(8, 4, 5)
+    proof = prove(mlp, nn.CrossEntropyLoss(), (seq, seq[:7]))
+    assert proof.engine == "fast" and "not 2-D" in proof.refused["fused"]
