@@ -214,7 +214,30 @@ def _epsilon(merged: tuple[tuple[float, float, int], ...], delta: float, account
         return float(acc.get_epsilon(delta=delta))
     rough = _epsilon(merged, delta, "rdp")  # an upper bound on the PRV ε, in milliseconds
     eps_error = max(0.01, PRV_RELATIVE_ERROR * rough) if rough > PRV_EXACT_UP_TO else 0.01
-    return float(acc.get_epsilon(delta=delta, eps_error=eps_error))
+    import scipy.fft
+
+    # scipy.fft's pocketfft keeps the plans of its last 16 transform sizes for the life of the
+    # process; numpy.fft computes the same transforms without keeping them (docs/PERFORMANCE.md).
+    with scipy.fft.set_backend(_NumpyFFT):
+        return float(acc.get_epsilon(delta=delta, eps_error=eps_error))
+
+
+class _NumpyFFT:
+    """A ``scipy.fft`` backend (its documented uarray protocol) that computes with ``numpy.fft``;
+    scipy-only arguments (``workers``, ``overwrite_x``, ``plan``) are dropped."""
+
+    __ua_domain__ = "numpy.scipy.fft"
+    _KEEP = frozenset({"n", "s", "axis", "axes", "norm"})
+
+    @classmethod
+    def __ua_function__(cls, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        import numpy as np
+
+        function = getattr(np.fft, method.__name__, None)
+        # Past (x, n or s, axis or axes, norm) the positional parameters differ (numpy: out).
+        if function is None or len(args) > 4:
+            return NotImplemented  # scipy's own implementation runs instead
+        return function(*args, **{k: v for k, v in kwargs.items() if k in cls._KEEP})
 
 
 def calibrate_noise(
@@ -310,7 +333,7 @@ def planned_epsilons(
     The trainer calls this before its first step so that the accountant's work arrays come and
     go before training allocates anything (peak memory is then the larger of the two, not their
     sum); the values land in :func:`epsilon_for`'s memo, where each epoch's projection and the
-    ledger find them.
+    ledger find them. The freed arrays are then handed back to the operating system.
     """
     out: list[float] = []
     for k in range(1, epochs + 1):
@@ -319,7 +342,20 @@ def planned_epsilons(
         )
         if out[-1] > target_epsilon:
             break
+    _return_freed_memory()
     return out
+
+
+def _return_freed_memory() -> None:
+    """``malloc_trim(0)`` where the C library has it (glibc); elsewhere nothing. glibc keeps the
+    accountant's freed work arrays otherwise (docs/PERFORMANCE.md)."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own symbols: libc on Linux
+    except (OSError, AttributeError, TypeError):
+        return
+    trim(0)
 
 
 def max_steps_within(

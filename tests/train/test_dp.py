@@ -349,3 +349,20 @@ def test_prv_epsilon_equals_opacus_own_and_stays_an_upper_bound_above_ten() -> N
     tight = accountant.get_epsilon(delta=1e-5)
     assert tight > 10
     assert tight - 1e-9 <= epsilon_for(history, 1e-5) <= tight * 1.002 + 0.01
+
+
+def test_prv_epsilon_through_numpy_fft_equals_opacus_own() -> None:
+    """epsilon_for composes the PRVs with numpy.fft (scipy.fft's plan cache held 7 MB for the
+    life of the process: docs/PERFORMANCE.md); the transforms are the same pocketfft, so ε
+    matches Opacus' own computation, heterogeneous histories (scipy.signal.convolve) included."""
+    import numpy as np
+    import scipy.fft
+
+    from governance.train.dp import _NumpyFFT
+
+    x = np.random.default_rng(0).random(1000)
+    with scipy.fft.set_backend(_NumpyFFT):
+        np.testing.assert_allclose(scipy.fft.irfft(scipy.fft.rfft(x), 1000), x, atol=1e-12)
+        spectrum = scipy.fft.rfft(x, 1000, -1, None, False)  # a 5th positional: scipy's own
+    np.testing.assert_allclose(spectrum, np.fft.rfft(x), atol=1e-9)
+
