@@ -365,4 +365,3 @@ def test_prv_epsilon_through_numpy_fft_equals_opacus_own() -> None:
         np.testing.assert_allclose(scipy.fft.irfft(scipy.fft.rfft(x), 1000), x, atol=1e-12)
         spectrum = scipy.fft.rfft(x, 1000, -1, None, False)  # a 5th positional: scipy's own
     np.testing.assert_allclose(spectrum, np.fft.rfft(x), atol=1e-9)
-
