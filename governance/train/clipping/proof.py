@@ -128,31 +128,53 @@ def trace(model: nn.Module, batches: tuple[Any, Any]) -> ModelTrace:
     shared = tuple(sorted(n[0] for n in owners.values() if len(set(n)) > 1))
     sizes = tuple(int(_rows(b)) for b in batches)
     seen: list[dict[str, list[tuple[int, ...]]]] = []
-    rng = torch.get_rng_state()
     was_training = model.training
-    for batch in batches:
-        shapes: dict[str, list[tuple[int, ...]]] = {names[id(m)]: [] for m in trainable}
-
-        def record(module: nn.Module, inputs: tuple[Any, ...], _out: Any, shapes: Any = shapes) -> None:
-            first: Any = inputs[0] if inputs else None
-            shapes[names[id(module)]].append(tuple(first.shape) if hasattr(first, "shape") else ())
-
-        handles = [m.register_forward_hook(record) for m in trainable]
-        try:
-            with torch.no_grad():
-                model(batch)
-        finally:
-            for handle in handles:
-                handle.remove()
-            torch.set_rng_state(rng)
+    with torch.random.fork_rng(devices=_cuda_devices(model)):  # dropout draws leave no trace
+        for batch in batches:
+            seen.append(_shapes_seen(model, batch, trainable, names))
             model.train(was_training)
-        seen.append(shapes)
+    return _summarise(seen, sizes, trainable, names, shared)
+
+
+def _cuda_devices(model: nn.Module) -> list[int]:
+    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+
+
+def _shapes_seen(
+    model: nn.Module, batch: Any, trainable: list[nn.Module], names: Mapping[int, str]
+) -> dict[str, list[tuple[int, ...]]]:
+    """Input shapes of every call of each trainable module during one forward pass."""
+    import torch
+
+    shapes: dict[str, list[tuple[int, ...]]] = {names[id(m)]: [] for m in trainable}
+
+    def record(module: nn.Module, inputs: tuple[Any, ...], _out: Any) -> None:
+        first: Any = inputs[0] if inputs else None
+        shapes[names[id(module)]].append(tuple(first.shape) if hasattr(first, "shape") else ())
+
+    handles = [m.register_forward_hook(record) for m in trainable]
+    try:
+        with torch.no_grad():
+            model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+def _summarise(
+    seen: list[dict[str, list[tuple[int, ...]]]],
+    sizes: tuple[int, ...],
+    trainable: list[nn.Module],
+    names: Mapping[int, str],
+    shared: tuple[str, ...],
+) -> ModelTrace:
     calls: dict[str, int] = {}
     batch_dims: dict[str, tuple[int, ...]] = {}
     for m in trainable:
         name = names[id(m)]
         first, second = seen[0][name], seen[1][name]
-        calls[name] = len(first)
+        calls[name] = max(len(first), len(second))  # data-dependent calls count at their most
         dims: set[int] | None = None
         for shape_a, shape_b in zip(first, second):
             here = {
@@ -351,44 +373,47 @@ def fast_gradient_check(
     def check() -> str | None:
         import torch
 
-        from governance.train.clipping.linear import FastLinearClipping
-
-        params = [p for p in model.parameters() if p.requires_grad]
-        saved = [p.grad for p in params]
-        optimizer = torch.optim.SGD(params, lr=0.0)
-        rng = torch.get_rng_state()
-        was_training = model.training
-        model.train()
-        clipping = FastLinearClipping(
-            model,
-            optimizer,
-            criterion,
-            noise_multiplier=0.0,
-            max_grad_norm=1e30,  # no clipping: the plain summed gradient
-            expected_batch_size=1,
-            generator=None,
-        )
-        try:
-            losses = clipping(model(batch), target).losses
-            expected = torch.autograd.grad(losses.sum(), params, retain_graph=True, allow_unused=True)
-            clipping.backward(losses)
-            wanted = [torch.zeros_like(p) if w is None else w for p, w in zip(params, expected)]
-            # One scale for all: a bias before a normalisation has a gradient of rounding size.
-            scale = max((float(w.abs().max()) for w in wanted if w.numel()), default=0.0)
-            for (name, p), want in zip(
-                [(n, p) for n, p in model.named_parameters() if p.requires_grad], wanted
-            ):
-                got = p.grad
-                if got is None or not torch.allclose(
-                    got, want, rtol=GRADIENT_RTOL, atol=GRADIENT_RTOL * scale + 1e-12
-                ):
-                    return f"parameter {name!r} gets gradient from outside its module's traced call"
-            return None
-        finally:
-            clipping.close()
-            model.train(was_training)
-            for p, g in zip(params, saved):
-                p.grad = g
-            torch.set_rng_state(rng)
+        with torch.random.fork_rng(devices=_cuda_devices(model)):  # dropout draws leave no trace
+            return _compare_gradients(model, criterion, batch, target)
 
     return check
+
+
+def _compare_gradients(model: nn.Module, criterion: Any, batch: Any, target: Any) -> str | None:
+    import torch
+
+    from governance.train.clipping.linear import FastLinearClipping
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved = [p.grad for p in params]
+    was_training = model.training
+    model.train()
+    clipping = FastLinearClipping(
+        model,
+        torch.optim.SGD(params, lr=0.0),
+        criterion,
+        noise_multiplier=0.0,
+        max_grad_norm=1e30,  # no clipping: the plain summed gradient
+        expected_batch_size=1,
+        generator=None,
+    )
+    try:
+        losses = clipping(model(batch), target).losses
+        expected = torch.autograd.grad(losses.sum(), params, retain_graph=True, allow_unused=True)
+        clipping.backward(losses)
+        wanted = [torch.zeros_like(p) if w is None else w for p, w in zip(params, expected)]
+        # One scale for all: a bias before a normalisation has a gradient of rounding size.
+        scale = max((float(w.abs().max()) for w in wanted if w.numel()), default=0.0)
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        for name, p, want in zip(names, params, wanted):
+            got = p.grad
+            if got is None or not torch.allclose(
+                got, want, rtol=GRADIENT_RTOL, atol=GRADIENT_RTOL * scale + 1e-12
+            ):
+                return f"parameter {name!r} gets gradient from outside its module's traced call"
+        return None
+    finally:
+        clipping.close()
+        model.train(was_training)
+        for p, g in zip(params, saved):
+            p.grad = g
