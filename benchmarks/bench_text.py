@@ -3,7 +3,7 @@
 Targets (issue 6), one run each:
 
 * DP fine-tuning of the top encoder layers + head through the Trainer, with the mode ``auto``
-  picks for text (``fast``: single-pass clipping, governance/train/fast_dp.py) ≤ 1.25x the time
+  picks for text (``fast``: single-pass clipping, governance/train/clipping/linear.py) ≤ 1.25x the time
   of non-private fine-tuning of the same layers; Opacus' ghost clipping is timed for reference.
   All runs use the Trainer's ``step_seconds`` (the training steps alone), the same rows, batch
   size, epochs and one CPU thread; they alternate (plain, fast, ghost, plain, …) after one warm-up run

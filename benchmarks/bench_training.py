@@ -125,7 +125,7 @@ def _trainer(case: dict[str, Any], mode: str, **privacy_kw: Any) -> Any:
     model = build_architecture(case["arch"], xt.shape[1], int(yt.max()) + 1, case["options"])
     privacy = None
     if mode != "plain":
-        settings: dict[str, Any] = {"target_epsilon": 1e6, "noise_multiplier": 1.0, "delta": 1e-5}
+        settings: dict[str, Any] = {"target_epsilon": 100.0, "noise_multiplier": 1.0, "delta": 1e-5}
         settings.update(privacy_kw)
         privacy = PrivacySettings(grad_sample_mode=mode, **settings)
     return Trainer(

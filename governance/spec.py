@@ -168,7 +168,8 @@ class PrivacySpec(_Strict):
     target_epsilon: float = Field(allow_inf_nan=False)
     delta: float = Field(default=1e-5, allow_inf_nan=False)
     max_grad_norm: float = Field(default=1.0, allow_inf_nan=False)
-    accountant: Literal["prv", "rdp", "gdp"] = "prv"
+    #: ``gdp`` is refused: it reported ε below the tight value (governance/train/dp.py).
+    accountant: Literal["prv", "rdp"] = "prv"
     grad_sample_mode: Literal["auto", "fused", "fast", "ghost", "hooks", "functorch", "ew"] = "auto"
     #: Draw the DP noise from ``seed`` (bit-identical reruns, for research). The guarantee then does
     #: not hold against anyone holding the seed; the ledger says ``noise_source: seeded``.
@@ -183,11 +184,21 @@ class PrivacySpec(_Strict):
             raise ValueError(f"total_budget must be > 0, got {v}")
         return v
 
+    #: The accountants' ε holds for Poisson sampling only; ``false`` is refused.
+    poisson_sampling: bool = True
+
     @field_validator("target_epsilon")
     @classmethod
     def _positive_epsilon(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError(f"target_epsilon must be > 0, got {v}")
+        if not 0 < v <= 100:
+            raise ValueError(f"target_epsilon must be in (0, 100], got {v}")
+        return v
+
+    @field_validator("poisson_sampling")
+    @classmethod
+    def _poisson_only(cls, v: bool) -> bool:
+        if not v:
+            raise ValueError("DP training needs Poisson sampling (the accountants assume it); got false")
         return v
 
     @field_validator("delta")

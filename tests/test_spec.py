@@ -46,7 +46,7 @@ def test_a_decision_log_alone_is_the_eval_data(write_file):
         (
             "data: {eval: e.csv, label: y}\nmodel: {architecture: mlp}\ntrain: {privacy: {target_epsilon: 0}}\n",
             "train.privacy.target_epsilon",
-            "must be > 0",
+            "must be in (0, 100]",
         ),
         ("data: {eval: e.csv, label: y}\nmodel: {architecture: mlp}\nextra: 1\n", "extra", "unknown field"),
         ("data: {eval: e.csv}\nmodel: {architecture: mlp}\n", "data.label", "required field is missing"),

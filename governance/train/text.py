@@ -9,7 +9,7 @@ tensor (the attention mask is ``ids != pad_id``), so Opacus sees a plain batch-f
 Per-example quirks: ``position_ids`` / ``token_type_ids`` are buffers of the frozen embeddings
 (no per-sample gradients there), and the attention is computed per example, so no layer couples
 rows of a batch. ``grad_sample_mode: auto`` tries, in order, the single-pass clipping of
-:mod:`governance.train.fast_dp` (trainable ``Linear``/``LayerNorm`` layers on sequences; Opacus'
+:mod:`governance.train.clipping.linear` (trainable ``Linear``/``LayerNorm`` layers on sequences; Opacus'
 loader, noise and accountant; Opacus' hooks are its oracle in the tests), Opacus' ghost clipping
 (LayerNorm has no ghost norm sampler in Opacus 1.6, so ghost mode materialises its per-sample
 gradients), then Opacus' hooks; the ledger records the mode used and any fallback.
@@ -105,12 +105,12 @@ def check_text_bundle(spec: Spec, bundle: DataBundle) -> str:
 def _fallbacks(requested: str, model: nn.Module, physical: int | None) -> tuple[str, ...]:
     """Per-sample gradient modes to try in order; the first that trains is used.
 
-    ``auto`` for text: the single-pass clipping of :mod:`governance.train.fast_dp` (Linear and
+    ``auto`` for text: the single-pass clipping of :mod:`governance.train.clipping.linear` (Linear and
     LayerNorm layers; measured about 1.1x the non-private step on MiniLM's top two layers, CPU),
     then Opacus' ghost clipping (1.57x), then Opacus' hooks (3.3x). A mode the spec names is
     used alone.
     """
-    from governance.train.fast_dp import supports_fast_clipping
+    from governance.train.clipping.linear import supports_fast_clipping
 
     if requested != "auto":
         return (requested,)

@@ -19,23 +19,21 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from governance.errors import InputError
 from governance.models.device import resolve_device
+from governance.train.clipping.proof import FAST, FUSED_MLP, FUSED_SEQUENTIAL, EngineProof
 from governance.train.dp import (
     PrivacySettings,
-    choose_grad_sample_mode,
+    calibrate_noise,
     epsilon_for,
     fix_module,
     max_steps_within,
     planned_epsilons,
-    supports_fast_clipping,
-    supports_fused,
 )
-from governance.train.fast_dp import supports_fused_mlp
 from governance.train.noise import noise_generator, noise_source
 from governance.train.scope import privacy_scope
 
@@ -238,6 +236,7 @@ class Trainer:
         #: SHA-256 of the training rows (part of the --resume fingerprint and the ledger).
         self.data_digest = data_digest
         self._result: TrainingResult | None = None
+        self._frozen_for_run: list[Any] = []  # parameters of never-called modules, during fit
 
     # -- public -----------------------------------------------------------------------------
 
@@ -325,11 +324,13 @@ class Trainer:
         dp_model: Any = model
         engine: Any = None
         mode: str | None = None
+        proof: Any = None
         sample_rate = 1.0 / max(1, len(loader))
         if self.privacy is not None:
-            dp_model, optimizer, criterion, loader, engine, mode, noise_multiplier = self._make_private(
+            dp_model, optimizer, criterion, loader, engine, proof, noise_multiplier = self._make_private(
                 model, optimizer, loader, criterion, noise_gen, noise_multiplier
             )
+            mode = proof.grad_sample_mode
             sample_rate = 1.0 / len(loader)
             engine.accountant.history = list(accountant_history)
 
@@ -349,7 +350,10 @@ class Trainer:
         seconds = prior_seconds
         step_seconds = float(checkpoint.state.get("step_seconds", 0.0)) if checkpoint else 0.0
         stopped_early = bool(checkpoint.state.get("stopped_early", False)) if checkpoint else False
-        with self._progress_bar(start_epoch) as advance:
+        with (
+            self._progress_bar(start_epoch) as advance,
+            self._engine_removed_after(engine, dp_model, criterion),
+        ):
             for epoch in range(start_epoch + 1, self.epochs + 1):
                 if stopped_early:
                     break
@@ -402,10 +406,6 @@ class Trainer:
                 for callback in self.callbacks:
                     callback(record)
 
-        if engine is not None:
-            self._detach(dp_model)
-            if hasattr(criterion, "close"):
-                criterion.close()
         ledger: dict[str, Any] = {
             "ledger_version": LEDGER_VERSION,
             "seconds": seconds,
@@ -444,6 +444,8 @@ class Trainer:
                 else None,
                 "target_epsilon": self.privacy.target_epsilon,
                 "grad_sample_mode": mode,
+                "engine": proof.engine if proof is not None else None,
+                "engine_proof": proof.to_dict() if proof is not None else None,
                 "poisson_sampling": self.privacy.poisson_sampling,
                 "noise_source": noise_source(self.privacy.reproducible_noise),
                 # What the guarantee covers; train.api adds what the run publishes outside it.
@@ -571,12 +573,12 @@ class Trainer:
         criterion: Any,
         noise_gen: torch.Generator,
         noise_multiplier: float | None,
-    ) -> tuple[Any, Any, Any, Any, Any, str, float]:
-        """Wrap model, optimizer, loader (and criterion for ghost clipping) with Opacus."""
+    ) -> tuple[Any, Any, Any, Any, Any, EngineProof, float]:
+        """Calibrate σ, prove which clipping engine may train ``model`` (:mod:`governance.train.
+        clipping.proof`), and wrap model, optimizer, loader and criterion with it."""
         import warnings
 
         from opacus import PrivacyEngine
-        from opacus.accountants.utils import get_noise_multiplier
 
         assert self.privacy is not None
         privacy = self.privacy
@@ -584,15 +586,14 @@ class Trainer:
         if noise_multiplier is None:
             noise_multiplier = privacy.noise_multiplier
         if noise_multiplier is None:
-            # Calibrate once; a resumed run reuses the stored σ so the plan never changes.
-            noise_multiplier = float(
-                get_noise_multiplier(
-                    target_epsilon=privacy.target_epsilon,
-                    target_delta=privacy.delta,
-                    sample_rate=sample_rate,
-                    epochs=self.epochs,
-                    accountant=privacy.accountant,
-                )
+            # Calibrate once, on the exact number of steps the run plans; a resumed run reuses
+            # the stored σ so the plan never changes.
+            noise_multiplier = calibrate_noise(
+                target_epsilon=privacy.target_epsilon,
+                delta=privacy.delta,
+                sample_rate=sample_rate,
+                steps=len(loader) * self.epochs,
+                accountant=privacy.accountant,
             )
         # Opacus' hooks touch torch.distributed.tensor on the first backward pass, a lazy import of
         # about a second: do it here so that the ledger's step time measures steps, not imports.
@@ -600,25 +601,19 @@ class Trainer:
 
         if privacy.poisson_sampling:
             loader = self._make_poisson_loader(loader)
-        mode = choose_grad_sample_mode(model, privacy.grad_sample_mode)
-        if (
-            privacy.grad_sample_mode == "auto"
-            and not self.max_physical_batch_size
-            and supports_fast_clipping(model)
-        ):
-            mode = "fast"
-            if supports_fused(model, criterion):
-                mode = "fused"
-        if mode == "fused" and not supports_fused(model, criterion):
-            raise ValueError(
-                "grad_sample_mode 'fused' needs nn.Sequential of Linear/ReLU (or Conv2d, GroupNorm, "
-                "ReLU, AdaptiveAvgPool2d, Flatten, Linear) with cross-entropy"
-            )
-        if mode in ("fast", "fused"):
+        proof = self._prove_engine(model, criterion)
+        if proof.engine in (FUSED_MLP, FUSED_SEQUENTIAL, FAST):
             return self._make_fast_private(
-                model, optimizer, loader, criterion, noise_gen, noise_multiplier, fused=mode == "fused"
+                model, optimizer, loader, criterion, noise_gen, noise_multiplier, proof
             )
-        attempts = [mode] if privacy.grad_sample_mode != "auto" or mode == "hooks" else [mode, "hooks"]
+        modules = dict(model.named_modules())
+        self._frozen_for_run = [
+            p for name in proof.unused for p in modules[name].parameters(recurse=False) if p.requires_grad
+        ]
+        for p in self._frozen_for_run:
+            p.requires_grad_(False)
+        mode = proof.grad_sample_mode
+        attempts = [mode, "hooks"] if privacy.grad_sample_mode == "auto" and mode == "ghost" else [mode]
         last_error: Exception | None = None
         for candidate in attempts:
             engine = PrivacyEngine(accountant=privacy.accountant)
@@ -636,6 +631,7 @@ class Trainer:
                         poisson_sampling=False,
                         noise_generator=noise_gen,
                         grad_sample_mode=candidate,
+                        batch_first=proof.batch_first,
                     )
             except (NotImplementedError, ValueError) as exc:
                 last_error = exc
@@ -649,8 +645,54 @@ class Trainer:
                 # What make_private(poisson_sampling=True) would do: with Poisson batches a step
                 # must never accumulate gradients of two batches.
                 dp_model.forbid_grad_accumulation()
-            return dp_model, dp_opt, dp_criterion, dp_loader, engine, candidate, noise_multiplier
+            if candidate != mode:
+                proof = replace(proof, engine=f"opacus-{candidate}")
+            return dp_model, dp_opt, dp_criterion, dp_loader, engine, proof, noise_multiplier
         raise ValueError(f"Opacus cannot make this model private: {last_error}")
+
+    def _prove_engine(self, model: nn.Module, criterion: Any) -> EngineProof:
+        """The proof of :func:`governance.train.clipping.proof.prove` on two small batches of the
+        training rows, with the fast path's gradient check on the first."""
+        from governance.train.clipping.proof import fast_gradient_check, prove, sample_batches
+
+        assert self.privacy is not None
+        batches = sample_batches(self.train_set, self.batch_size)
+        first = batches[0].to(self.device)
+        second = batches[1].to(self.device)
+        targets = _first_targets(self.train_set, int(first.shape[0])).to(self.device)
+        check = fast_gradient_check(model, criterion, first, targets)
+        return prove(
+            model,
+            criterion,
+            (first, second),
+            requested=self.privacy.grad_sample_mode,
+            fast_allowed=not self.max_physical_batch_size,
+            gradient_check=check,
+        )
+
+    @contextlib.contextmanager
+    def _engine_removed_after(self, engine: Any, dp_model: Any, criterion: Any) -> Iterator[None]:
+        """Remove the DP engine when training ends, also when it raises: the user's model is a
+        plain ``nn.Module`` again either way."""
+        try:
+            yield
+        finally:
+            if engine is not None:
+                self._release_engine(dp_model, criterion)
+
+    def _release_engine(self, dp_model: Any, criterion: Any) -> None:
+        """Opacus' hooks on ``dp_model``, ours on the criterion; parameters frozen for the run
+        (:attr:`EngineProof.unused`) trainable again."""
+        try:
+            close = getattr(dp_model, "_close", None)  # Opacus' GradSampleModule
+            if close is not None:
+                close()
+            if hasattr(criterion, "close"):
+                criterion.close()
+        finally:
+            for p in self._frozen_for_run:
+                p.requires_grad_(True)
+            self._frozen_for_run = []
 
     def _make_fast_private(
         self,
@@ -660,25 +702,19 @@ class Trainer:
         criterion: Any,
         noise_gen: torch.Generator,
         noise_multiplier: float,
-        *,
-        fused: bool = False,
-    ) -> tuple[Any, Any, Any, Any, Any, str, float]:
-        """The fast path (see governance.train.fast_dp and fast_conv): Opacus' Poisson
+        proof: EngineProof,
+    ) -> tuple[Any, Any, Any, Any, Any, EngineProof, float]:
+        """The fast path (see governance.train.clipping): Opacus' Poisson
         loader and accountant, our single-pass clipping; ``fused``: the hand-written step for
         Sequential Linear/ReLU MLPs with cross-entropy (FusedMLPStep), model and criterion in one."""
         from types import SimpleNamespace
 
         from opacus.accountants import create_accountant
 
-        from governance.train.fast_dp import FastLinearClipping, FastOptimizer, FusedMLPStep
-        from governance.train.fused_sequential import FusedSequentialStep
+        from governance.train.clipping.linear import FastLinearClipping, FastOptimizer, FusedMLPStep
+        from governance.train.clipping.sequential import FusedSequentialStep
 
         assert self.privacy is not None
-        if self.max_physical_batch_size:
-            raise ValueError(
-                f"grad_sample_mode '{'fused' if fused else 'fast'}' does not support "
-                "max_physical_batch_size; use ghost or hooks"
-            )
         # The loader arrives Poisson already when poisson_sampling is on (_make_private).
         dp_loader = loader
         sample_rate = 1.0 / len(dp_loader)
@@ -688,8 +724,8 @@ class Trainer:
             optimizer, accountant, noise_multiplier=noise_multiplier, sample_rate=sample_rate
         )
         engine = SimpleNamespace(accountant=accountant)
-        if fused:
-            fused_step = FusedMLPStep if supports_fused_mlp(model, criterion) else FusedSequentialStep
+        if proof.engine in (FUSED_MLP, FUSED_SEQUENTIAL):
+            fused_step = FusedMLPStep if proof.engine == FUSED_MLP else FusedSequentialStep
             step = fused_step(
                 model,
                 optimizer,
@@ -698,7 +734,7 @@ class Trainer:
                 expected_batch_size=expected_batch_size,
                 generator=noise_gen,
             )
-            return step, fast_optimizer, step.criterion, dp_loader, engine, "fused", noise_multiplier
+            return step, fast_optimizer, step.criterion, dp_loader, engine, proof, noise_multiplier
         clipping = FastLinearClipping(
             model,
             optimizer,
@@ -708,13 +744,7 @@ class Trainer:
             expected_batch_size=expected_batch_size,
             generator=noise_gen,
         )
-        return model, fast_optimizer, clipping, dp_loader, engine, "fast", noise_multiplier
-
-    @staticmethod
-    def _detach(dp_model: Any) -> None:
-        # Remove Opacus hooks so the returned module is a plain nn.Module again.
-        with contextlib.suppress(Exception):
-            dp_model._close()
+        return model, fast_optimizer, clipping, dp_loader, engine, proof, noise_multiplier
 
     def _batches(self, loader: Any, optimizer: Any) -> contextlib.AbstractContextManager[Any]:
         if self.privacy is not None and self.max_physical_batch_size:
@@ -866,6 +896,15 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def _first_targets(dataset: Any, rows: int) -> torch.Tensor:
+    """The labels of the first ``rows`` rows (those :func:`sample_batches` traced)."""
+    from torch.utils.data import default_collate
+
+    if hasattr(dataset, "gather"):
+        return dataset.gather(list(range(rows)))[1]
+    return default_collate([dataset[i] for i in range(rows)])[1]
 
 
 def _accounted_steps(engine: Any) -> int:

@@ -57,3 +57,16 @@ def assert_noise_is_one_flat_draw(
         draws.append(noise)
     assert not torch.equal(draws[0], draws[1])
     return torch.cat(draws)
+
+
+def clipping_only(**settings: object) -> object:
+    """PrivacySettings with σ = 0 and shuffled (not Poisson) batches: clipping alone, the
+    deterministic configuration the clipping oracles compare. The public API refuses both
+    (no privacy, and an ε that would not hold), so the test sets them past its validation."""
+    from governance.train.dp import PrivacySettings
+
+    settings = {k: v for k, v in settings.items() if k not in ("noise_multiplier", "poisson_sampling")}
+    privacy = PrivacySettings(**settings)  # type: ignore[arg-type]
+    object.__setattr__(privacy, "noise_multiplier", 0.0)
+    object.__setattr__(privacy, "poisson_sampling", False)
+    return privacy

@@ -198,13 +198,13 @@ def test_more_train_layers_than_the_encoder_has_exits_2(
 
 @pytest.mark.parametrize("train_layers", [0, 1, 2])
 def test_single_pass_clipping_reproduces_opacus_hooks_on_a_transformer(tiny: Path, train_layers: int) -> None:
-    """Same seed: fast_dp's sequence Linear/LayerNorm clipping and Opacus' hooks end with the same
+    """Same seed: clipping.linear's sequence Linear/LayerNorm clipping and Opacus' hooks end with the same
     weights (same Poisson batches, clipping and noise), with frozen lower layers in the model."""
     import torch
 
     from governance.models.hf import build_hf_classifier, load_tokenizer
     from governance.text.tokens import encode_texts
-    from governance.train.fast_dp import supports_fast_clipping
+    from governance.train.clipping.linear import supports_fast_clipping
     from governance.train.text import token_dataset
     from governance.train.trainer import PrivacySettings, Trainer
     from tests.text.helpers import DATA

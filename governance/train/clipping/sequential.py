@@ -2,30 +2,28 @@
 forward without autograd, backward written out layer by layer, per-sample clipping and noise
 folded into it.
 
-Why: on the built-in CNN (digits, batch 64, one CPU thread) the non-private step takes about
-5.4 ms. The single-pass path (:class:`governance.train.fast_dp.FastLinearClipping`) asks autograd
-for the gradients at every layer output and then computes per-sample gradients from them: 7.4 ms,
-1.4-1.5x. Of the difference, the per-sample convolution gradients are about what the ordinary
-weight gradients they replace cost; the rest is overhead this step avoids: autograd's graph and
-engine, a second GroupNorm backward per layer (here one call gives the input gradient and the
-per-sample weight and bias gradients), forward hooks, one noise draw per parameter. Measured in
-benchmarks/bench_training.py: 1.17-1.27x the non-private training time.
+Why: the single-pass path (:class:`governance.train.clipping.linear.FastLinearClipping`) pays
+for autograd's graph, a second GroupNorm backward per layer, forward hooks and one noise draw
+per parameter on top of the per-sample gradients; here one GroupNorm backward call gives the
+input gradient and the per-sample weight and bias gradients (figures: docs/PERFORMANCE.md).
 
 Each layer type has an op in :data:`OPS` with three jobs: ``forward`` (no autograd; keeps what the
 backward needs), ``backward`` (the gradient at its input from the one at its output; trainable
 layers also add each sample's squared gradient norm and keep their per-sample gradients), and
 ``add_clipped`` (``Σ_i c_i ∇_i`` into the parameter's noise buffer). The per-sample mathematics
-of Linear, Conv2d and GroupNorm is :mod:`governance.train.fast_dp`'s and
-:mod:`governance.train.fast_conv`'s. The tests hold this step to the one-sample-at-a-time
+of Linear, Conv2d and GroupNorm is :mod:`governance.train.clipping.linear`'s and
+:mod:`governance.train.clipping.conv`'s. The tests hold this step to the one-sample-at-a-time
 reference, to the same weights as FastLinearClipping and Opacus' hooks with the noise off, and
-its noise to one draw of the step's generator.
+its noise to one draw of the step's generator: ``tests/train/clipping/test_sequential.py`` and
+``tests/train/clipping/test_generated_models.py``. The engine proof
+(:mod:`governance.train.clipping.proof`) admits it only for an exact ``nn.Sequential`` of these ops.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from governance.train.fast_dp import FusedStep
+from governance.train.clipping.linear import FusedStep
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -87,7 +85,7 @@ class _LinearOp(_Op):
         return g @ self.layer.weight if input_grad else None
 
     def add_clipped(self, coef: torch.Tensor, noisy: dict[int, torch.Tensor]) -> None:
-        from governance.train.fast_dp import add_linear_clipped
+        from governance.train.clipping.linear import add_linear_clipped
 
         assert self.a is not None and self.g is not None
         add_linear_clipped(self.layer, self.a, self.g, coef, noisy)
@@ -96,12 +94,12 @@ class _LinearOp(_Op):
 
 class _Conv2dOp(_Op):
     """A one-group zero-padded Conv2d: PyTorch's convolution forward and input gradient, per-sample
-    weight gradients by :func:`governance.train.fast_conv.conv_grads`."""
+    weight gradients by :func:`governance.train.clipping.conv.conv_grads`."""
 
     trainable = True
 
     def __init__(self, layer: nn.Conv2d) -> None:
-        from governance.train.fast_conv import Workspace, conv_padding
+        from governance.train.clipping.conv import Workspace, conv_padding
 
         self.layer = layer
         padding = conv_padding(layer)
@@ -121,7 +119,7 @@ class _Conv2dOp(_Op):
     def backward(self, g: torch.Tensor, norms_sq: torch.Tensor, input_grad: bool) -> torch.Tensor | None:
         import torch
 
-        from governance.train.fast_conv import conv_grads
+        from governance.train.clipping.conv import conv_grads
 
         x, layer = self.x, self.layer
         assert x is not None
@@ -145,7 +143,7 @@ class _Conv2dOp(_Op):
         return g_in
 
     def add_clipped(self, coef: torch.Tensor, noisy: dict[int, torch.Tensor]) -> None:
-        from governance.train.fast_conv import add_conv_clipped
+        from governance.train.clipping.conv import add_conv_clipped
 
         add_conv_clipped(self.layer, self.state, coef, noisy)
         self.x = self.state = None
@@ -153,7 +151,7 @@ class _Conv2dOp(_Op):
 
 class _GroupNormOp(_Op):
     """An affine GroupNorm: one backward call gives the input gradient and the per-sample weight
-    and bias gradients (:func:`governance.train.fast_conv.group_norm_backward`)."""
+    and bias gradients (:func:`governance.train.clipping.conv.group_norm_backward`)."""
 
     trainable = True
 
@@ -167,7 +165,7 @@ class _GroupNormOp(_Op):
 
         import torch
 
-        from governance.train.fast_conv import GroupNormInput
+        from governance.train.clipping.conv import GroupNormInput
 
         layer = self.layer
         n, c = x.shape[0], x.shape[1]
@@ -178,7 +176,7 @@ class _GroupNormOp(_Op):
         return out
 
     def backward(self, g: torch.Tensor, norms_sq: torch.Tensor, input_grad: bool) -> torch.Tensor | None:
-        from governance.train.fast_conv import group_norm_backward
+        from governance.train.clipping.conv import group_norm_backward
 
         _, self.grads, g_in = group_norm_backward(
             self.layer, self.inputs, g, input_grad=input_grad, norms_sq=norms_sq
@@ -186,7 +184,7 @@ class _GroupNormOp(_Op):
         return g_in
 
     def add_clipped(self, coef: torch.Tensor, noisy: dict[int, torch.Tensor]) -> None:
-        from governance.train.fast_conv import add_group_norm_clipped
+        from governance.train.clipping.conv import add_group_norm_clipped
 
         add_group_norm_clipped(self.layer, self.grads, coef, noisy)
         self.inputs = self.grads = None
@@ -277,13 +275,11 @@ def _ops() -> dict[type, Callable[[Any], _Op]]:
     return OPS
 
 
-#: Batches run padded with zero rows up to a multiple of this. oneDNN compiles and caches a
-#: kernel for every batch shape a convolution sees (about 60 KB each, measured, and about 4 ms
-#: to build the first time): Poisson batches of the built-in CNN took 29 shapes, 5 MB and about
-#: 0.1 s of a 0.7 s training run, where the padding costs 2-3 % more arithmetic. Every layer
+#: Batches run padded with zero rows up to a multiple of this, so that oneDNN builds and caches
+#: kernels for few batch shapes (Poisson batches vary; figures: docs/PERFORMANCE.md). Every layer
 #: here treats samples independently (no BatchNorm under DP), so a padding row changes no real
 #: sample's output, and its gradient, zero at the logits, stays zero in every layer: it adds
-#: nothing to any clipped sum.
+#: nothing to any clipped sum (``test_padding_rows_change_nothing``).
 BATCH_MULTIPLE = 4
 
 
@@ -291,11 +287,11 @@ def supports_fused_sequential(model: nn.Module, criterion: Any) -> bool:
     """True for an ``nn.Sequential`` of layers in :data:`OPS` (Conv2d with one group and zero
     padding, GroupNorm with an affine), every parameter trainable, at least one Conv2d, trained
     with a default ``CrossEntropyLoss``. Linear/ReLU-only MLPs have their own step
-    (:class:`governance.train.fast_dp.FusedMLPStep`)."""
+    (:class:`governance.train.clipping.linear.FusedMLPStep`)."""
     from torch import nn
 
-    from governance.train.fast_conv import conv_clippable, group_norm_clippable
-    from governance.train.fast_dp import plain_cross_entropy
+    from governance.train.clipping.conv import conv_clippable, group_norm_clippable
+    from governance.train.clipping.linear import plain_cross_entropy
 
     if type(model) is not nn.Sequential or not plain_cross_entropy(criterion):
         return False
@@ -317,17 +313,17 @@ def supports_fused_sequential(model: nn.Module, criterion: Any) -> bool:
 
 class FusedSequentialStep(FusedStep):
     """DP-SGD for a :func:`supports_fused_sequential` model; the same update as
-    :class:`governance.train.fast_dp.FastLinearClipping` (clipping factor
+    :class:`governance.train.clipping.linear.FastLinearClipping` (clipping factor
     ``min(1, C/(‖∇_i‖ + 1e-6))``, sums and noise divided by the expected batch size).
 
     Used as both model and criterion by the training loop, like
-    :class:`governance.train.fast_dp.FusedMLPStep`: ``out = step(x)`` runs the forward pass;
+    :class:`governance.train.clipping.linear.FusedMLPStep`: ``out = step(x)`` runs the forward pass;
     ``step.criterion(out, y).backward()`` back-propagates ``softmax − onehot`` and writes
     ``noise + Σ_i c_i ∇_i / B`` into each ``.grad`` (noise: :meth:`FusedStep._noise`).
     """
 
     def _prepare(self) -> None:
-        from governance.train.fast_conv import poisson_capacity
+        from governance.train.clipping.conv import poisson_capacity
 
         ops = _ops()
         self.ops = [ops[type(layer)](layer) for layer in self.model.children()]

@@ -1,5 +1,5 @@
 """Per-sample gradient norms and clipped sums of ``nn.Conv2d`` and ``nn.GroupNorm`` layers for
-:class:`governance.train.fast_dp.FastLinearClipping`.
+:class:`governance.train.clipping.linear.FastLinearClipping`.
 
 A ``Conv2d`` (one group, zero padding) is a ``Linear`` applied at every output position to the
 input patch under the kernel: with the input unfolded into ``a`` (one row of ``C_in·k²`` values
@@ -15,13 +15,11 @@ input (:func:`patches`). Only where they would outgrow the unfolded input does t
 A ``GroupNorm``'s per-sample gradients, ``Σ_spatial g ⊙ x̂`` and ``Σ_spatial g`` per channel
 (``x̂`` its normalised input), come from one call of PyTorch's own GroupNorm backward.
 
-Why the workspaces: the built-in CNN's non-private step is a few milliseconds and allocates
-little beyond its activations; the per-sample work adds several MB of temporaries per step.
-glibc serves them from the top of the heap and hands that memory back to the kernel at the end
-of each step once it exceeds the trim threshold, so every step faulted about 2,000 fresh pages
-in again: measured on the benchmark CNN, 2.5x the non-private step with fresh buffers, against
-about 1.3x with no page faults at all. Keeping the large per-layer buffers from step to step
-(:class:`Workspace`) removes them.
+The large per-layer buffers are kept from step to step (:class:`Workspace`): fresh ones made
+every step fault their pages in again (figures: docs/PERFORMANCE.md).
+
+Equivalence tests: ``tests/train/clipping/test_conv.py`` (one-sample reference for every norm path,
+frozen parts, Opacus' hooks with noise) and ``tests/train/clipping/test_generated_models.py``.
 """
 
 from __future__ import annotations
@@ -60,8 +58,7 @@ __all__ = [
 #: Spare room in a grown workspace: Poisson batches vary in size from step to step.
 HEADROOM = 1.125
 #: Patch rows longer than ALIGN_FROM values are padded with zeros to a multiple of ALIGN: MKL's
-#: batched products measured 10-25 % slower on rows of 145 floats than on rows of 152, while
-#: short rows (the first layer's 10) only pay for the padding.
+#: batched products are slower on unaligned rows (docs/PERFORMANCE.md); short rows only pay.
 ALIGN, ALIGN_FROM = 8, 32
 #: Fewest input channels for which :func:`shifted_products` replaces the unfolded input: each
 #: kernel offset's product then multiplies by an (L × C_in) matrix, inefficient for tiny C_in.
@@ -106,10 +103,9 @@ class Workspace:
     at least ``batches_up_to`` rows.
 
     Why the floor: with Poisson sampling the batch size varies from step to step (Binomial
-    around the expected size), so buffers sized to the first batch get outgrown and replaced
-    several times in the first epochs, and every replaced buffer leaves a hole in the heap that
-    the process keeps: on the built-in CNN that grew the resident memory by several MB over
-    training. :func:`poisson_capacity` sizes them once for all but a few in 10⁴ steps.
+    around the expected size), so buffers sized to the first batch get outgrown and replaced,
+    each leaving a hole in the heap. :func:`poisson_capacity` sizes them once for all but a few
+    in 10⁴ steps.
     """
 
     def __init__(self, batches_up_to: int = 0) -> None:

@@ -1,11 +1,10 @@
 """A fast DP-SGD step for models whose trainable parameters sit in ``nn.Linear``, ``nn.LayerNorm``,
 ``nn.Conv2d`` (one group, zero padding) and ``nn.GroupNorm`` layers; the convolution and
-GroupNorm per-sample math lives in :mod:`governance.train.fast_conv`.
+GroupNorm per-sample math lives in :mod:`governance.train.clipping.conv`.
 
 Why this exists: on CPU, Opacus' per-step bookkeeping (module hooks, per-sample gradient
-tensors or ghost clipping's second backward pass, optimizer wrappers) costs several
-milliseconds, 6-10x the whole non-private step of a small MLP, far from the 1.25x we promise.
-For a ``Linear`` layer with 2-D input ``a`` and output gradient ``g`` the per-sample gradient is
+tensors or ghost clipping's second backward pass, optimizer wrappers) costs several times the
+whole non-private step of a small model (figures: docs/PERFORMANCE.md). For a ``Linear`` layer with 2-D input ``a`` and output gradient ``g`` the per-sample gradient is
 the outer product ``g_i a_iᵀ``, so its squared norm is ``‖g_i‖²‖a_i‖²`` and the sum of clipped
 per-sample gradients is ``(c ⊙ g)ᵀ a``: one backward pass to the layer outputs plus one matrix
 product per layer, the cost of an ordinary backward pass. That is ghost clipping (Li et al.
@@ -17,13 +16,17 @@ Sequence inputs (a transformer's top layers, fine-tuned on text): a ``Linear`` a
 the norm of the materialised ``(n, p, d)`` gradient; the clipped sum is still one matrix product.
 A ``LayerNorm``'s per-sample gradients are ``Σ_t g_t ⊙ x̂_t`` and ``Σ_t g_t`` (``x̂`` its
 normalised input), small enough to materialise. Frozen layers (no trainable parameter) are
-ignored. Measured on all-MiniLM-L6-v2 with its top two layers trained (CPU): Opacus' ghost
-clipping took 1.57x the non-private step, this path about 1.1x (benchmarks/bench_text.py).
+ignored; a partly frozen layer's norm counts only its trainable tensors.
 
 Everything else stays Opacus': the Poisson data loader, the accountant, and the noise, drawn
 exactly as ``DPOptimizer`` draws it (``N(0, σC)`` per parameter in parameter order from the
 same generator, then divided by the expected batch size). The tests keep Opacus as the
 oracle: with the same seed a run here and a run through Opacus' hooks produce the same weights.
+The trainer uses this path only where :mod:`governance.train.clipping.proof` admits it.
+
+Equivalence tests: ``tests/train/test_dp.py`` (one-sample reference, Opacus with noise),
+``tests/train/clipping/test_proof.py`` (partly frozen layers, the leaks the proof closes) and
+``tests/train/clipping/test_generated_models.py`` (generated models, float64 reference).
 """
 
 from __future__ import annotations
@@ -40,29 +43,27 @@ __all__ = [
     "FusedMLPStep",
     "FusedStep",
     "add_linear_clipped",
+    "clippable",
     "plain_cross_entropy",
     "supports_fast_clipping",
     "supports_fused_mlp",
 ]
 
 
-def _clippable(module: nn.Module) -> bool:
+def clippable(module: nn.Module) -> bool:
     """Layers this module clips: ``Linear``, ``LayerNorm`` with an elementwise affine, and (see
-    :mod:`governance.train.fast_conv`) one-group zero-padded ``Conv2d`` and affine ``GroupNorm``."""
+    :mod:`governance.train.clipping.conv`) one-group zero-padded ``Conv2d`` and affine ``GroupNorm``."""
     from torch import nn
 
-    from governance.train.fast_conv import conv_clippable, group_norm_clippable
+    if type(module) is nn.Linear or (type(module) is nn.LayerNorm and module.elementwise_affine):
+        return True
+    from governance.train.clipping.conv import conv_clippable, group_norm_clippable
 
-    return (
-        type(module) is nn.Linear
-        or (type(module) is nn.LayerNorm and module.elementwise_affine)
-        or conv_clippable(module)
-        or group_norm_clippable(module)
-    )
+    return conv_clippable(module) or group_norm_clippable(module)
 
 
 def supports_fast_clipping(model: nn.Module) -> bool:
-    """True when every trainable parameter belongs to a layer :func:`_clippable` accepts and none
+    """True when every trainable parameter belongs to a layer :func:`clippable` accepts and none
     is shared; at least one trainable ``Linear`` or ``Conv2d`` is required."""
     from torch import nn
 
@@ -72,7 +73,7 @@ def supports_fast_clipping(model: nn.Module) -> bool:
         own = [p for p in module.parameters(recurse=False) if p.requires_grad]
         if not own:
             continue
-        if not _clippable(module):
+        if not clippable(module):
             return False
         has_linear = has_linear or type(module) in (nn.Linear, nn.Conv2d)
         for p in own:
@@ -123,7 +124,7 @@ class FastLinearClipping:
         expected_batch_size: int,
         generator: torch.Generator | None,
     ) -> None:
-        from governance.train.fast_conv import poisson_capacity
+        from governance.train.clipping.conv import poisson_capacity
 
         self.criterion = criterion
         self.noise_multiplier = float(noise_multiplier)
@@ -136,10 +137,10 @@ class FastLinearClipping:
         self.layers = [
             m
             for m in module.modules()
-            if _clippable(m) and any(p.requires_grad for p in m.parameters(recurse=False))
+            if clippable(m) and any(p.requires_grad for p in m.parameters(recurse=False))
         ]
         self._records: list[tuple[nn.Module, Any, torch.Tensor]] = []
-        self._workspaces: dict[int, Any] = {}  # conv layers' buffers, kept between steps (fast_conv)
+        self._workspaces: dict[int, Any] = {}  # conv layers' buffers, kept between steps (clipping.conv)
         self._capacity = poisson_capacity(self.expected_batch_size)  # their rows (Poisson batches)
         self._handles = [layer.register_forward_hook(self._record) for layer in self.layers]
 
@@ -153,7 +154,7 @@ class FastLinearClipping:
                 norm: Any = layer
                 x = F.layer_norm(x, norm.normalized_shape, None, None, norm.eps)
             elif type(layer).__name__ == "GroupNorm":
-                from governance.train.fast_conv import group_norm_input
+                from governance.train.clipping.conv import group_norm_input
 
                 # Its statistics too: the autograd graph frees them in the backward pass.
                 x = group_norm_input(layer, x, output)  # type: ignore[arg-type]
@@ -172,7 +173,7 @@ class FastLinearClipping:
         import torch
         from torch import nn
 
-        from governance.train.fast_conv import add_layer_clipped, layer_grads
+        from governance.train.clipping.conv import add_layer_clipped, layer_grads
 
         records, self._records = self._records, []
         if len(records) != len(self.layers):
@@ -193,26 +194,31 @@ class FastLinearClipping:
             elif type(layer) is not nn.Linear:
                 gw, gb = _layer_norm_grads(layer, a, g)  # type: ignore[arg-type]
                 sequence[k] = (gw, gb)
-                norms_sq += (gw * gw).sum(dim=1) + (gb * gb).sum(dim=1)
+                # Only the trainable tensors count: a frozen one's gradient is never applied.
+                if _trains(layer.weight):
+                    norms_sq += (gw * gw).sum(dim=1)
+                if _trains(layer.bias):
+                    norms_sq += (gb * gb).sum(dim=1)
             elif a.dim() == 2:
-                a_sq = torch.linalg.vecdot(a, a)
-                if layer.bias is not None and layer.bias.requires_grad:
-                    a_sq += 1.0  # ‖[a_i, 1]‖²: the bias gradient is g_i itself
+                # ‖[a_i, 1]‖²·‖g_i‖²: the bias gradient is g_i itself; a frozen part counts nothing.
+                a_sq = torch.linalg.vecdot(a, a) if _trains(layer.weight) else torch.zeros_like(losses)
+                if _trains(layer.bias):
+                    a_sq += 1.0
                 norms_sq.addcmul_(a_sq, torch.linalg.vecdot(g, g))
             else:
                 a3, g3 = a.reshape(batch, -1, a.shape[-1]), g.reshape(batch, -1, g.shape[-1])
                 sequence[k] = (a3, g3)
-                norms_sq += _linear_norm_sq(a3, g3)
-                if layer.bias is not None and layer.bias.requires_grad:
+                if _trains(layer.weight):
+                    norms_sq += _linear_norm_sq(a3, g3)
+                if _trains(layer.bias):
                     norms_sq += g3.sum(dim=1).pow(2).sum(dim=1)
         # The same clipping factor as Opacus' DPOptimizer.clip_and_accumulate, with the division
         # by the expected batch size folded in (it scales clipped sums and noise alike).
         scale = 1.0 / self.expected_batch_size
         coef = (self.max_grad_norm / (norms_sq.sqrt() + 1e-6)).clamp(max=1.0).mul_(scale)
         # Each gradient starts as its noise and the clipped sum is accumulated into it in place
-        # (addmm_ for 2-D Linear weights): no per-parameter temporaries, sums, divisions or views;
-        # on CPU a small MLP's step is dominated by per-op overhead, and this measured 5-8 % off
-        # the DP step of the benchmark MLP (together with vecdot norms above). The noise is
+        # (addmm_ for 2-D Linear weights): no per-parameter temporaries, sums, divisions or views,
+        # which dominate a small model's step on CPU (docs/PERFORMANCE.md). The noise is
         # drawn per parameter in parameter order with normal_, the draws DPOptimizer makes
         # (torch.normal(0, σC, shape)), only scaled by 1/B first; the Opacus-oracle test holds.
         std = self.noise_multiplier * self.max_grad_norm * scale
@@ -227,7 +233,8 @@ class FastLinearClipping:
             if type(layer) is not nn.Linear:
                 gw, gb = sequence[k]
                 summed[id(layer.weight)] = (gw * coef.unsqueeze(1)).sum(dim=0)  # flat
-                summed[id(layer.bias)] = (gb * coef.unsqueeze(1)).sum(dim=0)
+                if layer.bias is not None:
+                    summed[id(layer.bias)] = (gb * coef.unsqueeze(1)).sum(dim=0)
                 continue
             if a.dim() != 2:
                 a3, g3 = sequence[k]
@@ -251,6 +258,11 @@ class FastLinearClipping:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def _trains(param: Any) -> bool:
+    """A parameter that exists and is trained (a frozen tensor counts nothing in a norm)."""
+    return param is not None and bool(param.requires_grad)
 
 
 def _linear_norm_sq(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -311,10 +323,9 @@ class FastOptimizer:
 
 # -- the fused MLP step ----------------------------------------------------------------------
 #
-# Why a second path next to FastLinearClipping: on the benchmark MLP (32→64→32→2, batch 256, one
-# CPU thread) the plain step takes about 0.7 ms and the single-pass path above adds about 40
-# small tensor ops (forward hooks, an autograd graph built only to be asked for the layer-output
-# gradients, per-parameter temporaries), about 0.3 ms: 1.5x. For the one shape of model the
+# Why a second path next to FastLinearClipping: on a small MLP the single-pass path's forward
+# hooks, autograd graph and per-parameter temporaries cost about half the plain step
+# (docs/PERFORMANCE.md). For the one shape of model the
 # built-in ``mlp`` architecture produces, nn.Sequential of Linear/ReLU trained with plain
 # cross-entropy, the backward pass is short enough to write by hand, and the per-sample norms
 # and clipped sums fall out of it with no graph and no hooks. Anything else (other layers, a
@@ -369,14 +380,14 @@ class _FusedLoss:
 
 class FusedStep:
     """What the hand-written DP steps share (:class:`FusedMLPStep`,
-    :class:`governance.train.fused_sequential.FusedSequentialStep`): the settings, the flat noise
+    :class:`governance.train.clipping.sequential.FusedSequentialStep`): the settings, the flat noise
     buffer, and the criterion. The training loop calls ``model.train()`` / ``model(x)`` /
     ``criterion(out, y).backward()``: a step is both model and criterion.
 
     The noise of all parameters is one ``normal_`` draw into one flat buffer whose views become
     the ``.grad`` tensors, reused every step: the same distribution as DPOptimizer's (i.i.d.
     ``N(0, σC/B)`` per coordinate, independent of the data), but not its draw order, which is
-    one call per parameter; six calls and six allocations were 6 % of the benchmark MLP's step.
+    one call per parameter (one draw is measurably cheaper on a small model: docs/PERFORMANCE.md).
     """
 
     def __init__(

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from governance.models.architectures import build_architecture
-from governance.train.dp import PrivacySettings, supports_fused
-from governance.train.fast_conv import GroupNormInput, group_norm_backward
-from governance.train.fused_sequential import FusedSequentialStep, supports_fused_sequential
+from governance.train.clipping.conv import GroupNormInput, group_norm_backward
+from governance.train.clipping.sequential import FusedSequentialStep, supports_fused_sequential
+from governance.train.dp import supports_fused
 from governance.train.trainer import Trainer
-from tests.train._reference import assert_noise_is_one_flat_draw, clipped_sums, images
+from tests.train._reference import assert_noise_is_one_flat_draw, clipped_sums, clipping_only, images
 
 SHAPE = (2, 7, 7)
 
@@ -155,8 +155,8 @@ def test_builtin_cnn_trains_fused_like_the_fast_path_and_opacus() -> None:
     for mode in ("auto", "fast", "hooks"):
         torch.manual_seed(0)
         model = build_architecture("cnn", 64, 3, {"input_shape": [1, 8, 8], "channels": [4, 8]})
-        privacy = PrivacySettings(
-            target_epsilon=1e6, delta=1e-3, noise_multiplier=0.0, max_grad_norm=0.3, grad_sample_mode=mode
+        privacy = clipping_only(
+            target_epsilon=50.0, delta=1e-3, noise_multiplier=0.0, max_grad_norm=0.3, grad_sample_mode=mode
         )
         results[mode] = Trainer(
             model=model,
@@ -208,7 +208,7 @@ def test_models_the_fused_step_takes_and_leaves() -> None:
 def test_padding_rows_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches run padded to a multiple of BATCH_MULTIPLE rows (oneDNN kernel shapes); with no
     padding the same step gives the same loss and gradients to float rounding."""
-    from governance.train import fused_sequential
+    from governance.train.clipping import sequential as fused_sequential
 
     x, y = (torch.from_numpy(a) for a in _images(37))
     results = []

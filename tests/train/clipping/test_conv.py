@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 from governance.models.architectures import build_architecture
-from governance.train.dp import PrivacySettings, supports_fast_clipping
-from governance.train.fast_conv import (
+from governance.train.clipping.conv import (
     Workspace,
     conv_grads,
     group_norm_input,
@@ -20,9 +19,10 @@ from governance.train.fast_conv import (
     shifted_products,
     shifts_apply,
 )
-from governance.train.fast_dp import FastLinearClipping
+from governance.train.clipping.linear import FastLinearClipping
+from governance.train.dp import PrivacySettings, supports_fast_clipping
 from governance.train.trainer import Trainer
-from tests.train._reference import clipped_sums, images
+from tests.train._reference import clipped_sums, clipping_only, images
 
 SHAPE = (2, 7, 7)
 
@@ -60,12 +60,12 @@ def test_per_sample_clipping_matches_microbatch_reference(conv: dict[str, Any], 
         k: p.detach() - lr * s / len(x)
         for (k, p), s in zip(reference.named_parameters(), clipped_sums(reference, x, y, clip).values())
     }
-    privacy = PrivacySettings(
+    privacy = clipping_only(
         target_epsilon=1.0,
         max_grad_norm=clip,
         noise_multiplier=0.0,
         poisson_sampling=False,
-        grad_sample_mode="fast",  # auto would take the fused step (tests/train/test_fused_sequential.py)
+        grad_sample_mode="fast",  # auto would take the fused step (tests/train/clipping/test_sequential.py)
     )
     model = _conv_net(conv, group_norm)
     result = Trainer(
@@ -146,7 +146,7 @@ def test_every_norm_path_matches_the_reference_across_batch_sizes(
         chosen.update(k for k in ("per_offset", "per_sample", "grad_out") if getattr(state, k) is not None)
         return norms, state
 
-    monkeypatch.setattr("governance.train.fast_conv.conv_grads", forced)
+    monkeypatch.setattr("governance.train.clipping.conv.conv_grads", forced)
     try:
         for n, seed in ((20, 1), (48, 2), (0, 3), (7, 4)):
             x, y = _images(n, seed, shape)
