@@ -103,6 +103,8 @@ def build_charts(results: Results, *, draw: bool = True) -> dict[str, list[Chart
     out: dict[str, list[Chart]] = {}
     taken: set[str] = set()
     for name, (audit, target) in _REGISTRY.items():
+        if audit not in results.sections:
+            continue  # an audit the run did not list has no section to show a chart (or a note) in
         out.setdefault(audit, []).extend(_build_one(name, audit, target, results, draw=draw, taken=taken))
     return out
 
