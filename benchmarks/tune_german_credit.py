@@ -81,14 +81,21 @@ class Config:
         return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
 
 
-def _grid(optimizers: tuple[tuple[str, float, float], ...]) -> list[Config]:
+def _grid(
+    optimizers: tuple[tuple[str, float, float], ...],
+    hiddens: tuple[tuple[int, ...], ...] = HIDDEN,
+    epochs: tuple[int, ...] = EPOCHS,
+    batches: tuple[int, ...] = BATCH,
+) -> list[Config]:
     return [
-        Config(opt, mom, lr, hidden, epochs, batch)
-        for (opt, mom, lr), hidden, epochs, batch in itertools.product(optimizers, HIDDEN, EPOCHS, BATCH)
+        Config(opt, mom, lr, hidden, n, batch)
+        for (opt, mom, lr), hidden, n, batch in itertools.product(optimizers, hiddens, epochs, batches)
     ]
 
 
-def _fit_score(spec: Any, bundle: Any, fit_rows: Any, score_rows: Any, config: Config, private: bool) -> float:
+def _fit_score(
+    spec: Any, bundle: Any, fit_rows: Any, score_rows: Any, config: Config, private: bool
+) -> float:
     """Train like ``governance.train.api.train`` on ``fit_rows``; accuracy on ``score_rows``."""
     import numpy as np
     import torch
@@ -100,7 +107,9 @@ def _fit_score(spec: Any, bundle: Any, fit_rows: Any, score_rows: Any, config: C
 
     part = dataclasses.replace(bundle, train=fit_rows, eval=score_rows)
     preprocessor = preprocessor_for(part, schema=spec.data.public_schema, private=private)
-    run_spec = spec.model_copy(update={"model": spec.model.model_copy(update={"options": {"hidden": list(config.hidden)}})})
+    run_spec = spec.model_copy(
+        update={"model": spec.model.model_copy(update={"options": {"hidden": list(config.hidden)}})}
+    )
     torch.manual_seed(spec.seed)
     model = build_module(model_config(run_spec, part, preprocessor))
     index = {c: i for i, c in enumerate(bundle.classes)}
@@ -108,7 +117,11 @@ def _fit_score(spec: Any, bundle: Any, fit_rows: Any, score_rows: Any, config: C
     if private:
         sigma = _noise_multiplier(len(fit_rows), config.batch_size, config.epochs)
         privacy = PrivacySettings(
-            target_epsilon=EPSILON, delta=DELTA, max_grad_norm=MAX_GRAD_NORM, accountant="prv", noise_multiplier=sigma
+            target_epsilon=EPSILON,
+            delta=DELTA,
+            max_grad_norm=MAX_GRAD_NORM,
+            accountant="prv",
+            noise_multiplier=sigma,
         )
     trainer = Trainer(
         model=model,
@@ -129,7 +142,7 @@ def _fit_score(spec: Any, bundle: Any, fit_rows: Any, score_rows: Any, config: C
     return float(np.mean(predicted == score_rows[bundle.label].map(index).to_numpy()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _noise_multiplier(rows: int, batch_size: int, epochs: int) -> float:
     """σ for ε = 3 as the trainer calibrates it (sample rate 1 / batches per epoch), computed once
     per (rows, batch size, epochs): calibration is most of a small DP run's time."""
@@ -138,7 +151,11 @@ def _noise_multiplier(rows: int, batch_size: int, epochs: int) -> float:
     sample_rate = 1.0 / math.ceil(rows / batch_size)
     return float(
         get_noise_multiplier(
-            target_epsilon=EPSILON, target_delta=DELTA, sample_rate=sample_rate, epochs=epochs, accountant="prv"
+            target_epsilon=EPSILON,
+            target_delta=DELTA,
+            sample_rate=sample_rate,
+            epochs=epochs,
+            accountant="prv",
         )
     )
 
@@ -151,13 +168,23 @@ def _folds(bundle: Any) -> list[tuple[Any, Any]]:
     return [(rows.iloc[a], rows.iloc[b]) for a, b in cut.split(rows, rows[bundle.label])]
 
 
-def _search(spec: Any, bundle: Any, folds: list[Any], grid: list[Config], private: bool) -> list[dict[str, Any]]:
+def _search(
+    spec: Any, bundle: Any, folds: list[Any], grid: list[Config], private: bool
+) -> list[dict[str, Any]]:
     scored = []
     for i, config in enumerate(grid):
         draws = DP_VALIDATION_DRAWS if private else 1
-        accs = [_fit_score(spec, bundle, fit, held, config, private) for fit, held in folds for _ in range(draws)]
-        scored.append({**config.as_dict(), "validation": statistics.mean(accs), "validation_sd": statistics.stdev(accs)})
-        print(f"[{'dp' if private else 'np'} {i + 1}/{len(grid)}] {config} val={scored[-1]['validation']:.4f}", file=sys.stderr, flush=True)
+        accs = [
+            _fit_score(spec, bundle, fit, held, config, private) for fit, held in folds for _ in range(draws)
+        ]
+        scored.append(
+            {**config.as_dict(), "validation": statistics.mean(accs), "validation_sd": statistics.stdev(accs)}
+        )
+        print(
+            f"[{'dp' if private else 'np'} {i + 1}/{len(grid)}] {config} val={scored[-1]['validation']:.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
     return scored
 
 
@@ -166,7 +193,9 @@ def _best(scored: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _config(row: dict[str, Any]) -> Config:
-    return Config(row["optimizer"], row["momentum"], row["lr"], tuple(row["hidden"]), row["epochs"], row["batch_size"])
+    return Config(
+        row["optimizer"], row["momentum"], row["lr"], tuple(row["hidden"]), row["epochs"], row["batch_size"]
+    )
 
 
 def _evaluate(spec: Any, bundle: Any, config: Config, private: bool) -> dict[str, Any]:
@@ -195,13 +224,11 @@ def _baselines(bundle: Any) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global HIDDEN, EPOCHS, BATCH  # noqa: PLW0603 - --quick shrinks the grid
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny grid, to check the script runs")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
-    if args.quick:
-        HIDDEN, EPOCHS, BATCH = ((16,),), (5,), (64,)
+    hiddens, epochs, batches = (((16,),), (5,), (64,)) if args.quick else (HIDDEN, EPOCHS, BATCH)
 
     from governance.data.loading import load_bundle
     from governance.spec import load_spec
@@ -210,8 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_spec(SPEC)
     bundle = load_bundle(spec)
     folds = _folds(bundle)
-    np_grid = _grid(NON_PRIVATE_OPTIMIZERS[:2] if args.quick else NON_PRIVATE_OPTIMIZERS)
-    dp_grid = _grid(DP_OPTIMIZERS[:2] if args.quick else DP_OPTIMIZERS)
+    np_grid = _grid(
+        NON_PRIVATE_OPTIMIZERS[:2] if args.quick else NON_PRIVATE_OPTIMIZERS, hiddens, epochs, batches
+    )
+    dp_grid = _grid(DP_OPTIMIZERS[:2] if args.quick else DP_OPTIMIZERS, hiddens, epochs, batches)
 
     np_scored = _search(spec, bundle, folds, np_grid, private=False)
     dp_scored = _search(spec, bundle, folds, dp_grid, private=True)
@@ -226,9 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         "grid": {
             "non_private_optimizers": NON_PRIVATE_OPTIMIZERS,
             "dp_optimizers": DP_OPTIMIZERS,
-            "hidden": HIDDEN,
-            "epochs": EPOCHS,
-            "batch_size": BATCH,
+            "hidden": hiddens,
+            "epochs": epochs,
+            "batch_size": batches,
             "twin_lrs": TWIN_LRS,
         },
         "non_private": {**best_np, **_evaluate(spec, bundle, _config(best_np), private=False)},
