@@ -337,7 +337,7 @@ SPEC_CASES = [
         TRAIN,
         "spec.yaml",
         "train.privacy.target_epsilon",
-        "greater|>",
+        r"greater|>|must be in \(0, 100\]",
     ),
     Case(
         "spec-unknown-audit",
