@@ -533,15 +533,21 @@ def _subject_info(spec: Spec, subject: _Subject, hashes: _HashCache) -> dict[str
         "label": subject.bundle.label,
         "classes": list(subject.bundle.classes),
         "sensitive": list(subject.bundle.sensitive),
-        "rows": {"eval": len(subject.eval_predictions.y_true) if subject.counted is None else subject.counted.rows}
+        "rows": {
+            "eval": len(subject.eval_predictions.y_true) if subject.counted is None else subject.counted.rows
+        }
         | ({} if subject.train_predictions is None else {"train": len(subject.train_predictions.y_true)}),
     }
     if spec.model.predictions is not None and subject.model_dir is None:
         path = Path(spec.model.predictions)
-        info["predictions"] = {"path": str(path), "sha256": hashes(path)} if path.is_file() else {
-            "path": str(path),
-            "files": {str(f): hashes(f) for f in _expanded(path, spec, strict=False)},
-        }
+        info["predictions"] = (
+            {"path": str(path), "sha256": hashes(path)}
+            if path.is_file()
+            else {
+                "path": str(path),
+                "files": {str(f): hashes(f) for f in _expanded(path, spec, strict=False)},
+            }
+        )
         if subject.counted is not None:
             info["engine"] = subject.counted.engine
     if subject.model_dir is None and subject.handle is not None and spec.model.weights is not None:

@@ -241,8 +241,10 @@ def _duckdb_rows(
         con.execute("SET TimeZone = 'UTC'")
         paths = [str(p) for p in files]
         suffix = files[0].suffix.lower()
-        reader = "read_csv(?, header = true, union_by_name = true)" if suffix == ".csv" else (
-            "read_parquet(?, union_by_name = true)"
+        reader = (
+            "read_csv(?, header = true, union_by_name = true)"
+            if suffix == ".csv"
+            else ("read_parquet(?, union_by_name = true)")
         )
         described = con.execute(f"DESCRIBE SELECT * FROM {reader}", [paths]).fetchall()
         types = {str(r[0]): str(r[1]).upper() for r in described}
@@ -287,8 +289,8 @@ def _spark_rows(
 ) -> tuple[list[tuple[Any, ...]], tuple[str, ...]]:
     try:
         from pyspark.sql import SparkSession
-        from pyspark.sql import functions as F  # noqa: N812 - pyspark's own spelling
-        from pyspark.sql import types as T  # noqa: N812
+        from pyspark.sql import functions as F
+        from pyspark.sql import types as T
     except ImportError:
         raise InputError(source, "engine", ERR_NO_PYSPARK) from None
     if not settings.spark_master:
@@ -342,7 +344,7 @@ def _sorted_names(values: Sequence[Any], kind: str) -> tuple[list[str], dict[Any
     """Distinct names sorted in the values' own type (numbers numerically), equal names merged."""
     named = _names(values, kind)
     order: list[str] = []
-    for v in sorted(named, key=lambda x: (float(x) if kind == "float" else x)):
+    for v in sorted(named, key=lambda x: float(x) if kind == "float" else x):
         if named[v] not in order:
             order.append(named[v])
     return order, named
@@ -432,9 +434,7 @@ def _counted(
 # -- the in-memory path's windows ------------------------------------------------------------------
 
 
-def window_labels(
-    micros: np.ndarray, window: str
-) -> tuple[np.ndarray, tuple[str, ...]]:
+def window_labels(micros: np.ndarray, window: str) -> tuple[np.ndarray, tuple[str, ...]]:
     """Codes and labels (``YYYY-MM-DD`` of the window's first day, UTC) of timestamps in µs.
 
     Weeks start on Monday, as DuckDB's and Spark's ``date_trunc('week')``.

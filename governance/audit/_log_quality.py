@@ -87,7 +87,7 @@ def log_span_days(context: AuditContext) -> tuple[float | None, int]:
     if missing is not None:
         micros = micros[~np.asarray(missing)]
     if micros.size == 0:
-        return None, int(len(bundle.timestamps))
+        return None, len(bundle.timestamps)
     span = float(int(micros.max()) - int(micros.min())) / _US_PER_DAY
     return span, 0 if missing is None else int(np.asarray(missing).sum())
 

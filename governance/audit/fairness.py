@@ -59,6 +59,8 @@ DisparityName = Literal[
     "equal_opportunity_difference",
     "accuracy_difference",
 ]
+#: The default window limit: NYC LL144's and the EEOC's four-fifths rule on selection rates.
+FOUR_FIFTHS: dict[DisparityName, float] = {"demographic_parity_ratio": 0.8}
 ERR_NO_TIMESTAMP = "window needs a timestamp column: give audits.fairness.timestamp or data.timestamp"
 
 
@@ -102,9 +104,7 @@ class FairnessOptions(Options):
     counterfactual: CounterfactualOptions | None = None
     window: Literal["month", "week", "day"] | None = None
     timestamp: Str | None = None
-    window_limits: dict[DisparityName, Float] = Field(
-        default_factory=lambda: {"demographic_parity_ratio": 0.8}
-    )
+    window_limits: dict[DisparityName, Float] = Field(default_factory=lambda: dict(FOUR_FIFTHS))
 
 
 class FairnessAudit(Audit):
@@ -143,7 +143,9 @@ class FairnessAudit(Audit):
         )
         section = audit_counts(joint, options, seed=seed, source=source)
         if options.window is not None:
-            windows = _memory_windows(context, options, attr_codes, categories, classes, y_true, y_pred, source)
+            windows = _memory_windows(
+                context, options, attr_codes, categories, classes, y_true, y_pred, source
+            )
             section = add_windows(section, windows, options, source=source)
         return add_counterfactual(section, context, source=source)
 
@@ -170,13 +172,18 @@ def _memory_windows(
     micros, missing = _eval_timestamps(context, options, source)
     if missing is not None and missing.any():
         raise InputError(
-            source, options.timestamp or "data.timestamp",
+            source,
+            options.timestamp or "data.timestamp",
             f"{int(missing.sum())} row(s) have no timestamp; every row of a windowed log needs one",
         )
     assert options.window is not None
     codes, labels = window_labels(micros, options.window)
     joint = JointCounts.from_codes(
-        [codes, *attr_codes], [labels, *categories], y_true, y_pred, classes,
+        [codes, *attr_codes],
+        [labels, *categories],
+        y_true,
+        y_pred,
+        classes,
         attributes=["(window)", *context.data.sensitive],
     )
     return tuple(
@@ -196,7 +203,9 @@ def _eval_timestamps(
     if bundle.timestamps is not None:
         return np.asarray(bundle.timestamps), bundle.timestamps_missing
     if column not in bundle.eval:
-        raise InputError(bundle.paths.get("eval") or source, column, "timestamp column missing from the eval data")
+        raise InputError(
+            bundle.paths.get("eval") or source, column, "timestamp column missing from the eval data"
+        )
     import pandas as pd
 
     values = pd.to_datetime(bundle.eval[column], utc=True, errors="coerce")
@@ -232,8 +241,13 @@ def add_windows(
             for m in DISPARITIES:
                 value = float(point[m])
                 rows.append(
-                    {"window": label, "attribute": table.name, "metric": m, "value": _finite(value),
-                     "rows": int(table.counts.sum())}
+                    {
+                        "window": label,
+                        "attribute": table.name,
+                        "metric": m,
+                        "value": _finite(value),
+                        "rows": int(table.counts.sum()),
+                    }
                 )
                 if np.isfinite(value):
                     per.setdefault((qualifier, m), []).append((label, value))

@@ -379,7 +379,11 @@ def load_prediction_inputs(spec: Spec) -> tuple[DataBundle, Predictions]:
 
 def _self_contained_log(spec: Spec) -> bool:
     path, eval_path = spec.model.predictions, spec.data.eval
-    return eval_path is None or str(eval_path) == str(path) or Path(eval_path).resolve() == Path(str(path)).resolve()
+    return (
+        eval_path is None
+        or str(eval_path) == str(path)
+        or Path(eval_path).resolve() == Path(str(path)).resolve()
+    )
 
 
 def _read_log(path: Path, columns: Sequence[str], *, optional: Sequence[str] = (), field: str) -> pa.Table:
@@ -406,9 +410,7 @@ def is_glob(path: Path | str) -> bool:
     return _is_glob(path)
 
 
-def _timestamps(
-    table: pa.Table, column: str
-) -> tuple[NDArray[np.int64], NDArray[np.bool_] | None]:
+def _timestamps(table: pa.Table, column: str) -> tuple[NDArray[np.int64], NDArray[np.bool_] | None]:
     """Microseconds since the epoch (UTC) of each row, and the rows without a time (None if none)."""
     import pyarrow as pa
 

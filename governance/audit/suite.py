@@ -30,7 +30,9 @@ ERR_UNKNOWN_AUDIT = "unknown audit; expected one of {known}"
 SKIP_NEEDS_MODEL = "needs a model; this run audits saved predictions only"
 #: The audits that work from a counted decision log (engine duckdb or spark): the others need rows.
 COUNTED_AUDITS = ("data_quality", "fairness", "performance")
-SKIP_COUNTED = "needs the rows in memory; this decision log was counted by an engine (spec engine: memory keeps them)"
+SKIP_COUNTED = (
+    "needs the rows in memory; this decision log was counted by an engine (spec engine: memory keeps them)"
+)
 
 
 @dataclass(frozen=True)
