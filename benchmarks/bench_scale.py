@@ -194,6 +194,37 @@ def spark_vs_duckdb(folder: Path, rows: int) -> dict[str, Any]:
     }
 
 
+def engine_decision(folder: Path, rows: int = 1_000_000, repeats: int = 3) -> dict[str, Any]:
+    """Could DuckDB be the only engine? The whole ``governance audit`` process at 1M rows with
+    ``engine: memory`` and ``engine: duckdb`` (best of ``repeats``), beside fairlearn's
+    ``MetricFrame`` on the same rows (bench_fairness's timing), in one run."""
+    from benchmarks.bench_fairness import time_audit, time_fairlearn
+    from benchmarks.bench_fairness import write_log as write_fairness_log
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "log.parquet"
+    write_fairness_log(data, rows)
+    best: dict[str, float] = {}
+    for engine in ("memory", "duckdb"):
+        spec = folder / f"spec-{engine}.yaml"
+        spec.write_text(
+            f"name: decision\ntask: binary_classification\nseed: 0\nengine: {engine}\n"
+            "data: {label: label, sensitive: [sex, race]}\nmodel: {predictions: log.parquet}\n"
+            "audits: {fairness: {bootstrap: 1000}}\n"
+        )
+        times, _ = time_audit(spec, folder / f"out-{engine}", repeats)
+        best[engine] = min(times)
+    fairlearn_s, _ = time_fairlearn(data)
+    return {
+        "decision_rows": rows,
+        "memory_process_1m_s": round(best["memory"], 3),
+        "duckdb_process_1m_s": round(best["duckdb"], 3),
+        "fairlearn_1m_s": round(fairlearn_s, 2),
+        "ratio_memory_over_fairlearn": round(fairlearn_s / best["memory"], 1),
+        "ratio_duckdb_over_fairlearn": round(fairlearn_s / best["duckdb"], 1),
+    }
+
+
 def run(smoke: bool = False) -> dict[str, Any]:
     rows = int(os.environ.get("SCALE_ROWS", 2_000_000 if smoke else ROWS))
     spark_rows = 200_000 if smoke else SPARK_ROWS
@@ -232,6 +263,8 @@ def run(smoke: bool = False) -> dict[str, Any]:
             "equal_to_oracle": equal,
         }
         figures.update(spark_vs_duckdb(work / "spark", spark_rows))
+        if not smoke and not os.environ.get("SCALE_SKIP_DECISION"):
+            figures.update(engine_decision(work / "decision"))
         figures["target_s"] = SECONDS_TARGET
         figures["target_rss_mb"] = RSS_TARGET_MB
         figures["met"] = equal and (smoke or (wall <= SECONDS_TARGET and rss_mb <= RSS_TARGET_MB))

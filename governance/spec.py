@@ -273,7 +273,7 @@ class Spec(_Strict):
     #: What `governance mitigate` mitigates.
     mitigation: MitigationSpec | None = None
     #: Who counts a decision log's rows (issue 17): in memory, DuckDB (out of core) or Spark;
-    #: ``auto`` picks DuckDB above governance.audit._engines.AUTO_MAX_ROWS rows.
+    #: ``auto`` picks DuckDB above governance.audit._engines.AUTO_MAX_ROWS (10M) rows.
     engine: Literal["auto", "memory", "duckdb", "spark"] = "auto"
     duckdb: DuckDBSpec | None = None
     spark: SparkSpec | None = None

@@ -11,8 +11,8 @@ whichever engine counted (tests/audit/test_engines.py).
 Engines
 -------
 ``memory``
-    The in-memory path: every needed column read into numpy (fastest below ~20M rows, and the only
-    one that keeps the rows for ROC AUC, baselines and counterfactual pairs).
+    The in-memory path: every needed column read into numpy (the only one that keeps the rows for
+    ROC AUC, baselines and counterfactual pairs), the default up to :data:`AUTO_MAX_ROWS`.
 ``duckdb``
     Embedded, out of core (``SET memory_limit``, spills to a temp folder), the default beyond
     :data:`AUTO_MAX_ROWS`.
@@ -56,11 +56,13 @@ __all__ = [
 ]
 
 #: ``engine: auto`` counts with DuckDB above this many rows (read from the Parquet footers, no pass
-#: over the data). Below it the in-memory path is faster (10M rows: ~1.3 s) and keeps the rows for
-#: ROC AUC and the baselines; above it, its peak memory (~60 bytes a row) passes ~1.5 GB.
-AUTO_MAX_ROWS = 20_000_000
+#: over the data). Up to it the in-memory path keeps the rows, which ROC AUC, the baselines,
+#: counterfactual pairs, duplicates and PII need, and is as fast as DuckDB at 1M rows (both 1.24 s
+#: for the whole process, docs/scale.md); above it its peak memory (~110 bytes a row with scores:
+#: 1.13 GB at 10M rows, DuckDB 0.34 GB) would pass 1.5 GB.
+AUTO_MAX_ROWS = 10_000_000
 #: The same limit for CSV logs, whose row count is unknown without reading them (~50 bytes a row).
-AUTO_MAX_CSV_BYTES = 1 << 30
+AUTO_MAX_CSV_BYTES = 512 << 20
 
 Window = Literal["month", "week", "day"]
 WINDOWS: tuple[str, ...] = ("month", "week", "day")
@@ -148,7 +150,7 @@ def choose_engine(requested: str, files: Sequence[Path]) -> str:
                 rows += pq.read_metadata(path).num_rows
             except (OSError, ValueError):
                 return "memory"  # the in-memory reader reports the broken file, naming it
-        elif suffix == ".csv":
+        elif suffix == ".csv" and path.is_file():
             rows += math.ceil(path.stat().st_size * AUTO_MAX_ROWS / AUTO_MAX_CSV_BYTES)
         else:
             return "memory"  # JSON lines: only the in-memory path reads them

@@ -134,6 +134,8 @@ class FairnessAudit(Audit):
             _check_counted_groups(joint, source)
             section = audit_counts(joint, options, seed=seed, source=source)
             if options.window is not None:
+                if not (options.timestamp or getattr(context.spec.data, "timestamp", None)):
+                    raise InputError(source, "audits.fairness.window", ERR_NO_TIMESTAMP)
                 section = add_windows(section, counted.windows, options, source=source)
             return section
         classes, y_true, y_pred = class_codes(context.eval_predictions, bundle.classes)

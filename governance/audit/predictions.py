@@ -493,13 +493,14 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
 
 
 def _timestamp_column(spec: Spec) -> str | None:
-    """The timestamp column: ``data.timestamp``, else ``audits.fairness.timestamp``."""
-    named = getattr(spec.data, "timestamp", None)
-    if named:
-        return str(named)
+    """The timestamp column: ``audits.fairness.timestamp``, else ``data.timestamp`` (as the
+    fairness audit reads them)."""
     fairness = spec.audits.get("fairness") or {}
     value = fairness.get("timestamp") if isinstance(fairness, dict) else None
-    return value if isinstance(value, str) else None
+    if isinstance(value, str):
+        return value
+    named = getattr(spec.data, "timestamp", None)
+    return str(named) if named else None
 
 
 def load_counted_log(spec: Spec, engine: str) -> tuple[DataBundle, Predictions, Any]:

@@ -327,7 +327,7 @@ def test_auto_engine_by_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr("governance.audit._engines.AUTO_MAX_ROWS", 99)
     assert choose_engine("auto", [tmp_path / "a.parquet"]) == "duckdb"
     assert choose_engine("spark", [tmp_path / "a.parquet"]) == "spark"
-    assert AUTO_MAX_ROWS == 20_000_000
+    assert AUTO_MAX_ROWS == 10_000_000
 
 
 # -- Spark ----------------------------------------------------------------------------------------
@@ -391,3 +391,53 @@ def test_spark_without_master_is_exit_2(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(InputError) as err:
         _run(_spec(tmp_path, pattern, engine="spark"), tmp_path / "s")
     assert err.value.field == "spark.master"
+
+
+def test_data_eval_glob_beside_a_predictions_file(tmp_path: Path) -> None:
+    """``data: {eval: GLOB}``: the eval rows come from every match, in file-name order."""
+    table = _awkward(600, 7, classes=2).drop_columns(["ts"])
+    _write(tmp_path / "logs", table.drop_columns(["y_pred"]), parts=3, fmt="csv")
+    pq.write_table(table.select(["y_pred"]), tmp_path / "pred.parquet")
+    pq.write_table(table, tmp_path / "whole.parquet")
+    spec = tmp_path / "s.yaml"
+    body = (
+        "name: s\ntask: binary_classification\n"
+        "data: {{eval: {eval}, label: label, sensitive: [region, age]}}\n"
+        "model: {{predictions: {pred}}}\naudits: {{fairness: {{bootstrap: 0}}}}\n"
+    )
+    spec.write_text(body.format(eval='"logs/2026-*.csv"', pred="pred.parquet"))
+    split = _run(spec, tmp_path / "a")
+    spec.write_text(body.format(eval="whole.parquet", pred="whole.parquet"))
+    whole = _run(spec, tmp_path / "b")
+    assert _section(split, "fairness")["metrics"] == _section(whole, "fairness")["metrics"]
+    assert sorted(split["subject"]["data"]) == ["eval[0]", "eval[1]", "eval[2]"]
+
+
+def test_glob_of_mixed_types_is_bad_input(tmp_path: Path) -> None:
+    from governance.data.globs import expand
+
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "b.parquet").write_bytes(b"")
+    (tmp_path / "c.jsonl").write_text("{}\n")
+    with pytest.raises(InputError, match="different types"):
+        expand(tmp_path / "[ab].*", source="spec.yaml", field="data.eval")
+    with pytest.raises(InputError, match=r"must name \.parquet or \.csv"):
+        expand(tmp_path / "*", source="spec.yaml", field="data.eval")
+    assert expand(tmp_path / "a.csv") == (tmp_path / "a.csv",)  # no pattern: the path itself
+
+
+def test_counted_log_report_and_skipped_audits(tmp_path: Path) -> None:
+    """The HTML report renders a counted log with windows; audits that need rows say why they skip."""
+    pattern = _write(tmp_path / "logs", _awkward(500, 8, classes=2), parts=2)
+    spec = _spec(tmp_path, pattern, engine="duckdb", task="binary_classification")
+    text = spec.read_text().replace("fairness:", "attribution: {}, fairness:")
+    spec.write_text(text)
+    run_audit(load_spec(spec), tmp_path / "o", progress=False, report_formats=("html",))
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert _section(results, "attribution")["status"] == "skipped"
+    assert (tmp_path / "o" / "report.html").stat().st_size > 0
+    perf = _section(results, "performance")
+    assert "performance.roc_auc" not in perf["metrics"] and perf["details"]["not_computed"] == [
+        "roc_auc",
+        "baselines",
+    ]
