@@ -506,12 +506,11 @@ def _expanded(path: str | PathLike[str], spec: Spec, *, strict: bool = True) -> 
 
 def _hashed(name: str, path: str | PathLike[str], spec: Spec) -> dict[str, Path]:
     """``{name: file}`` for a file, ``{name[i]: file}`` for each match of a glob."""
-    files = _expanded(path, spec, strict=False)
     from governance.data.globs import is_glob
 
     if not is_glob(path):
         return {name: Path(path)}
-    return {f"{name}[{i}]": f for i, f in enumerate(files)}
+    return {f"{name}[{i}]": f for i, f in enumerate(_expanded(path, spec, strict=False))}
 
 
 def _model_files(model_dir: Path) -> list[Path]:

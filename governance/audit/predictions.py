@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from governance.audit.base import Predictions
+from governance.data.globs import expand, is_glob
 from governance.errors import InputError
 
 if TYPE_CHECKING:
@@ -388,8 +389,6 @@ def _self_contained_log(spec: Spec) -> bool:
 
 def _read_log(path: Path, columns: Sequence[str], *, optional: Sequence[str] = (), field: str) -> pa.Table:
     """:func:`read_columns` over a file or a glob of files (one table, rows in file-name order)."""
-    from governance.data.globs import expand
-
     files = expand(path, source=path, field=None) if is_glob(path) else (path,)
     if len(files) == 1:
         return read_columns(files[0], columns, optional=optional)
@@ -404,13 +403,9 @@ def _read_log(path: Path, columns: Sequence[str], *, optional: Sequence[str] = (
         raise InputError(path, field, f"the matched files do not share one schema ({exc})") from None
 
 
-def is_glob(path: Path | str) -> bool:
-    from governance.data.globs import is_glob as _is_glob
-
-    return _is_glob(path)
-
-
-def _timestamps(table: pa.Table, column: str) -> tuple[NDArray[np.int64], NDArray[np.bool_] | None]:
+def _timestamps(
+    table: pa.Table, column: str, path: Path
+) -> tuple[NDArray[np.int64], NDArray[np.bool_] | None]:
     """Microseconds since the epoch (UTC) of each row, and the rows without a time (None if none)."""
     import pyarrow as pa
 
@@ -423,7 +418,7 @@ def _timestamps(table: pa.Table, column: str) -> tuple[NDArray[np.int64], NDArra
     try:
         col = col.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        raise InputError(None, column, f"expected timestamps, got {kind}") from None
+        raise InputError(path, column, f"expected timestamps, got {kind}") from None
     missing = None
     if col.null_count:
         missing = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
@@ -472,7 +467,7 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
         columns[attr] = (codes, names)
         if col.all_used:
             all_used.add(attr)
-    times = _timestamps(table, stamp) if stamp else (None, None)
+    times = _timestamps(table, stamp, path) if stamp else (None, None)
     bundle = DataBundle(
         task=spec.task.value,
         label=label,
@@ -513,7 +508,6 @@ def load_counted_log(spec: Spec, engine: str) -> tuple[DataBundle, Predictions, 
     from governance.audit._encode import CodedFrame
     from governance.audit._engines import count_log, engine_settings
     from governance.data.bundle import DataBundle
-    from governance.data.globs import expand
 
     path = spec.model.predictions
     assert path is not None

@@ -165,11 +165,18 @@ def test_duckdb_and_memory_audits_are_identical(tmp_path: Path) -> None:
 
 def test_duckdb_reads_csv_globs_like_memory(tmp_path: Path) -> None:
     pattern = _write(tmp_path / "logs", _awkward(800, 2, classes=2), parts=2, fmt="csv")
-    kw = {"task": "binary_classification", "fairness": "{bootstrap: 0}"}
+    kw = {"task": "binary_classification", "fairness": "{bootstrap: 0, window: week}"}
     memory = _run(_spec(tmp_path, pattern, engine="memory", **kw), tmp_path / "m")
     duck = _run(_spec(tmp_path, pattern, engine="duckdb", **kw), tmp_path / "d")
     assert _section(duck, "fairness")["metrics"] == _section(memory, "fairness")["metrics"]
     assert _section(duck, "fairness")["tables"]["groups"] == _section(memory, "fairness")["tables"]["groups"]
+    assert (
+        _section(duck, "fairness")["tables"]["windows"] == _section(memory, "fairness")["tables"]["windows"]
+    )
+    span = _section(memory, "data_quality")["metrics"]["data_quality.log_span_days"]
+    assert (
+        span is not None and _section(duck, "data_quality")["metrics"]["data_quality.log_span_days"] == span
+    )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
