@@ -117,6 +117,7 @@ def oracle(files: list[Path]) -> dict[str, float]:
 
     con = duckdb.connect()
     con.execute("SET threads = 2")
+    con.execute("SET enable_progress_bar = false")
     paths = [str(p) for p in files]
     out: dict[str, float] = {}
     rates = """

@@ -240,6 +240,7 @@ def _duckdb_rows(
         temp = settings.temp_directory or os.path.join(tempfile.gettempdir(), "governance-duckdb")
         con.execute("SET temp_directory = ?", [temp])
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")  # stdout belongs to the CLI
         con.execute("SET TimeZone = 'UTC'")
         paths = [str(p) for p in files]
         suffix = files[0].suffix.lower()
