@@ -212,6 +212,8 @@ def count_log(
         decision outside the label set, an infinite value, a row without timestamp.
     """
     settings = settings or EngineSettings()
+    if window is not None and window not in WINDOWS:
+        raise ValueError(f"unknown window {window!r}; expected one of {list(WINDOWS)}")
     query = _Query(label, prediction, tuple(sensitive), timestamp, window if timestamp else None)
     where = files[0] if files else source
     if engine == "duckdb":
@@ -263,13 +265,10 @@ def _duckdb_rows(
                 select.append(f"strftime(date_trunc('{query.window}', {ts}), '%Y-%m-%d') AS w")
         group = ", ".join(str(i + 1) for i in range(len(select)))
         sql = f"SELECT {', '.join(select + aggs)} FROM {reader} GROUP BY {group}"
-        try:
-            rows = con.execute(sql, [paths]).fetchall()
-        except duckdb.Error as exc:
-            raise InputError(where, None, f"cannot read the log ({exc.__class__.__name__}: {exc})") from None
-        return rows, kinds
-    except duckdb.IOException as exc:
-        raise InputError(where, None, f"cannot read file ({exc})") from None
+        return con.execute(sql, [paths]).fetchall(), kinds
+    except duckdb.Error as exc:  # a missing, truncated or unreadable file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise InputError(where, None, f"cannot read the log ({first})") from None
     finally:
         con.close()
 
@@ -306,11 +305,15 @@ def _spark_rows(
         .getOrCreate()
     )
     paths = [str(p) for p in files]
-    if files[0].suffix.lower() == ".csv":
-        frame = spark.read.option("header", True).option("inferSchema", True).csv(paths)
-    else:
-        frame = spark.read.parquet(*paths)
     where = files[0]
+    try:
+        if files[0].suffix.lower() == ".csv":
+            frame = spark.read.option("header", True).option("inferSchema", True).csv(paths)
+        else:
+            frame = spark.read.parquet(*paths)
+    except Exception as exc:  # pyspark's AnalysisException and friends: the files cannot be read
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise InputError(where, None, f"Spark cannot read the log ({first})") from None
     _require_columns(query, frame.columns, where)
     floating = (T.FloatType, T.DoubleType, T.DecimalType)
     kinds = tuple("float" if isinstance(frame.schema[c].dataType, floating) else "other" for c in query.keys)

@@ -448,3 +448,14 @@ def test_counted_log_report_and_skipped_audits(tmp_path: Path) -> None:
         "roc_auc",
         "baselines",
     ]
+
+
+def test_unreadable_log_is_bad_input_on_duckdb(tmp_path: Path) -> None:
+    (tmp_path / "log.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(InputError) as err:
+        count_log([tmp_path / "log.parquet"], label="label", sensitive=["sex"])
+    assert err.value.source == str(tmp_path / "log.parquet") and "cannot read the log" in err.value.message
+    table = pa.table({"label": [0, 1], "sex": ["F", "M"], "y_pred": [0, 1], "ts": ["soon", "later"]})
+    pq.write_table(table, tmp_path / "log.parquet")
+    with pytest.raises(InputError, match="cannot read the log"):
+        count_log([tmp_path / "log.parquet"], label="label", sensitive=["sex"], timestamp="ts")
