@@ -91,6 +91,7 @@ CATALOG: dict[str, list[str]] = {
         "data_quality.label_rate_gap.<attr>",
         "data_quality.pii_values",
         "data_quality.rows",
+        "data_quality.log_span_days",
     ],
     "performance": [
         "performance.<score>",
@@ -106,6 +107,7 @@ CATALOG: dict[str, list[str]] = {
     ],
     "fairness": [
         "fairness.<attr>.<disparity>",
+        "fairness.<attr>.<disparity>.max_window",
         "fairness.worst.<disparity>",
         "fairness.counterfactual.flip_rate",
         "fairness.counterfactual.mean_abs_score_change",

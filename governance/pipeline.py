@@ -106,6 +106,8 @@ class _Subject:
     #: Eval predictions of related models (the non-private twin), and their model folders.
     companions: Mapping[str, Predictions] = field(default_factory=dict)
     companion_dirs: Mapping[str, Path] = field(default_factory=dict)
+    #: A decision log counted by DuckDB or Spark (governance.audit._engines.CountedLog), or None.
+    counted: Any = None
 
 
 def run_audit(
@@ -183,6 +185,10 @@ def run_audit(
             from governance.train.api import require_trust
 
             factory = require_trust(spec, trust_code)
+        # A glob in the spec that matches nothing is bad input naming its field (issue 17).
+        for named in (spec.data.eval, getattr(spec.data, "train", None), spec.model.predictions):
+            if named is not None:
+                _expanded(named, spec)
         started = _now()
         hashes = _HashCache()
         # A bad policy or waivers file is bad input: find out before any work, so nothing is written.
@@ -278,6 +284,7 @@ def _run(
             handle=subject.handle,
             ledger=subject.ledger,
             companions=subject.companions,
+            counted=subject.counted,
         )
         for name in listed(spec):
             with bar.step(f"audit {name}"):
@@ -378,8 +385,14 @@ def _prepare(
     factory: str | None = None,
 ) -> _Subject:
     if spec.model.predictions is not None and model_dir is None:
-        from governance.audit.predictions import load_prediction_inputs
+        from governance.audit._engines import choose_engine
+        from governance.audit.predictions import load_counted_log, load_prediction_inputs
 
+        # issue 17: beyond memory an engine (DuckDB, Spark) counts the log; the audits read counts.
+        engine = choose_engine(getattr(spec, "engine", "auto"), _expanded(spec.model.predictions, spec))
+        if engine != "memory":
+            bundle, eval_pred, counted = load_counted_log(spec, engine)
+            return _Subject(bundle, eval_pred, None, None, None, None, counted=counted)
         # No training or inference ahead: the audits themselves report bad input right away.
         bundle, eval_pred = load_prediction_inputs(spec)
         return _Subject(bundle, eval_pred, None, None, None, None)
@@ -539,7 +552,41 @@ class _HashCache:
 def _input_files(spec: Spec, policy: Any, waivers: Any) -> list[Path]:
     """The data, predictions, policy and waiver files a run will hash (those named in the spec)."""
     named = (spec.data.eval, getattr(spec.data, "train", None), spec.model.predictions, policy, waivers)
-    return [Path(p) for p in named if isinstance(p, str | PathLike)]
+    out: list[Path] = []
+    for p in named:
+        if isinstance(p, str | PathLike):
+            out.extend(_expanded(p, spec, strict=False))
+    return out
+
+
+def _expanded(path: str | PathLike[str], spec: Spec, *, strict: bool = True) -> tuple[Path, ...]:
+    """The files a spec path names: itself, or every match of a glob (issue 17).
+
+    ``strict``: a glob matching nothing is bad input naming the spec field; otherwise no files.
+    """
+    from governance.data.globs import expand, is_glob
+
+    if not is_glob(path):
+        return (Path(path),)
+    is_log = spec.model.predictions is not None and str(path) == str(spec.model.predictions)
+    field_name = "model.predictions" if is_log else "data.eval"
+    if str(path) == str(getattr(spec.data, "train", None)):
+        field_name = "data.train"
+    try:
+        return expand(path, source=spec.source, field=field_name)
+    except InputError:
+        if strict:
+            raise
+        return ()
+
+
+def _hashed(name: str, path: str | PathLike[str], spec: Spec) -> dict[str, Path]:
+    """``{name: file}`` for a file, ``{name[i]: file}`` for each match of a glob."""
+    from governance.data.globs import is_glob
+
+    if not is_glob(path):
+        return {name: Path(path)}
+    return {f"{name}[{i}]": f for i, f in enumerate(_expanded(path, spec, strict=False))}
 
 
 def _model_files(model_dir: Path) -> list[Path]:
@@ -550,9 +597,11 @@ def _subject_info(
     spec: Spec, subject: _Subject, hashes: _HashCache, *, shown: Callable[[Path], str] = str
 ) -> dict[str, Any]:
     data = {
-        split: {"path": str(path), "sha256": hashes(Path(path))}
+        key: {"path": str(file), "sha256": hashes(file)}
         for split, path in subject.bundle.paths.items()
-        if path is not None and Path(path).is_file()
+        if path is not None
+        for key, file in _hashed(split, path, spec).items()
+        if file.is_file()
     }
     info: dict[str, Any] = {
         "data": data,
@@ -561,12 +610,23 @@ def _subject_info(
         "label": subject.bundle.label,
         "classes": list(subject.bundle.classes),
         "sensitive": list(subject.bundle.sensitive),
-        "rows": {"eval": len(subject.eval_predictions.y_true)}
+        "rows": {
+            "eval": len(subject.eval_predictions.y_true) if subject.counted is None else subject.counted.rows
+        }
         | ({} if subject.train_predictions is None else {"train": len(subject.train_predictions.y_true)}),
     }
     if spec.model.predictions is not None and subject.model_dir is None:
         path = Path(spec.model.predictions)
-        info["predictions"] = {"path": str(path), "sha256": hashes(path)}
+        info["predictions"] = (
+            {"path": str(path), "sha256": hashes(path)}
+            if path.is_file()
+            else {
+                "path": str(path),
+                "files": {str(f): hashes(f) for f in _expanded(path, spec, strict=False)},
+            }
+        )
+        if subject.counted is not None:
+            info["engine"] = subject.counted.engine
     if subject.model_dir is None and subject.handle is not None and spec.model.weights is not None:
         info["model"] = {
             "path": str(spec.model.weights),
@@ -630,10 +690,12 @@ def _write_manifest(
     if spec.source is not None:
         inputs["spec"] = Path(spec.source).resolve()
     for split, p in subject.bundle.paths.items():
-        if p is not None and Path(p).is_file():
-            inputs[f"data.{split}"] = Path(p)
+        if p is not None:
+            for key, file in _hashed(f"data.{split}", p, spec).items():
+                if file.is_file():
+                    inputs[key] = file
     if spec.model.predictions is not None and subject.model_dir is None:
-        inputs["predictions"] = Path(spec.model.predictions)
+        inputs.update(_hashed("predictions", spec.model.predictions, spec))
     if subject.model_dir is None and subject.handle is not None and spec.model.weights is not None:
         inputs["model/weights"] = Path(spec.model.weights)
     if subject.model_dir is not None:

@@ -19,8 +19,10 @@ from governance.errors import InputError
 __all__ = [
     "DataSchema",
     "DataSpec",
+    "DuckDBSpec",
     "ModelSpec",
     "PrivacySpec",
+    "SparkSpec",
     "Spec",
     "Task",
     "TrainSpec",
@@ -130,6 +132,16 @@ class DataSpec(_Strict):
     positive: str | None = None
     #: The schema declared publicly (see DataSchema); spelled ``schema`` in the spec.
     public_schema: DataSchema | None = Field(default=None, alias="schema")
+    #: The column holding each row's time (a decision log's): log span, fairness windows.
+    timestamp: str | None = None
+    #: The rows are the system's event logs (EU AI Act Art. 12, 19): report how long they span.
+    event_logs: bool = False
+
+    @model_validator(mode="after")
+    def _event_logs_have_time(self) -> DataSpec:
+        if self.event_logs and self.timestamp is None:
+            raise ValueError("event_logs: true needs data.timestamp, the column of each event's time")
+        return self
 
     @model_validator(mode="after")
     def _sensitive_not_label(self) -> DataSpec:
@@ -244,6 +256,20 @@ class MitigationSpec(_Strict):
     calibration_share: float = Field(default=0.5, gt=0, lt=1)
 
 
+class DuckDBSpec(_Strict):
+    #: DuckDB's ``SET memory_limit`` (it spills to ``temp_directory`` beyond it).
+    memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    #: DuckDB's ``SET threads`` (default: one per core).
+    threads: int | None = Field(default=None, ge=1)
+    temp_directory: Path | None = None
+
+
+class SparkSpec(_Strict):
+    #: The Spark master URL (``spark://host:7077``, ``yarn``, ``k8s://…``, ``local[4]``);
+    #: ``SPARK_MASTER`` in the environment when omitted.
+    master: str | None = None
+
+
 class Spec(_Strict):
     name: str
     task: Task
@@ -260,6 +286,11 @@ class Spec(_Strict):
     deployment: DeploymentSpec | None = None
     #: What `governance mitigate` mitigates.
     mitigation: MitigationSpec | None = None
+    #: Who counts a decision log's rows (issue 17): in memory, DuckDB (out of core) or Spark;
+    #: ``auto`` picks DuckDB above governance.audit._engines.AUTO_MAX_ROWS (10M) rows.
+    engine: Literal["auto", "memory", "duckdb", "spark"] = "auto"
+    duckdb: DuckDBSpec | None = None
+    spark: SparkSpec | None = None
     #: Where the spec was read from (set by load_spec; not part of the YAML).
     source: Path | None = Field(default=None, exclude=True)
 

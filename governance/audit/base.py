@@ -42,6 +42,9 @@ class AuditContext:
     #: Eval predictions of related models the pipeline prepared for this audit, by role
     #: (``non_private_twin`` for the privacy-cost audit). Same rows as ``eval_predictions``.
     companions: Mapping[str, Predictions] = field(default_factory=dict)
+    #: A decision log counted by an engine beyond memory (governance.audit._engines.CountedLog):
+    #: no rows, only the confusion counts per group; the audits that work from counts read it.
+    counted: Any = None
 
 
 class Audit(ABC):

@@ -23,4 +23,13 @@ class DataQualityAudit(Audit):
         from governance.data.quality import assess, quality_options
 
         source = None if context.spec.source is None else str(context.spec.source)
-        return assess(context.data, quality_options(context.options, source=source))
+        options = quality_options(context.options, source=source)
+        if context.counted is not None:
+            from governance.audit._log_quality import assess_counted
+
+            section = assess_counted(context.counted, context.spec)
+        else:
+            section = assess(context.data, options)
+        from governance.audit._log_quality import with_log_span
+
+        return with_log_span(section, context)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from governance._options import Bool, Float, Int, Label, Options, parse_options
+from governance._options import Bool, Float, Int, Label, Options, Str, parse_options
 from governance.audit._bootstrap import percentile_interval, resample_counts
 from governance.audit._confusion import GroupTable, JointCounts, reduce_joint
 from governance.audit._counterfactual import CounterfactualOptions, add_counterfactual, counterfactual_options
@@ -52,6 +52,16 @@ ERR_POSITIVE = "positive_label {label!r} is not one of the classes {classes}"
 #: impact ratios. We never leave them out; we flag them.
 DEFAULT_MIN_GROUP_SHARE = 0.02
 WHERE = "audits.fairness"
+DisparityName = Literal[
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+    "accuracy_difference",
+]
+#: The default window limit: NYC LL144's and the EEOC's four-fifths rule on selection rates.
+FOUR_FIFTHS: dict[DisparityName, float] = {"demographic_parity_ratio": 0.8}
+ERR_NO_TIMESTAMP = "window needs a timestamp column: give audits.fairness.timestamp or data.timestamp"
 
 
 class FairnessOptions(Options):
@@ -74,6 +84,15 @@ class FairnessOptions(Options):
     counterfactual
         ``{pair_column, term_column}``: also report counterfactual fairness over rows that share
         a pair id (see :mod:`governance.audit._counterfactual`).
+    window
+        ``month``, ``week`` or ``day``: also every metric per window of ``timestamp`` (monitoring a
+        decision log after release, EU AI Act Art. 72), ``fairness.<attr>.<metric>.max_window``
+        (the worst window) and a finding when a window breaks a limit the whole period meets.
+    timestamp
+        The column of each row's time (default: ``data.timestamp``).
+    window_limits
+        Metric → limit checked per window: a ratio below it (or a difference above it) breaks it.
+        Default: the four-fifths rule, ``demographic_parity_ratio: 0.8``.
     """
 
     positive_label: Label | None = None
@@ -83,6 +102,9 @@ class FairnessOptions(Options):
     intersections: Bool = True
     seed: Int | None = None
     counterfactual: CounterfactualOptions | None = None
+    window: Literal["month", "week", "day"] | None = None
+    timestamp: Str | None = None
+    window_limits: dict[DisparityName, Float] = Field(default_factory=lambda: dict(FOUR_FIFTHS))
 
 
 class FairnessAudit(Audit):
@@ -104,14 +126,167 @@ class FairnessAudit(Audit):
         bundle = context.data
         if not bundle.sensitive:
             return AuditSection(name=self.name, status=SectionStatus.SKIPPED, reason=SKIP_NO_SENSITIVE)
+        seed = context.seed if options.seed is None else options.seed
+        counted = context.counted
+        if counted is not None:
+            # A decision log counted by DuckDB or Spark: the same counts, no rows (issue 17).
+            joint = counted.joint
+            _check_counted_groups(joint, source)
+            section = audit_counts(joint, options, seed=seed, source=source)
+            if options.window is not None:
+                if not (options.timestamp or getattr(context.spec.data, "timestamp", None)):
+                    raise InputError(source, "audits.fairness.window", ERR_NO_TIMESTAMP)
+                section = add_windows(section, counted.windows, options, source=source)
+            return section
         classes, y_true, y_pred = class_codes(context.eval_predictions, bundle.classes)
         attr_codes, categories = _sensitive_codes(bundle, source)
         joint = JointCounts.from_codes(
             attr_codes, categories, y_true, y_pred, classes, attributes=bundle.sensitive
         )
-        seed = context.seed if options.seed is None else options.seed
         section = audit_counts(joint, options, seed=seed, source=source)
+        if options.window is not None:
+            windows = _memory_windows(
+                context, options, attr_codes, categories, classes, y_true, y_pred, source
+            )
+            section = add_windows(section, windows, options, source=source)
         return add_counterfactual(section, context, source=source)
+
+
+def _check_counted_groups(joint: JointCounts, source: str | None) -> None:
+    for attr, names in zip(joint.attributes, joint.categories):
+        if len(names) < 2:
+            raise InputError(source, f"data.sensitive.{attr}", ERR_ONE_GROUP.format(group=names[0]))
+
+
+def _memory_windows(
+    context: AuditContext,
+    options: FairnessOptions,
+    attr_codes: list[NDArray[np.integer]],
+    categories: list[tuple[str, ...]],
+    classes: tuple[str, ...],
+    y_true: NDArray[np.integer],
+    y_pred: NDArray[np.integer],
+    source: str | None,
+) -> tuple[tuple[str, JointCounts], ...]:
+    """Per-window counts of rows in memory: the window is one more axis of the joint table."""
+    from governance.audit._engines import window_labels
+
+    micros, missing = _eval_timestamps(context, options, source)
+    if missing is not None and missing.any():
+        raise InputError(
+            source,
+            options.timestamp or "data.timestamp",
+            f"{int(missing.sum())} row(s) have no timestamp; every row of a windowed log needs one",
+        )
+    assert options.window is not None
+    codes, labels = window_labels(micros, options.window)
+    joint = JointCounts.from_codes(
+        [codes, *attr_codes],
+        [labels, *categories],
+        y_true,
+        y_pred,
+        classes,
+        attributes=["(window)", *context.data.sensitive],
+    )
+    return tuple(
+        (label, JointCounts(joint.attributes[1:], joint.categories[1:], joint.classes, joint.counts[i]))
+        for i, label in enumerate(labels)
+    )
+
+
+def _eval_timestamps(
+    context: AuditContext, options: FairnessOptions, source: str | None
+) -> tuple[NDArray[np.int64], NDArray[np.bool_] | None]:
+    """Each eval row's time in µs (UTC): the loader's, or the eval frame's timestamp column."""
+    bundle = context.data
+    column = options.timestamp or getattr(context.spec.data, "timestamp", None)
+    if column is None:
+        raise InputError(source, "audits.fairness.window", ERR_NO_TIMESTAMP)
+    if bundle.timestamps is not None:
+        return np.asarray(bundle.timestamps), bundle.timestamps_missing
+    if column not in bundle.eval:
+        raise InputError(
+            bundle.paths.get("eval") or source, column, "timestamp column missing from the eval data"
+        )
+    import pandas as pd
+
+    values = pd.to_datetime(bundle.eval[column], utc=True, errors="coerce")
+    missing = values.isna().to_numpy()
+    micros = values.fillna(pd.Timestamp(0, tz="UTC")).astype("int64")  # ns; missing rows are masked
+    return np.asarray(micros, dtype=np.int64) // 1000, (missing if missing.any() else None)
+
+
+def add_windows(
+    section: AuditSection,
+    windows: tuple[tuple[str, JointCounts], ...],
+    options: FairnessOptions,
+    *,
+    source: str | None = None,
+) -> AuditSection:
+    """Every disparity per time window (table ``windows``), the worst window per metric
+    (``fairness.<attr>.<metric>.max_window``) and a finding per metric whose limit the whole period
+    meets but some window breaks (a drift the period's average hides)."""
+    from dataclasses import replace
+
+    rows: list[dict[str, Any]] = []
+    per: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for label, joint in windows:
+        k = len(joint.classes)
+        pos = _positive_index(joint.classes, options, source)
+        names: list[tuple[str, ...]] = [(a,) for a in joint.attributes]
+        if options.intersections:
+            names.extend(itertools.combinations(joint.attributes, 2))
+        for attrs in names:
+            table = joint.table(attrs)
+            point = _metrics_of(table.counts, pos, k)
+            qualifier = "*".join(_clean(a) for a in attrs)
+            for m in DISPARITIES:
+                value = float(point[m])
+                rows.append(
+                    {
+                        "window": label,
+                        "attribute": table.name,
+                        "metric": m,
+                        "value": _finite(value),
+                        "rows": int(table.counts.sum()),
+                    }
+                )
+                if np.isfinite(value):
+                    per.setdefault((qualifier, m), []).append((label, value))
+    metrics = dict(section.metrics)
+    findings = list(section.findings)
+    for (qualifier, m), values in per.items():
+        worst_value = float(worst(m, np.array([v for _, v in values])))
+        metrics[metric_id("fairness", qualifier, m) + ".max_window"] = worst_value
+        limit = options.window_limits.get(m)  # type: ignore[call-overload]
+        whole = section.metrics.get(metric_id("fairness", qualifier, m))
+        if limit is None or whole is None:
+            continue
+        ratio = m.endswith("_ratio")
+        breaks = [(w, v) for w, v in values if (v < limit if ratio else v > limit)]
+        meets = whole >= limit if ratio else whole <= limit
+        if breaks and meets:
+            listed = ", ".join(f"{w} ({v:.3f})" for w, v in breaks)
+            findings.append(
+                Finding(
+                    id=f"fairness.window_breach.{qualifier}.{m}",
+                    severity=Severity.MAJOR,
+                    message=(
+                        f"{qualifier}: {m} is {whole:.3f} over the whole period, within the limit "
+                        f"{limit}, but {len(breaks)} {options.window} window(s) break it: {listed}"
+                    ),
+                    audit="fairness",
+                )
+            )
+    details = dict(section.details)
+    details["window"] = {
+        "unit": options.window,
+        "windows": [label for label, _ in windows],
+        "limits": dict(options.window_limits),
+    }
+    tables = dict(section.tables)
+    tables["windows"] = rows
+    return replace(section, metrics=metrics, tables=tables, details=details, findings=tuple(findings))
 
 
 def _sensitive_codes(

@@ -177,6 +177,8 @@ class PerformanceAudit(Audit):
         opts = parse_options(PerformanceOptions, context.options, source=source, where=WHERE)
         pos_label, max_gap = opts.positive_label, opts.max_gap
         classes = tuple(context.data.classes) or tuple(context.eval_predictions.classes or ())
+        if context.counted is not None:
+            return _counted_section(context.counted.joint, pos_label, source)
         metrics: dict[str, float | None] = {}
         tables: dict[str, list[dict[str, Any]]] = {}
         splits = [("eval", context.eval_predictions), ("train", context.train_predictions)]
@@ -259,6 +261,44 @@ class PerformanceAudit(Audit):
 
 def _finite(value: float) -> float | None:
     return value if np.isfinite(value) else None
+
+
+def _counted_section(joint: Any, pos_label: str | None, source: str | None) -> AuditSection:
+    """The performance section of a decision log counted by an engine (issue 17): every score from
+    the confusion matrix, the joint counts summed over the groups. ROC AUC and the baselines need
+    the rows and are left out (``details.not_computed`` says so)."""
+    names = tuple(joint.classes)
+    n_attr = len(joint.attributes)
+    cm = np.asarray(joint.counts.sum(axis=tuple(range(n_attr))), dtype=np.int64)
+    k = len(names)
+    pos = _positive(names, pos_label, source)
+    values: dict[str, float | None] = {m: _finite(v) for m, v in scores_from_confusion(cm, pos).items()}
+    values["rows"] = float(cm.sum())
+    metrics: dict[str, float | None] = {f"performance.{m}": v for m, v in values.items()}
+    per_class = per_class_scores(cm, names)
+    present = [r for r in per_class if r["support"] > 0]
+    if k > 2 and present:
+        metrics["performance.worst_class.recall"] = min(r["recall"] for r in present)
+        metrics["performance.worst_class.f1"] = min(r["f1"] for r in present)
+    tables: dict[str, list[dict[str, Any]]] = {
+        "per_class": per_class,
+        "confusion_matrix_eval": [
+            {"true": names[i], "pred": names[j], "count": int(cm[i, j])} for i in range(k) for j in range(k)
+        ],
+        "splits": [{"split": "eval", **values}],
+    }
+    return AuditSection(
+        name="performance",
+        metrics=metrics,
+        tables=tables,
+        details={
+            "classes": list(names),
+            "positive_label": None if pos is None else names[pos],
+            "average": "binary" if pos is not None else "macro",
+            "not_computed": ["roc_auc", "baselines"],
+            "why_not": "the decision log was counted by an engine; these need the rows in memory",
+        },
+    )
 
 
 def _positive(classes: tuple[str, ...], label: str | None, source: str | None) -> int | None:

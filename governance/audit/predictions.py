@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from governance.audit.base import Predictions
+from governance.data.globs import expand, is_glob
 from governance.errors import InputError
 
 if TYPE_CHECKING:
@@ -371,9 +372,59 @@ def load_prediction_inputs(spec: Spec) -> tuple[DataBundle, Predictions]:
     path = spec.model.predictions
     assert path is not None, "load_prediction_inputs needs model.predictions"
     eval_path = spec.data.eval
-    if eval_path is None or Path(eval_path).resolve() == Path(path).resolve():
+    if _self_contained_log(spec):
         return _self_contained(spec, Path(path))
+    assert eval_path is not None
     return _aligned(spec, Path(path), Path(eval_path))
+
+
+def _self_contained_log(spec: Spec) -> bool:
+    path, eval_path = spec.model.predictions, spec.data.eval
+    return (
+        eval_path is None
+        or str(eval_path) == str(path)
+        or Path(eval_path).resolve() == Path(str(path)).resolve()
+    )
+
+
+def _read_log(path: Path, columns: Sequence[str], *, optional: Sequence[str] = (), field: str) -> pa.Table:
+    """:func:`read_columns` over a file or a glob of files (one table, rows in file-name order)."""
+    files = expand(path, source=path, field=None) if is_glob(path) else (path,)
+    if len(files) == 1:
+        return read_columns(files[0], columns, optional=optional)
+    import pyarrow as pa
+
+    tables = [read_columns(f, columns, optional=optional) for f in files]
+    try:
+        # Each file's string columns have their own dictionary: one shared dictionary lets the
+        # codes of every file mean the same value.
+        return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(path, field, f"the matched files do not share one schema ({exc})") from None
+
+
+def _timestamps(
+    table: pa.Table, column: str, path: Path
+) -> tuple[NDArray[np.int64], NDArray[np.bool_] | None]:
+    """Microseconds since the epoch (UTC) of each row, and the rows without a time (None if none)."""
+    import pyarrow as pa
+
+    col = table[column]
+    kind = col.type
+    if pa.types.is_timestamp(kind):
+        target = pa.timestamp("us", tz="UTC") if kind.tz else pa.timestamp("us")
+    else:
+        target = pa.timestamp("us")
+    try:
+        col = col.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        raise InputError(path, column, f"expected timestamps, got {kind}") from None
+    missing = None
+    if col.null_count:
+        missing = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        col = col.fill_null(pa.scalar(0, type=target))
+    micros = np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return micros, missing
 
 
 def _check_task(
@@ -390,7 +441,9 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
 
     label = spec.data.label
     sensitive = tuple(spec.data.sensitive)
-    table = read_columns(path, [label, *sensitive, PRED_COLUMN], optional=[SCORE_COLUMN])
+    stamp = _timestamp_column(spec)
+    wanted = [label, *sensitive, PRED_COLUMN, *([stamp] if stamp else [])]
+    table = _read_log(path, wanted, optional=[SCORE_COLUMN], field="model.predictions")
     _require_finite(table, path, [label, *sensitive, PRED_COLUMN])
     y_true = encode(table[label])
     _require_complete(y_true, path, label)
@@ -414,6 +467,7 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
         columns[attr] = (codes, names)
         if col.all_used:
             all_used.add(attr)
+    times = _timestamps(table, stamp, path) if stamp else (None, None)
     bundle = DataBundle(
         task=spec.task.value,
         label=label,
@@ -427,8 +481,80 @@ def _self_contained(spec: Spec, path: Path) -> tuple[DataBundle, Predictions]:
         paths={"eval": path},
         source=spec.data.source,
         license=spec.data.license,
+        timestamps=times[0],
+        timestamps_missing=times[1],
     )
     return bundle, _predictions(classes, true_codes, pred_codes, scores)
+
+
+def _timestamp_column(spec: Spec) -> str | None:
+    """The timestamp column: ``audits.fairness.timestamp``, else ``data.timestamp`` (as the
+    fairness audit reads them)."""
+    fairness = spec.audits.get("fairness") or {}
+    value = fairness.get("timestamp") if isinstance(fairness, dict) else None
+    if isinstance(value, str):
+        return value
+    named = getattr(spec.data, "timestamp", None)
+    return str(named) if named else None
+
+
+def load_counted_log(spec: Spec, engine: str) -> tuple[DataBundle, Predictions, Any]:
+    """A self-contained decision log counted by ``engine`` (duckdb or spark), no rows in memory.
+
+    Returns the bundle (an eval frame of no columns, as many rows as the log), empty predictions
+    that carry the classes, and the :class:`~governance.audit._engines.CountedLog` the count-based
+    audits read.
+    """
+    from governance.audit._encode import CodedFrame
+    from governance.audit._engines import count_log, engine_settings
+    from governance.data.bundle import DataBundle
+
+    path = spec.model.predictions
+    assert path is not None
+    if not _self_contained_log(spec):
+        raise InputError(
+            spec.source,
+            "engine",
+            f"engine {engine} counts a self-contained decision log (label, sensitive columns and "
+            "y_pred in the same files); give model.predictions without a separate data.eval",
+        )
+    files = expand(path, source=spec.source, field="model.predictions")
+    for f in files:
+        if not f.is_file():
+            raise InputError(f, None, "file not found")
+    fairness = spec.audits.get("fairness") or {}
+    window = fairness.get("window") if isinstance(fairness, dict) and "fairness" in spec.audits else None
+    counted = count_log(
+        files,
+        label=spec.data.label,
+        sensitive=tuple(spec.data.sensitive),
+        prediction=PRED_COLUMN,
+        positive=getattr(spec.data, "positive", None),
+        timestamp=_timestamp_column(spec),
+        window=window if isinstance(window, str) else None,
+        engine=engine,
+        settings=engine_settings(spec),
+        source=spec.source,
+    )
+    classes = counted.joint.classes
+    empty = np.zeros(0, dtype=np.int32)
+    bundle = DataBundle(
+        task=spec.task.value,
+        label=spec.data.label,
+        classes=classes,
+        features=(),
+        sensitive=tuple(spec.data.sensitive),
+        train=None,
+        eval=cast("pd.DataFrame", CodedFrame({}, counted.rows)),
+        paths={},
+        source=spec.data.source,
+        license=spec.data.license,
+    )
+    names = np.asarray(classes, dtype=object)
+    predictions = Predictions(
+        y_true=names[empty], y_pred=names[empty], classes=classes, y_true_codes=empty, y_pred_codes=empty
+    )
+    return bundle, predictions, counted
 
 
 def _positive_last(
@@ -450,7 +576,7 @@ def _positive_last(
 def _aligned(spec: Spec, path: Path, eval_path: Path) -> tuple[DataBundle, Predictions]:
     """Predictions in one file, the eval data (label, sensitive, features) in another."""
     bundle = _load_bundle(spec)
-    table = read_columns(path, [PRED_COLUMN], optional=[SCORE_COLUMN])
+    table = _read_log(path, [PRED_COLUMN], optional=[SCORE_COLUMN], field="model.predictions")
     _require_finite(table, path, [PRED_COLUMN])
     if table.num_rows != len(bundle.eval):
         raise InputError(

@@ -28,6 +28,11 @@ __all__ = ["AuditSubject", "audit_options", "check_audits", "input_files", "list
 
 ERR_UNKNOWN_AUDIT = "unknown audit; expected one of {known}"
 SKIP_NEEDS_MODEL = "needs a model; this run audits saved predictions only"
+#: The audits that work from a counted decision log (engine duckdb or spark): the others need rows.
+COUNTED_AUDITS = ("data_quality", "fairness", "performance")
+SKIP_COUNTED = (
+    "needs the rows in memory; this decision log was counted by an engine (spec engine: memory keeps them)"
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class AuditSubject:
     ledger: Mapping[str, Any] | None = None
     #: Eval predictions of related models, by role (the non-private twin of a DP model).
     companions: Mapping[str, Predictions] = field(default_factory=dict)
+    #: A decision log counted beyond memory (governance.audit._engines.CountedLog), or None.
+    counted: Any = None
 
 
 def listed(spec: Spec) -> tuple[str, ...]:
@@ -112,7 +119,10 @@ def run_one(name: str, spec: Spec, subject: AuditSubject) -> AuditSection:
             seed=spec.seed,
             options=dict(spec.audits.get(name) or {}),
             companions=subject.companions,
+            counted=subject.counted,
         )
+        if subject.counted is not None and name not in COUNTED_AUDITS:
+            return AuditSection(name=name, status=SectionStatus.SKIPPED, reason=SKIP_COUNTED, seconds=0.0)
         section = audit.run(context)
     except InputError:
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,3 +47,7 @@ class DataBundle:
     numeric: tuple[str, ...] = ()
     #: Image tasks: the (channels, height, width) the feature columns reshape to.
     image_shape: tuple[int, ...] | None = None
+    #: Each eval row's time (``data.timestamp``) in microseconds since the epoch, UTC, when the
+    #: loader read it (int64; ``timestamps_missing`` marks rows without one).
+    timestamps: Any = None
+    timestamps_missing: Any = None

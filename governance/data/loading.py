@@ -107,6 +107,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
     InputError
         If the file is missing, empty, ragged, or not of a supported type.
     """
+    from governance.data.globs import expand, is_glob
+
+    if is_glob(path):
+        # A glob (issue 17): its matches, sorted by name, as one table.
+        import pandas as pd
+
+        return pd.concat([read_table(f) for f in expand(path, source=path)], ignore_index=True)
     path = Path(path)
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
