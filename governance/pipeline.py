@@ -289,25 +289,7 @@ def _run(
         for name in listed(spec):
             with bar.step(f"audit {name}"):
                 sections.append(run_one(name, spec, audited))
-    run = RunInfo(
-        tool_version=__version__,
-        spec_name=spec.name,
-        seed=spec.seed,
-        started_at=started,
-        finished_at=_now(),
-        device=subject.handle.device if subject.handle is not None else "cpu",
-        task=spec.task.value,
-        libraries=library_versions(),
-        # The report's Annex IV documentation reads purpose and ledger from here, so that a
-        # results.json stands on its own, years after the spec and model folder are gone.
-        extra={
-            "spec": None if spec.source is None else str(spec.source),
-            "mode": _mode(subject),
-            "intended_purpose": spec.intended_purpose,
-            "training": None if subject.ledger is None else dict(subject.ledger),
-            "trusted_code": factory,
-        },
-    )
+    run = _run_info(spec, subject, started, intended_purpose=spec.intended_purpose, trusted_code=factory)
     results = Results.from_sections(run, sections, subject=_subject_info(spec, subject, hashes, shown=shown))
     # -- evidence (issue 14): sign-off, the last audit of this spec, the data's privacy budget.
     from governance.evidence.hooks import with_evidence
@@ -354,6 +336,30 @@ def _run(
     record_audit_run(results, check_report, store=evidence.get("store"))
     sign_audit_folder(out, evidence.get("sign_key"), evidence.get("signoff"))
     return RunOutcome(results=results, check_report=check_report, paths=paths)
+
+
+def _run_info(spec: Spec, subject: _Subject, started: str, **extra: Any) -> RunInfo:
+    """Who ran what, where and when; ``extra`` adds fields to ``run.extra``.
+
+    The report's Annex IV documentation reads purpose and ledger from here, so that a
+    results.json stands on its own, years after the spec and model folder are gone.
+    """
+    return RunInfo(
+        tool_version=__version__,
+        spec_name=spec.name,
+        seed=spec.seed,
+        started_at=started,
+        finished_at=_now(),
+        device=subject.handle.device if subject.handle is not None else "cpu",
+        task=spec.task.value,
+        libraries=library_versions(),
+        extra={
+            "spec": None if spec.source is None else str(spec.source),
+            "mode": _mode(subject),
+            "training": None if subject.ledger is None else dict(subject.ledger),
+            **extra,
+        },
+    )
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -839,22 +845,7 @@ def run_mitigation(
             except ValueError as exc:
                 raise InputError(source, m.attribute, str(exc)) from None
     section = mitigation_section(outcome, method=method)
-    run = RunInfo(
-        tool_version=__version__,
-        spec_name=spec.name,
-        seed=spec.seed,
-        started_at=started,
-        finished_at=_now(),
-        device=subject.handle.device if subject.handle is not None else "cpu",
-        task=spec.task.value,
-        libraries=library_versions(),
-        extra={
-            "spec": None if spec.source is None else str(spec.source),
-            "mode": _mode(subject),
-            "command": f"mitigate --method {method}",
-            "training": None if subject.ledger is None else dict(subject.ledger),
-        },
-    )
+    run = _run_info(spec, subject, started, command=f"mitigate --method {method}")
     results = Results.from_sections(run, [section], subject=_subject_info(spec, subject, hashes))
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
