@@ -46,6 +46,7 @@ __all__ = [
     "RobustAccuracy",
     "RocPoint",
     "UndeclaredTableError",
+    "WindowMetric",
     "declared",
     "parse_rows",
     "read",
@@ -310,6 +311,17 @@ class RocPoint(Record):
     tpr: float
 
 
+@dataclass(frozen=True)
+class WindowMetric(Record):
+    """``fairness.windows``: one disparity metric of one attribute in one monitoring window."""
+
+    window: str
+    attribute: str
+    metric: str
+    value: float | None = None
+    rows: float | None = None
+
+
 # --- baselines, privacy cost, compression, mitigation (paired comparisons) ------------------------
 
 
@@ -429,6 +441,7 @@ TABLES: dict[str, dict[str, type[Record]]] = {
         "groups": GroupRates,
         "disparities": Disparity,
         "counterfactual_by_term": CounterfactualTerm,
+        "windows": WindowMetric,
     },
     "attribution": {
         "importance": FeatureAttribution,

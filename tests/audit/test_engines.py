@@ -255,6 +255,16 @@ def test_windows_find_a_month_that_breaks_four_fifths(tmp_path: Path) -> None:
         ids = [f["id"] for f in fair["findings"]]
         assert "fairness.window_breach.sex.demographic_parity_ratio" in ids
         assert len(fair["details"]["window"]["windows"]) == 12
+    # The report draws the trend, one point per month, March below the four-fifths line.
+    from governance.report.charts import build_charts
+    from governance.results import load_results
+
+    (trend,) = [
+        c
+        for c in build_charts(load_results(tmp_path / "duckdb" / "results.json"))["fairness"]
+        if c.id == "fairness_trend"
+    ]
+    assert trend.svg is not None and "2026-03-01" in trend.alt
 
 
 def test_week_windows_start_on_monday() -> None:

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
 
     from governance.results import Results
 
-__all__ = ["compression_groups", "compression_tradeoff", "mitigation_frontier", "privacy_cost_by_group"]
+__all__ = [
+    "compression_groups",
+    "compression_tradeoff",
+    "fairness_trend",
+    "mitigation_frontier",
+    "privacy_cost_by_group",
+]
 
 #: Bars beyond this many groups would not be readable in one chart; the table keeps them all.
 MAX_BARS = 24
@@ -218,5 +224,63 @@ def mitigation_frontier(results: Results) -> list[ChartSpec]:
             alt=alt,
             plot=plot,
             size=(672, 300),
+        )
+    ]
+
+
+def fairness_trend(results: Results) -> list[ChartSpec]:
+    """Each attribute's demographic parity ratio per monitoring window (``fairness.windows``)."""
+    from governance.tables import WindowMetric
+
+    section = ok_section(results, "fairness")
+    try:
+        rows = [r for r in table(section, "windows", WindowMetric) if r.metric == "demographic_parity_ratio"]
+    except NoData:
+        return []  # no monitoring windows asked for: nothing to show, nothing missing
+    series: dict[str, list[tuple[str, float]]] = {}
+    for r in rows:
+        if r.value is not None:
+            series.setdefault(r.attribute, []).append((r.window, r.value))
+    if not series:
+        raise NoData("sections.fairness.tables.windows holds no demographic parity ratio")
+    windows = sorted({w for points in series.values() for w, _ in points})
+    alt = "Line chart of the demographic parity ratio per window. " + "; ".join(
+        f"{attr}: " + ", ".join(f"{w} {fmt_number(v, 3)}" for w, v in points)
+        for attr, points in series.items()
+    )
+
+    def plot(fig: Figure) -> None:
+        from governance.report.charts._svg import MARKERS, OKABE_ITO, frame
+
+        ax = fig.subplots()
+        index = {w: i for i, w in enumerate(windows)}
+        for i, (attr, points) in enumerate(list(series.items())[:7]):
+            ax.plot(
+                [index[w] for w, _ in points],
+                [v for _, v in points],
+                marker=MARKERS[i % len(MARKERS)],
+                color=OKABE_ITO[i % 7],
+                label=attr,
+            )
+        ax.axhline(0.8, color="#999999", linestyle="--", linewidth=1, label="four-fifths (0.8)")
+        step = max(1, len(windows) // 12)
+        ax.set_xticks(range(0, len(windows), step), windows[::step])
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("demographic parity ratio")
+        ax.grid(axis="y")
+        ax.legend(loc="lower left")
+        frame(fig, left=52, top=10, bottom=44)
+
+    return [
+        ChartSpec(
+            id="fairness_trend",
+            title="Demographic parity ratio per monitoring window",
+            caption=(
+                "The selection-rate ratio of each attribute in each window of the decision log; a window "
+                "below the dashed four-fifths line breaks a limit the whole period may still meet."
+            ),
+            alt=alt,
+            plot=plot,
+            size=(672, 260),
         )
     ]
