@@ -787,6 +787,7 @@ def run_mitigation(
     force: bool = False,
     progress: bool = True,
     report_formats: Sequence[str] = ("html",),
+    trust_code: bool = False,
 ) -> RunOutcome:
     """Mitigate the spec's model (or decision log) and write results with every metric before/after.
 
@@ -801,10 +802,6 @@ def run_mitigation(
         No ``mitigation`` block, an attribute missing from the data, no scores, a group too small
         for the calibration split.
     """
-    import shutil
-
-    from governance.mitigation.run import mitigate_threshold
-    from governance.mitigation.section import mitigation_section
     from governance.models.decision_rule import RULE_FILE
 
     if method != "threshold":
@@ -812,14 +809,74 @@ def run_mitigation(
     m = spec.mitigation
     if m is None:
         raise InputError(spec.source, "mitigation", ERR_NO_MITIGATION)
+    from governance._output_folder import check_target, output_folder
+
     out = check_output_dir(out_dir)
+    check_target(out, marks=AUDIT_MARKS)
+    factory = None
+    if spec.model.factory is not None:
+        from governance.train.api import require_trust
+
+        factory = require_trust(spec, trust_code)
     started = _now()
     hashes = _HashCache()
     hashes.prefetch(_input_files(spec, None, None))
-    quiet = spec.model_copy(update={"audits": {}})  # mitigation trains no twin and runs no audit
+    ours = ("results.json", "manifest.json", "report.", "mitigation_split.csv", RULE_FILE, "model")
+    # Like an audit folder: staged beside --out, swapped in whole, under the lock on --out.
+    with output_folder(out, marks=AUDIT_MARKS, ours=ours) as staging:
+        outcome_paths = _mitigate_into(
+            spec,
+            staging,
+            started,
+            hashes,
+            method=method,
+            model_dir=model_dir,
+            device=device,
+            force=force,
+            progress=progress,
+            report_formats=tuple(report_formats),
+            factory=factory,
+        )
+    results, paths = outcome_paths
+    shown = {k: out / Path(p).relative_to(staging) for k, p in paths.items()}
+    return RunOutcome(results=results, check_report=None, paths=shown)
+
+
+def _mitigate_into(
+    spec: Spec,
+    out: Path,
+    started: str,
+    hashes: _HashCache,
+    *,
+    method: str,
+    model_dir: str | PathLike[str] | None,
+    device: str,
+    force: bool,
+    progress: bool,
+    report_formats: tuple[str, ...],
+    factory: str | None,
+) -> tuple[Results, dict[str, Path]]:
+    """Everything ``run_mitigation`` writes, into the staging folder ``out``."""
+    import shutil
+
+    from governance.mitigation.run import mitigate_threshold
+    from governance.mitigation.section import mitigation_section
+    from governance.models.decision_rule import RULE_FILE
+
+    m = spec.mitigation
+    assert m is not None
+    quiet = spec.model_copy(update={"audits": {}})
     with _progress(progress) as bar:
         with bar.step("loading data"):
-            subject = _prepare(quiet, out, model_dir=model_dir, device=device, force=force, progress=progress)
+            subject = _prepare(
+                quiet,
+                out,
+                model_dir=model_dir,
+                device=device,
+                force=force,
+                progress=progress,
+                factory=factory,
+            )
         bundle = subject.bundle
         source = bundle.paths.get("eval") or spec.model.predictions or spec.source
         if m.attribute not in bundle.eval.columns:
@@ -859,14 +916,9 @@ def run_mitigation(
     if subject.model_dir is not None:
         target = out / "model"
         if subject.model_dir.resolve() != target.resolve():
-            staging = out / ".model.mitigating"
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(subject.model_dir, staging)
-            atomic_write_text(staging / RULE_FILE, rule_json)
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-        else:
-            atomic_write_text(target / RULE_FILE, rule_json)
+            # A copy of the audited model beside its rule: the folder then decides as it was mitigated.
+            shutil.copytree(subject.model_dir, target)
+        atomic_write_text(target / RULE_FILE, rule_json)
         subject = replace(subject, model_dir=target)
         paths["model"] = target
     else:
@@ -877,4 +929,4 @@ def run_mitigation(
     paths.update(_write_reports(results, out, None, tuple(report_formats)))
     paths["manifest"] = out / "manifest.json"
     _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=None, waivers=None)
-    return RunOutcome(results=results, check_report=None, paths=paths)
+    return results, paths

@@ -38,6 +38,11 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow the spec's model.factory (Python code) to run; a model folder never names code",
+    )
     p.set_defaults(run=run)
 
 
@@ -52,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         model_dir=args.model,
         device=args.device,
         progress=args.progress,
+        trust_code=args.trust_code,
     )
     details = outcome.results.sections["mitigation"].details
     print(f"governance mitigate: {details['reason']}", file=sys.stderr)

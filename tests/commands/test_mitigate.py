@@ -173,3 +173,41 @@ def test_employment_pack_fails_threshold_mitigation_as_race_norming(tmp_path, ca
     rule = next(o for o in outcomes["outcomes"] if o["rule"] == "eeoc.no_race_norming")
     assert code == 1
     assert rule["status"] == "FAIL" and "42 U.S.C. §2000e-2(l)" in rule["refs"]
+
+
+@pytest.mark.slow
+def test_a_trained_model_is_mitigated_and_its_folder_decides_by_the_rule(tmp_path, capsys):
+    """Model mode: the output's model folder carries the rule, and loading it applies the rule."""
+    import yaml
+
+    from governance.models.handle import load_handle
+
+    root = Path(__file__).resolve().parents[2]
+    raw = yaml.safe_load((root / "audits" / "german-credit.yaml").read_text())
+    raw["train"]["epochs"] = 2
+    raw["audits"] = {}
+    raw.pop("deployment", None)
+    raw["mitigation"] = {"constraint": "demographic_parity", "attribute": "age_group"}
+    for split in ("train", "eval"):
+        raw["data"][split] = str(root / "audits" / raw["data"][split])
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(spec), "--out", str(tmp_path / "m"), "--no-progress"]) == 0
+    out = tmp_path / "out"
+    argv = ["mitigate", str(spec), "--method", "threshold", "--model", str(tmp_path / "m"), "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    capsys.readouterr()
+    rule = DecisionRule.from_dict(json.loads((out / "model" / "decision_rule.json").read_text()))
+    handle = load_handle(out / "model")
+    frame = pd.read_csv(raw["data"]["eval"])
+    scores = handle.predict_proba(frame)[:, -1]
+    expected = rule.predict(scores, frame["age_group"].tolist())
+    assert (handle.predict(frame) == expected).all()
+    assert not (tmp_path / "m" / "decision_rule.json").exists()  # the audited folder is untouched
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "model/decision_rule.json" in manifest["files"]
+    # Running again replaces the folder whole (staged and swapped, like an audit folder).
+    assert main([*argv, "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["manifest.json", "mitigation_split.csv", "model", "report.html", "results.json"]
+    )
