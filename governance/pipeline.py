@@ -180,11 +180,7 @@ def run_audit(
         # Audit names and options are checked before any data is read or any model trained.
         check_audits(spec)
         check_target(out, marks=AUDIT_MARKS)
-        factory = None
-        if spec.model.factory is not None:
-            from governance.train.api import require_trust
-
-            factory = require_trust(spec, trust_code)
+        factory = _trusted_factory(spec, trust_code)
         # A glob in the spec that matches nothing is bad input naming its field (issue 17).
         for named in (spec.data.eval, getattr(spec.data, "train", None), spec.model.predictions):
             if named is not None:
@@ -336,6 +332,15 @@ def _run(
     record_audit_run(results, check_report, store=evidence.get("store"))
     sign_audit_folder(out, evidence.get("sign_key"), evidence.get("signoff"))
     return RunOutcome(results=results, check_report=check_report, paths=paths)
+
+
+def _trusted_factory(spec: Spec, trust_code: bool) -> str | None:
+    """The spec's user factory when ``--trust-code`` allows it; None for a built-in model."""
+    if spec.model.factory is None:
+        return None  # nothing to trust, and no need to import the trainer
+    from governance.train.api import require_trust
+
+    return require_trust(spec, trust_code)
 
 
 def _run_info(spec: Spec, subject: _Subject, started: str, **extra: Any) -> RunInfo:
@@ -813,11 +818,7 @@ def run_mitigation(
 
     out = check_output_dir(out_dir)
     check_target(out, marks=AUDIT_MARKS)
-    factory = None
-    if spec.model.factory is not None:
-        from governance.train.api import require_trust
-
-        factory = require_trust(spec, trust_code)
+    factory = _trusted_factory(spec, trust_code)
     started = _now()
     hashes = _HashCache()
     hashes.prefetch(_input_files(spec, None, None))

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 from governance.errors import InputError
 from governance.models.config import model_config
 from governance.models.preprocessing import Preprocessor, preprocessor_for, private_statistics
-from governance.train.common import TrainOutcome, checkpoint_dir_for, gate, gate_findings_item, trainable_rows
+from governance.train.common import (
+    TrainOutcome,
+    checkpoint_dir_for,
+    gate,
+    gate_findings_item,
+    provenance,
+    trainable_rows,
+)
 from governance.train.scope import with_items
 
 if TYPE_CHECKING:
@@ -214,7 +221,6 @@ def _train_tabular(
     factory: str | None,
     store: str | PathLike[str] | None,
 ) -> TrainOutcome:
-    from governance._io import sha256_file
     from governance.data.loading import load_bundle
     from governance.models.device import resolve_device
     from governance.train.trainer import PrivacySettings, Trainer
@@ -282,13 +288,7 @@ def _train_tabular(
         config["module_fixes"] = ledger["privacy"]["module_fixes"]
     ledger.update(
         {
-            "spec": spec.name,
-            "task": str(spec.task),
-            "forced": force,
-            "data_quality_findings": findings,
-            "data": {k: {"path": str(p), "sha256": sha256_file(p)} for k, p in bundle.paths.items()},
-            "source": bundle.source,
-            "license": bundle.license,
+            **provenance(spec, bundle, findings, force=force),
             "trusted_code": factory,
         }
     )

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from governance.data.bundle import DataBundle
     from governance.spec import Spec
 
-__all__ = ["TrainOutcome", "checkpoint_dir_for", "gate", "gate_findings_item", "trainable_rows"]
+__all__ = ["TrainOutcome", "checkpoint_dir_for", "gate", "gate_findings_item", "provenance", "trainable_rows"]
 
 ERR_NO_TRAIN_DATA = "required to train: a training file"
 ERR_DELTA = "delta {delta} must be below 1/rows = {limit:.3g} (the training file has {rows} rows)"
@@ -89,3 +89,20 @@ def gate_findings_item(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
             + "; ".join(sorted({str(f.get("id")) for f in findings})),
         }
     ]
+
+
+def provenance(
+    spec: Spec, bundle: DataBundle, findings: list[dict[str, Any]], *, force: bool
+) -> dict[str, Any]:
+    """What every training ledger records about the run's inputs (spec, data digests, licence, gate)."""
+    from governance._io import sha256_file
+
+    return {
+        "spec": spec.name,
+        "task": str(spec.task),
+        "forced": force,
+        "data_quality_findings": findings,
+        "data": {k: {"path": str(p), "sha256": sha256_file(p)} for k, p in bundle.paths.items()},
+        "source": bundle.source,
+        "license": bundle.license,
+    }

@@ -164,6 +164,7 @@ def train_hf(
         checkpoint_dir_for,
         gate,
         gate_findings_item,
+        provenance,
         trainable_rows,
     )
     from governance.train.scope import with_items
@@ -291,13 +292,7 @@ def train_hf(
     }
     ledger.update(
         {
-            "spec": spec.name,
-            "task": str(spec.task),
-            "forced": force,
-            "data_quality_findings": findings,
-            "data": {k: {"path": str(p), "sha256": sha256_file(p)} for k, p in bundle.paths.items()},
-            "source": bundle.source,
-            "license": bundle.license,
+            **provenance(spec, bundle, findings, force=force),
             "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
             "frozen_parameters": int(sum(p.numel() for p in model.parameters() if not p.requires_grad)),
         }
