@@ -186,6 +186,10 @@ class Trainer:
         setting; ``auto`` (default) uses one thread for models under a million parameters on
         CPU: their per-step work is too small to split, and on a busy machine extra threads
         only contend (we measured 20-30x slower steps with two threads on a loaded 2-core box).
+    sample_weights
+        One weight per training row (in-memory data only): a weighted loss without privacy; under
+        DP divided by their maximum and applied after per-sample clipping, ``w_i·clip(g_i)``, on
+        every engine (:mod:`governance.train.sample_weights`); the ε is the unweighted run's.
     """
 
     def __init__(
@@ -209,6 +213,7 @@ class Trainer:
         callbacks: Sequence[Callable[[EpochRecord], None]] = (),
         num_threads: int | Literal["auto"] | None = "auto",
         data_digest: str | None = None,
+        sample_weights: Any = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -237,6 +242,20 @@ class Trainer:
         self.data_digest = data_digest
         self._result: TrainingResult | None = None
         self._frozen_for_run: list[Any] = []  # parameters of never-called modules, during fit
+        self.sample_weights: Any = None
+        if sample_weights is not None:
+            self._set_sample_weights(sample_weights)
+
+    def _set_sample_weights(self, weights: Any) -> None:
+        """The weights become a third tensor of the training rows, so every batch carries its own."""
+        from governance.train.sample_weights import prepare_weights
+        from governance.train.sampling import TensorRows
+
+        if not isinstance(self.train_set, TensorRows):
+            raise ValueError("sample_weights need in-memory (X, y) training data")
+        rows = len(self.train_set)
+        self.sample_weights = prepare_weights(weights, rows, private=self.privacy is not None)
+        self.train_set = TensorRows(*self.train_set.tensors[:2], self.sample_weights)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -347,6 +366,10 @@ class Trainer:
                 delta=self.privacy.delta,
                 accountant=self.privacy.accountant,
             )
+        if self.sample_weights is not None:
+            from governance.train.sample_weights import weighted_criterion
+
+            criterion = weighted_criterion(criterion, engine=proof.engine if proof else None, optimizer=optimizer)
         seconds = prior_seconds
         step_seconds = float(checkpoint.state.get("step_seconds", 0.0)) if checkpoint else 0.0
         stopped_early = bool(checkpoint.state.get("stopped_early", False)) if checkpoint else False
@@ -454,6 +477,12 @@ class Trainer:
                 "module_fixes": list(fixes),
                 "accountant_history": [list(h) for h in spent],
             }
+        if self.sample_weights is not None:
+            from governance.train.sample_weights import SCOPE_NOTE, weights_ledger
+
+            ledger["sample_weights"] = weights_ledger(self.sample_weights, private=self.privacy is not None)
+            if self.privacy is not None:
+                ledger["privacy"]["scope"] = {**ledger["privacy"]["scope"], "sample_weights": SCOPE_NOTE}
         self._result = TrainingResult(ledger=ledger, model=model)
         return self._result
 
@@ -509,7 +538,7 @@ class Trainer:
             "momentum": self.momentum,
             "max_physical_batch_size": self.max_physical_batch_size,
             "data_digest": self.data_digest,
-        }
+        } | ({} if self.sample_weights is None else {"sample_weights": _digest(self.sample_weights)})
 
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         import torch
@@ -768,12 +797,12 @@ class Trainer:
         from governance.train.sampling import iterate_batches
 
         with self._batches(loader, optimizer) as batches:
-            for x, y in iterate_batches(batches):
+            for x, y, *weights in iterate_batches(batches):  # weights: [w] with sample_weights
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
                 out = model(x)
-                loss = criterion(out, y)
+                loss = criterion(out, y, *(w.to(self.device) for w in weights))
                 loss.backward()
                 optimizer.step()
                 n = int(y.shape[0])
@@ -905,6 +934,13 @@ def _first_targets(dataset: Any, rows: int) -> torch.Tensor:
     if hasattr(dataset, "gather"):
         return dataset.gather(list(range(rows)))[1]
     return default_collate([dataset[i] for i in range(rows)])[1]
+
+
+def _digest(tensor: torch.Tensor) -> str:
+    """SHA-256 of a tensor's values (the weights of a resumed run must be the same)."""
+    import hashlib
+
+    return hashlib.sha256(tensor.detach().cpu().double().numpy().tobytes()).hexdigest()
 
 
 def _accounted_steps(engine: Any) -> int:

@@ -86,15 +86,18 @@ def supports_fast_clipping(model: nn.Module) -> bool:
 class _Loss:
     """The per-sample losses of one batch; ``backward()`` writes clipped, noised gradients."""
 
-    def __init__(self, clipping: FastLinearClipping, losses: torch.Tensor) -> None:
+    def __init__(
+        self, clipping: FastLinearClipping, losses: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> None:
         self.clipping = clipping
         self.losses = losses
+        self.weights = weights
 
     def item(self) -> float:
         return float(self.losses.detach().mean()) if self.losses.numel() else float("nan")
 
     def backward(self) -> None:
-        self.clipping.backward(self.losses)
+        self.clipping.backward(self.losses, self.weights)
 
 
 class FastLinearClipping:
@@ -160,16 +163,19 @@ class FastLinearClipping:
                 x = group_norm_input(layer, x, output)  # type: ignore[arg-type]
             self._records.append((layer, x, output))
 
-    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> _Loss:
+    def __call__(
+        self, output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> _Loss:
+        """``weights``: per-sample weights applied after clipping (governance.train.sample_weights)."""
         old = self.criterion.reduction
         self.criterion.reduction = "none"
         try:
             losses = self.criterion(output, target)
         finally:
             self.criterion.reduction = old
-        return _Loss(self, losses)
+        return _Loss(self, losses, weights)
 
-    def backward(self, losses: torch.Tensor) -> None:
+    def backward(self, losses: torch.Tensor, weights: torch.Tensor | None = None) -> None:
         import torch
         from torch import nn
 
@@ -216,6 +222,8 @@ class FastLinearClipping:
         # by the expected batch size folded in (it scales clipped sums and noise alike).
         scale = 1.0 / self.expected_batch_size
         coef = (self.max_grad_norm / (norms_sq.sqrt() + 1e-6)).clamp(max=1.0).mul_(scale)
+        if weights is not None:  # w_i·clip(g_i): after the clipping (governance.train.sample_weights)
+            coef.mul_(weights.to(device=coef.device, dtype=coef.dtype))
         # Each gradient starts as its noise and the clipped sum is accumulated into it in place
         # (addmm_ for 2-D Linear weights): no per-parameter temporaries, sums, divisions or views,
         # which dominate a small model's step on CPU (docs/PERFORMANCE.md). The noise is
@@ -409,6 +417,7 @@ class FusedStep:
         self._logits: torch.Tensor | None = None
         self._log_probs: torch.Tensor | None = None
         self._target: torch.Tensor | None = None
+        self._weights: torch.Tensor | None = None
         self.training = True
         self._buffers: tuple[torch.Tensor, dict[int, torch.Tensor]] | None = (
             None  # made on first use, where the parameters then live
@@ -443,12 +452,16 @@ class FusedStep:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def criterion(self, logits: torch.Tensor, target: torch.Tensor) -> _FusedLoss:
+    def criterion(
+        self, logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> _FusedLoss:
+        """``weights``: per-sample weights applied after clipping (governance.train.sample_weights)."""
         import torch
 
         if logits is not self._logits:
             raise RuntimeError("the fused step's criterion needs the logits of its own forward pass")
         self._target = target
+        self._weights = weights
         with torch.no_grad():
             self._log_probs = torch.log_softmax(logits, dim=1)
             batch = int(target.shape[0])
@@ -457,6 +470,13 @@ class FusedStep:
 
     def backward(self) -> None:
         raise NotImplementedError
+
+    def _apply_weights(self, coef: torch.Tensor) -> None:
+        """``c_i ← w_i·c_i`` for the batch's rows (padding rows after them keep theirs), once."""
+        weights, self._weights = self._weights, None
+        if weights is not None:
+            n = int(weights.shape[0])
+            coef[:n].mul_(weights.to(device=coef.device, dtype=coef.dtype))
 
     def close(self) -> None:
         """Nothing to remove: the model was never wrapped."""
@@ -546,6 +566,7 @@ class FusedMLPStep(FusedStep):
                 norms.sqrt_()
                 # min(1, C / (‖∇_i‖ + 1e-6)) / B, DPOptimizer's clipping factor with 1/B folded in.
                 coef = norms.add_(1e-6).reciprocal_().mul_(self.max_grad_norm * scale).clamp_(max=scale)
+                self._apply_weights(coef)
                 for layer, a, g in zip(linears, inputs, grads):
                     add_linear_clipped(layer, a, g, coef, noisy)
         for p in self.params:

@@ -377,6 +377,7 @@ class FusedSequentialStep(FusedStep):
                 # min(1, C / (‖∇_i‖ + 1e-6)) / B, DPOptimizer's clipping factor with 1/B folded in.
                 coef = norms_sq.sqrt_().add_(1e-6).reciprocal_().mul_(self.max_grad_norm * scale)
                 coef.clamp_(max=scale)
+                self._apply_weights(coef)
                 for op in self.trainable_ops:
                     op.add_clipped(coef, noisy)
         for p in self.params:
