@@ -809,11 +809,14 @@ def run_mitigation(
     """
     from governance.models.decision_rule import RULE_FILE
 
-    if method != "threshold":
-        raise InputError(None, "--method", f"unknown method {method!r}; expected threshold")
+    if method not in MITIGATION_METHODS:
+        expected = " or ".join(MITIGATION_METHODS)
+        raise InputError(None, "--method", f"unknown method {method!r}; expected {expected}")
     m = spec.mitigation
     if m is None:
         raise InputError(spec.source, "mitigation", ERR_NO_MITIGATION)
+    if method == "reweigh":
+        _check_reweighable(spec)
     from governance._output_folder import check_target, output_folder
 
     out = check_output_dir(out_dir)
@@ -824,8 +827,9 @@ def run_mitigation(
     hashes.prefetch(_input_files(spec, None, None))
     ours = ("results.json", "manifest.json", "report.", "mitigation_split.csv", RULE_FILE, "model")
     # Like an audit folder: staged beside --out, swapped in whole, under the lock on --out.
+    into = _reweigh_into if method == "reweigh" else _mitigate_into
     with output_folder(out, marks=AUDIT_MARKS, ours=ours) as staging:
-        outcome_paths = _mitigate_into(
+        outcome_paths = into(
             spec,
             staging,
             started,
@@ -931,3 +935,207 @@ def _mitigate_into(
     paths["manifest"] = out / "manifest.json"
     _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=None, waivers=None)
     return results, paths
+
+
+# -- reweighing (issue 16) ------------------------------------------------------------------------
+
+#: ``governance mitigate --method``: post-processing thresholds, or Kamiran-Calders reweighing.
+MITIGATION_METHODS: tuple[str, ...] = ("threshold", "reweigh")
+ERR_REWEIGH_TRAINS = (
+    "reweigh retrains the model with per-sample weights; {why} (threshold mitigation works without training)"
+)
+ERR_REWEIGH_BINARY = "reweigh mitigation needs a binary task (its frontier measures a binary disparity)"
+#: Where the strength sweep's models are trained, inside the staging folder (removed at the end).
+SWEEP_DIR = ".reweigh-sweep"
+
+
+def _check_reweighable(spec: Spec) -> None:
+    """Bad input for reweighing, found from the spec alone (before any data is read or trained)."""
+    if spec.model.predictions is not None:
+        why = "a predictions-only spec (model.predictions) has no model to train"
+        raise InputError(spec.source, "model.predictions", ERR_REWEIGH_TRAINS.format(why=why))
+    if spec.model.weights is not None:
+        why = "a spec with fixed model.weights is not trained here"
+        raise InputError(spec.source, "model.weights", ERR_REWEIGH_TRAINS.format(why=why))
+    if spec.train is None:
+        raise InputError(spec.source, "train", ERR_REWEIGH_TRAINS.format(why="the spec has no train section"))
+    if spec.model.architecture == "hf":
+        from governance.train.api import ERR_HF_WEIGHTS
+
+        raise InputError(spec.source, "model.architecture", ERR_HF_WEIGHTS)
+    if spec.task.value != "binary_classification":
+        raise InputError(spec.source, "task", ERR_REWEIGH_BINARY)
+
+
+def _reweigh_into(
+    spec: Spec,
+    out: Path,
+    started: str,
+    hashes: _HashCache,
+    *,
+    method: str,
+    model_dir: str | PathLike[str] | None,
+    device: str,
+    force: bool,
+    progress: bool,
+    report_formats: tuple[str, ...],
+    factory: str | None,
+) -> tuple[Results, dict[str, Path]]:
+    """Kamiran-Calders reweighing into the staging folder ``out``: the unweighted model (or
+    ``--model``), one retrained model per strength, the frontier, the chosen model as ``out/model``."""
+    import shutil
+
+    from governance.mitigation.reweigh import STRENGTHS, kamiran_calders, mitigate_reweigh
+    from governance.mitigation.section import reweigh_section
+    from governance.models.artifacts import read_ledger
+
+    m = spec.mitigation
+    assert m is not None
+    quiet = spec.model_copy(update={"audits": {}})
+    with _progress(progress) as bar:
+        with bar.step("training the unweighted model" if model_dir is None else "loading data"):
+            subject = _prepare(
+                quiet, out, model_dir=model_dir, device=device, force=force, progress=progress, factory=factory
+            )
+        bundle = subject.bundle
+        assert bundle.train is not None  # the spec trains (_check_reweighable)
+        try:
+            weights = kamiran_calders(
+                bundle.train[m.attribute], bundle.train[bundle.label], attribute=m.attribute, label=bundle.label
+            )
+        except ValueError as exc:
+            raise InputError(bundle.paths.get("train") or spec.source, m.attribute, str(exc)) from None
+        with bar.step(f"retraining at {len(STRENGTHS)} weight strengths"):
+            candidates, runs = _reweigh_sweep(quiet, out / SWEEP_DIR, bundle, weights, device, force, factory)
+        with bar.step("mitigating"):
+            outcome = mitigate_reweigh(
+                subject.eval_predictions.y_true,
+                subject.eval_predictions.y_pred,
+                candidates,
+                {a: bundle.eval[a] for a in bundle.sensitive},
+                weights=weights,
+                classes=(bundle.classes[0], bundle.classes[1]),
+                attribute=m.attribute,
+                constraint=m.constraint,
+                seed=spec.seed,
+            )
+    target = out / "model"
+    if outcome.strength > 0:
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.move(out / SWEEP_DIR / _strength_dir(outcome.strength), target)
+    elif subject.model_dir is not None and subject.model_dir.resolve() != target.resolve():
+        shutil.copytree(subject.model_dir, target)  # the unweighted --model is already the best choice
+    shutil.rmtree(out / SWEEP_DIR, ignore_errors=True)
+    before_ledger = subject.ledger
+    subject = replace(subject, model_dir=target, ledger=read_ledger(target))
+    ledgers = [before_ledger, *(run.pop("ledger") for run in runs)]
+    sweep_epsilon, delta = _composed_epsilon(ledgers)
+    preprocessor = getattr(subject.handle, "preprocessor", None)
+    section = reweigh_section(
+        outcome,
+        sensitive_is_feature=m.attribute in tuple(getattr(preprocessor, "features", ()) or ()),
+        sweep=runs,
+        sweep_epsilon=sweep_epsilon,
+        delta=delta,
+    )
+    run = _run_info(spec, subject, started, command=f"mitigate --method {method}")
+    results = Results.from_sections(run, [section], subject=_subject_info(spec, subject, hashes))
+    paths: dict[str, Path] = {"model": target, "results": out / "results.json"}
+    save_results(results, paths["results"])
+    paths.update(_write_reports(results, out, None, tuple(report_formats)))
+    paths["manifest"] = out / "manifest.json"
+    _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=None, waivers=None)
+    return results, paths
+
+
+def _strength_dir(strength: float) -> str:
+    return f"strength_{strength:g}"
+
+
+def _reweigh_sweep(
+    spec: Spec,
+    sweep: Path,
+    bundle: DataBundle,
+    weights: Any,
+    device: str,
+    force: bool,
+    factory: str | None,
+) -> tuple[dict[float, Any], list[dict[str, Any]]]:
+    """One model per strength (weights ``w^s``), trained like the spec's own, and its eval decisions."""
+    import time
+
+    from governance.mitigation.reweigh import STRENGTHS
+    from governance.models.handle import load_handle
+    from governance.train.api import train
+    from governance.train.sample_weights import SampleWeights
+
+    attribute, label = weights.attribute, weights.label
+    outside = (
+        {
+            "name": "reweighing_weights",
+            "where": "training.json",
+            "columns": [attribute, label],
+            "detail": f"Kamiran-Calders weights from the {attribute} × {label} counts of the train rows "
+            "(each cell's weight is in training.json and the mitigation results); the run's ε treats "
+            "them as fixed numbers",
+        },
+        {
+            "name": "reweighing_selection",
+            "where": "results.json",
+            "columns": [],
+            "detail": f"this model was chosen among the {len(STRENGTHS) + 1} runs of a reweighing "
+            "strength sweep on the same train rows; the mitigation results give their composed ε "
+            "(mitigation.reweigh.sweep_epsilon)",
+        },
+    )
+    candidates: dict[float, Any] = {}
+    runs: list[dict[str, Any]] = []
+    for strength in STRENGTHS:
+        cells = [
+            {"group": c.group, "label": c.label, "rows": c.rows, "weight": c.weight**strength}
+            for c in weights.cells
+        ]
+        started = time.perf_counter()
+        trained = train(
+            spec,
+            sweep / _strength_dir(strength),
+            bundle=bundle,
+            force=force,
+            device=device,
+            progress=False,
+            trust_code=factory is not None,
+            lock=False,
+            sample_weights=SampleWeights(
+                values=weights.at(strength),
+                origin=f"Kamiran-Calders reweighing on {attribute} × {label}",
+                outside=outside,
+                details={"strength": strength, "cells": cells},
+            ),
+        )
+        handle = load_handle(trained.model_dir, device, factory=factory)
+        candidates[strength] = predict(handle, bundle.eval, bundle.label, source=trained.model_dir).y_pred
+        privacy = trained.ledger.get("privacy") or {}
+        runs.append(
+            {
+                "strength": strength,
+                "seconds": time.perf_counter() - started,
+                "train_seconds": trained.ledger.get("seconds"),
+                "epsilon": privacy.get("epsilon"),
+                "ledger": trained.ledger,
+            }
+        )
+    return candidates, runs
+
+
+def _composed_epsilon(ledgers: Sequence[Mapping[str, Any] | None]) -> tuple[float | None, float | None]:
+    """The ε of every DP run in ``ledgers`` together (their accountant histories composed), at the
+    first run's δ and accountant; (None, None) when none was private."""
+    private = [ledger["privacy"] for ledger in ledgers if ledger and ledger.get("privacy")]
+    if not private:
+        return None, None
+    from governance.train.dp import epsilon_for
+
+    history = [tuple(h) for p in private for h in p.get("accountant_history") or ()]
+    delta = float(private[0]["delta"])
+    return epsilon_for(history, delta, str(private[0]["accountant"])), delta

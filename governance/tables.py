@@ -410,6 +410,16 @@ class FrontierSetting(Record):
     chosen: bool | None = None
 
 
+@dataclass(frozen=True)
+class ReweighCell(Record):
+    """``mitigation.weights``: one group × label cell of the train rows and its Kamiran-Calders weight."""
+
+    group: str
+    label: str
+    rows: int
+    weight: float
+
+
 # --- training ledger --------------------------------------------------------------------------------
 
 
@@ -453,7 +463,7 @@ TABLES: dict[str, dict[str, type[Record]]] = {
     "privacy": {"membership_inference": MembershipInference},
     "privacy_cost": {"groups": PairedGroupAccuracy, "gaps": DropGap},
     "compression": {"variants": CompressionVariant, "groups": PairedGroupAccuracy},
-    "mitigation": {"changes": MetricChange, "frontier": FrontierSetting},
+    "mitigation": {"changes": MetricChange, "frontier": FrontierSetting, "weights": ReweighCell},
 }
 #: Structured ``details`` the report reads as records: (audit, key) → record of each list item.
 DETAILS: dict[tuple[str, str], type[Record]] = {("privacy", "roc"): RocPoint}

@@ -256,3 +256,11 @@ def _changes(
             )
         )
     return tuple(out)
+
+
+def metric_changes(
+    comparison: PairedComparison, attribute: str, disparity_metric: str, target_metric: str
+) -> tuple[MetricChange, ...]:
+    """The before/after table of ``comparison`` (every performance and fairness metric, the
+    targeted ones marked, worse ones flagged): what threshold mitigation reports, for reweighing."""
+    return _changes(comparison, attribute, disparity_metric, target_metric)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from governance.mitigation.run import MitigationOutcome
 from governance.results import AuditSection, Finding, Severity
 
-__all__ = ["PRIVACY_NOTE", "mitigation_section"]
+if TYPE_CHECKING:
+    from governance.mitigation.reweigh import ReweighOutcome
+
+__all__ = ["PRIVACY_NOTE", "mitigation_section", "reweigh_section"]
 
 PRIVACY_NOTE = (
     "Post-processing reads the model's scores on eval rows only, never a training row: a model "
@@ -87,6 +91,128 @@ def mitigation_section(outcome: MitigationOutcome, *, method: str = "threshold")
             "split_seed": split.seed,
             "split_file": "mitigation_split.csv",
             "privacy": PRIVACY_NOTE,
+            "confidence": outcome.comparison.confidence,
+            "n_boot": outcome.comparison.n_boot,
+        },
+        findings=tuple(findings),
+    )
+
+
+# -- reweighing (governance.mitigation.reweigh) ---------------------------------------------------
+
+NO_SENSITIVE_AT_DECISION = (
+    "Reweighing changes only how much each training row counts; the model decides from its input "
+    "features alone and never reads {attribute!r} at decision time (no group-specific thresholds: "
+    "not race-norming under 42 U.S.C. §2000e-2(l))."
+)
+SENSITIVE_AS_FEATURE = (
+    "The model takes {attribute!r} as an input feature (data.features lists it): its decisions read "
+    "the sensitive attribute whatever the training weights."
+)
+REWEIGH_PRIVACY = (
+    "Each retrained model's DP guarantee is that of an unweighted run: the weights, divided by their "
+    "maximum, multiply each clipped per-sample gradient (norm still at most C), so σ, the sample "
+    "rate, the steps and ε are unchanged. Outside it: the weights are computed from the group × "
+    "label counts of the train rows (listed in privacy.scope.outside), and the chosen model was "
+    "selected among {runs} DP runs on the same rows, whose composition is sweep_epsilon."
+)
+
+
+def reweigh_section(
+    outcome: ReweighOutcome,
+    *,
+    sensitive_is_feature: bool = False,
+    sweep: list[dict[str, Any]] | None = None,
+    sweep_epsilon: float | None = None,
+    delta: float | None = None,
+) -> AuditSection:
+    """Metrics ``mitigation.reweigh.<metric>`` (after) and ``mitigation.reweigh.before.<metric>``,
+    the frontier and before/after tables, the weight of each cell, and what a reviewer must know.
+
+    ``sweep``: one row per trained model (strength, ε, seconds); ``sweep_epsilon``: the ε of all the
+    sweep's DP runs composed (None for non-private training).
+    """
+    method = "reweigh"
+    frontier = outcome.frontier
+    attribute = outcome.weights.attribute
+    metrics: dict[str, float] = {}
+    for change in outcome.changes:
+        if change.after == change.after:
+            metrics[f"mitigation.{method}.{change.metric}"] = change.after
+        if change.before == change.before:
+            metrics[f"mitigation.{method}.before.{change.metric}"] = change.before
+    metrics[f"mitigation.{method}.uses_sensitive_attribute"] = 1.0 if sensitive_is_feature else 0.0
+    metrics[f"mitigation.{method}.target_met"] = 1.0 if frontier.chosen is not None else 0.0
+    metrics[f"mitigation.{method}.strength"] = outcome.strength
+    if sweep_epsilon is not None:
+        metrics[f"mitigation.{method}.sweep_epsilon"] = sweep_epsilon
+    findings = []
+    worse = [c.metric for c in outcome.changes if c.worse and not c.targeted]
+    if worse:
+        findings.append(
+            Finding(
+                id=f"mitigation.{method}.side_effects",
+                severity=Severity.MINOR,
+                message=f"mitigation made {len(worse)} untargeted metric(s) worse: {', '.join(worse[:6])}"
+                + (" …" if len(worse) > 6 else ""),
+                audit="mitigation",
+            )
+        )
+    if frontier.chosen is None:
+        findings.append(
+            Finding(
+                id=f"mitigation.{method}.infeasible",
+                severity=Severity.MAJOR,
+                message=f"{frontier.reason}; the full Kamiran-Calders weights (strength 1) are deployed",
+                audit="mitigation",
+            )
+        )
+    findings.append(
+        Finding(
+            id=f"mitigation.{method}.decision_time",
+            severity=Severity.INFO,
+            message=(SENSITIVE_AS_FEATURE if sensitive_is_feature else NO_SENSITIVE_AT_DECISION).format(
+                attribute=attribute
+            ),
+            audit="mitigation",
+        )
+    )
+    runs = len(sweep or ())
+    if sweep_epsilon is not None:
+        findings.append(
+            Finding(
+                id=f"mitigation.{method}.sweep_privacy",
+                severity=Severity.INFO,
+                message=(
+                    f"the chosen model was selected among {runs} DP runs on the same train rows: "
+                    f"together they spend ε {sweep_epsilon:.3g} at δ {delta:g} (composed); each "
+                    "model's own training.json gives its run's ε"
+                ),
+                audit="mitigation",
+            )
+        )
+    changes = [asdict(c) for c in outcome.changes]
+    points = [{**asdict(p), "chosen": i == frontier.chosen} for i, p in enumerate(frontier.points)]
+    cells = [asdict(c) for c in outcome.weights.cells]
+    return AuditSection(
+        name="mitigation",
+        metrics=metrics,
+        tables={"changes": changes, "frontier": points, "weights": cells},
+        details={
+            "method": method,
+            "constraint": outcome.constraint,
+            "attribute": attribute,
+            "label": outcome.weights.label,
+            "strength": outcome.strength,
+            "strengths": [p.value for p in frontier.points],
+            "target": asdict(frontier.target),
+            "chosen": frontier.chosen,
+            "reason": frontier.reason,
+            "uses_sensitive_attribute": sensitive_is_feature,
+            "evaluated_on": "every eval row (each strength's model, and the before/after table)",
+            "sweep": list(sweep or ()),
+            "sweep_epsilon": sweep_epsilon,
+            "privacy": REWEIGH_PRIVACY.format(runs=runs) if sweep_epsilon is not None else None,
             "confidence": outcome.comparison.confidence,
             "n_boot": outcome.comparison.n_boot,
         },

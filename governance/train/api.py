@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 
     from governance.data.bundle import DataBundle
     from governance.spec import Spec
+    from governance.train.sample_weights import SampleWeights
 
 __all__ = ["TrainOutcome", "checkpoint_dir_for", "data_digest", "require_trust", "train"]
 
 ERR_NO_TRAIN_SECTION = "required to train: epochs, batch_size, lr (and privacy for DP)"
 ERR_PREDICTIONS = "a predictions-only spec has no model to train"
+ERR_HF_WEIGHTS = "per-sample weights (reweighing) are not supported for Hugging Face text models"
 ERR_UNTRUSTED = (
     "runs the code {factory!r} names; pass --trust-code (or trust_code=True) to allow it, "
     "or use a built-in architecture"
@@ -97,6 +99,7 @@ def train(
     store: str | PathLike[str] | None = None,
     trust_code: bool = False,
     lock: bool = True,
+    sample_weights: SampleWeights | None = None,
 ) -> TrainOutcome:
     """Gate the data, train the spec's model (privately if it asks) and write the model folder.
 
@@ -126,6 +129,9 @@ def train(
     lock
         Hold the exclusive lock on ``out_dir`` while training (off when ``out_dir`` lies inside
         another run's staging folder, which that run's lock covers).
+    sample_weights
+        One weight per train row (reweighing): see :class:`governance.train.trainer.Trainer`; its
+        origin goes to the ledger and its ``outside`` items to ``privacy.scope.outside``.
 
     Raises
     ------
@@ -145,6 +151,8 @@ def train(
     factory = require_trust(spec, trust_code)
     # The folder is checked and locked before any data is read; the model is written into a
     # staging folder that replaces out_dir whole at the end (nothing is left on failure).
+    if sample_weights is not None and spec.model.architecture == "hf":
+        raise InputError(source, "model.architecture", ERR_HF_WEIGHTS)
     with staged_dir(out_dir, lock=lock) as staging:
         if spec.model.architecture == "hf":
             outcome = _train_text(
@@ -170,6 +178,7 @@ def train(
                 progress=progress,
                 factory=factory,
                 store=store,
+                sample_weights=sample_weights,
             )
     shutil.rmtree(checkpoint_dir_for(out_dir), ignore_errors=True)
     return outcome
@@ -220,6 +229,7 @@ def _train_tabular(
     progress: bool,
     factory: str | None,
     store: str | PathLike[str] | None,
+    sample_weights: SampleWeights | None = None,
 ) -> TrainOutcome:
     from governance.data.loading import load_bundle
     from governance.models.device import resolve_device
@@ -276,6 +286,7 @@ def _train_tabular(
         progress=progress,
         callbacks=(recorder.epoch,) if recorder is not None else (),
         data_digest=data_digest(bundle),
+        sample_weights=None if sample_weights is None else sample_weights.values,
     )
     try:
         with _budget_guard(recorder, out_dir):
@@ -292,8 +303,15 @@ def _train_tabular(
             "trusted_code": factory,
         }
     )
+    if sample_weights is not None:
+        ledger["sample_weights"] = {
+            **ledger["sample_weights"],
+            "origin": sample_weights.origin,
+            **dict(sample_weights.details),
+        }
     if ledger.get("privacy"):
         outside = private_statistics(bundle, schema) + gate_findings_item(findings)
+        outside += [dict(item) for item in (sample_weights.outside if sample_weights is not None else ())]
         ledger["privacy"] = {
             **ledger["privacy"],
             "scope": with_items(ledger["privacy"]["scope"], "outside", outside),
