@@ -995,13 +995,22 @@ def _reweigh_into(
     with _progress(progress) as bar:
         with bar.step("training the unweighted model" if model_dir is None else "loading data"):
             subject = _prepare(
-                quiet, out, model_dir=model_dir, device=device, force=force, progress=progress, factory=factory
+                quiet,
+                out,
+                model_dir=model_dir,
+                device=device,
+                force=force,
+                progress=progress,
+                factory=factory,
             )
         bundle = subject.bundle
         assert bundle.train is not None  # the spec trains (_check_reweighable)
         try:
             weights = kamiran_calders(
-                bundle.train[m.attribute], bundle.train[bundle.label], attribute=m.attribute, label=bundle.label
+                bundle.train[m.attribute],
+                bundle.train[bundle.label],
+                attribute=m.attribute,
+                label=bundle.label,
             )
         except ValueError as exc:
             raise InputError(bundle.paths.get("train") or spec.source, m.attribute, str(exc)) from None
