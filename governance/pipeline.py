@@ -1040,6 +1040,9 @@ def _reweigh_into(
     subject = replace(subject, model_dir=target, ledger=read_ledger(target))
     ledgers = [before_ledger, *(run.pop("ledger") for run in runs)]
     sweep_epsilon, delta = _composed_epsilon(ledgers)
+    before_privacy = (before_ledger or {}).get("privacy") or {}
+    unweighted = {"strength": 0.0, "seconds": None, "train_seconds": (before_ledger or {}).get("seconds")}
+    runs.insert(0, {**unweighted, "epsilon": before_privacy.get("epsilon")})
     preprocessor = getattr(subject.handle, "preprocessor", None)
     section = reweigh_section(
         outcome,
