@@ -369,7 +369,9 @@ class Trainer:
         if self.sample_weights is not None:
             from governance.train.sample_weights import weighted_criterion
 
-            criterion = weighted_criterion(criterion, engine=proof.engine if proof else None, optimizer=optimizer)
+            criterion = weighted_criterion(
+                criterion, engine=proof.engine if proof else None, optimizer=optimizer
+            )
         seconds = prior_seconds
         step_seconds = float(checkpoint.state.get("step_seconds", 0.0)) if checkpoint else 0.0
         stopped_early = bool(checkpoint.state.get("stopped_early", False)) if checkpoint else False

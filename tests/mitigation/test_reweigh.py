@@ -19,7 +19,11 @@ def _aif360_weights(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
     frame = pd.DataFrame({"a": groups.astype(float), "y": labels.astype(float), "x": np.arange(len(groups))})
     data = BinaryLabelDataset(
-        df=frame, label_names=["y"], protected_attribute_names=["a"], favorable_label=1.0, unfavorable_label=0.0
+        df=frame,
+        label_names=["y"],
+        protected_attribute_names=["a"],
+        favorable_label=1.0,
+        unfavorable_label=0.0,
     )
     reweighing = Reweighing(unprivileged_groups=[{"a": 0.0}], privileged_groups=[{"a": 1.0}])
     return np.asarray(reweighing.fit_transform(data).instance_weights, dtype=np.float64)
@@ -38,7 +42,9 @@ def test_weights_equal_aif360_reweighing(n: int, seed: int) -> None:
 
 @settings(max_examples=60, deadline=None, database=None)
 @given(
-    cells=st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(["no", "yes", "maybe"])), min_size=1, max_size=80)
+    cells=st.lists(
+        st.tuples(st.sampled_from("abcd"), st.sampled_from(["no", "yes", "maybe"])), min_size=1, max_size=80
+    )
 )
 def test_weighted_labels_are_independent_of_the_group(cells: list[tuple[str, str]]) -> None:
     """Independent of the formula: with the weights, each non-empty cell weighs N·P(a)·P(y) (each
@@ -108,7 +114,9 @@ def test_frontier_picks_the_most_accurate_strength_meeting_four_fifths_and_repor
     assert len(points) == 1 + len(STRENGTHS) >= 9
     assert [p.value for p in points] == [0.0, *STRENGTHS] and points[0].knob == "none"
     for p, s in zip(points, [0.0, *STRENGTHS]):
-        assert p.target_value == pytest.approx(demographic_parity_ratio(y, decide(s), sensitive_features=sex), abs=1e-12)
+        assert p.target_value == pytest.approx(
+            demographic_parity_ratio(y, decide(s), sensitive_features=sex), abs=1e-12
+        )
         assert p.disparity == pytest.approx(
             demographic_parity_difference(y, decide(s), sensitive_features=sex), abs=1e-12
         )
@@ -126,7 +134,7 @@ def test_frontier_picks_the_most_accurate_strength_meeting_four_fifths_and_repor
 
 
 def test_no_strength_reaching_the_target_deploys_full_weights_and_says_so() -> None:
-    y, sex, age, decide = _decisions(2000, 1)
+    y, sex, _age, decide = _decisions(2000, 1)
     kc = kamiran_calders(sex, y)
     biased = {s: decide(0.0) for s in STRENGTHS}
     out = mitigate_reweigh(
@@ -145,7 +153,7 @@ def test_no_strength_reaching_the_target_deploys_full_weights_and_says_so() -> N
 
 
 def test_a_model_that_already_meets_the_target_is_kept() -> None:
-    y, sex, age, decide = _decisions(2000, 2)
+    y, sex, _age, decide = _decisions(2000, 2)
     fair = decide(1.0)
     out = mitigate_reweigh(
         y,

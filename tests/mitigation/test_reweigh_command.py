@@ -55,10 +55,17 @@ def test_reweigh_retrains_sweeps_and_delivers_the_chosen_model(tmp_path, capsys,
         assert chosen["chosen"] and chosen["value"] == strength
     assert metrics["mitigation.reweigh.strength"] == strength
     assert metrics["mitigation.reweigh.uses_sensitive_attribute"] == 0.0
-    for name in ("performance.accuracy", "fairness.age_group.demographic_parity_ratio", "fairness.sex.equalized_odds_difference"):
+    for name in (
+        "performance.accuracy",
+        "fairness.age_group.demographic_parity_ratio",
+        "fairness.sex.equalized_odds_difference",
+    ):
         assert f"mitigation.reweigh.{name}" in metrics and f"mitigation.reweigh.before.{name}" in metrics
     assert any(row["targeted"] for row in section["tables"]["changes"])
-    assert {(c["group"], c["label"]) for c in section["tables"]["weights"]} >= {("<25", "good"), ("60+", "bad")}
+    assert {(c["group"], c["label"]) for c in section["tables"]["weights"]} >= {
+        ("<25", "good"),
+        ("60+", "bad"),
+    }
     ids = {f["id"] for f in section["findings"]}
     assert "mitigation.reweigh.decision_time" in ids
     # The delivered model is the chosen strength's, trained with its weights, and it decides alone.
@@ -92,7 +99,9 @@ def test_reweigh_retrains_sweeps_and_delivers_the_chosen_model(tmp_path, capsys,
         assert {"reweighing_weights", "reweighing_selection"} <= outside
         assert "w_i·clip(g_i)" in ledger["privacy"]["scope"]["sample_weights"]
     history = [tuple(h) for h in plain["accountant_history"]] * len(sweep)
-    assert details["sweep_epsilon"] == pytest.approx(epsilon_for(history, plain["delta"], plain["accountant"]))
+    assert details["sweep_epsilon"] == pytest.approx(
+        epsilon_for(history, plain["delta"], plain["accountant"])
+    )
     assert metrics["mitigation.reweigh.sweep_epsilon"] > plain["epsilon"]
     assert "mitigation.reweigh.sweep_privacy" in ids
 
@@ -120,7 +129,9 @@ def test_employment_pack_does_not_flag_a_reweighed_model_as_race_norming(tmp_pat
 )
 def test_reweigh_bad_input_is_one_line_and_exit_2(tmp_path, capsys, changes, expect):
     spec = _spec(tmp_path, private=False, **changes)
-    code = main(["mitigate", str(spec), "--method", "reweigh", "--out", str(tmp_path / "out"), "--no-progress"])
+    code = main(
+        ["mitigate", str(spec), "--method", "reweigh", "--out", str(tmp_path / "out"), "--no-progress"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and expect in err[0], err
     assert not (tmp_path / "out").exists()
