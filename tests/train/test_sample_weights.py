@@ -109,7 +109,7 @@ def test_every_engine_adds_the_weight_times_the_clipped_gradient(engine: str, cl
     assert _assert_weighted_like_reference(model, x, y, w, clip=clip) == engine
 
 
-@pytest.mark.parametrize("mode", ["hooks", "ghost", "functorch", "fast"])
+@pytest.mark.parametrize("mode", ["hooks", "ghost", "functorch", "ew", "fast"])
 def test_explicit_opacus_modes_weigh_after_clipping_too(mode: str) -> None:
     model, x, y = build(ENGINE_MODELS["fused-mlp"])
     w = torch.tensor([1.0, 0.25, 3.0, 0.5, 0.5], dtype=torch.float64)
@@ -209,3 +209,51 @@ def test_bad_weights_are_refused() -> None:
         prepare_weights([0, 0], 2, private=True)
     assert prepare_weights([1, 4, 2], 3, private=True).tolist() == [0.25, 1.0, 0.5]
     assert prepare_weights([1, 4, 2], 3, private=False).tolist() == [1.0, 4.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("mode", "physical"),
+    [("fused", None), ("fast", None), ("ghost", None), ("hooks", None), ("ghost", 16), ("hooks", 16)],
+)
+def test_a_whole_weighted_fit_matches_the_weighted_microbatch_reference(
+    mode: str, physical: int | None
+) -> None:
+    """``Trainer.fit`` end to end (σ = 0, one logical step over every row, split into physical
+    batches where asked): one SGD step on ``Σ_i (w_i / max w)·clip(∇ℓ_i) / n``, plain torch."""
+    from tests.train._reference import clipping_only
+
+    x, y = _data(64, 3)
+    w = np.random.default_rng(4).uniform(0.1, 2.5, size=64)
+    clip, lr = 0.5, 1.0
+
+    def model() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+
+    reference = model()
+    params = dict(reference.named_parameters())
+    summed = {k: torch.zeros_like(p) for k, p in params.items()}
+    for i in range(len(x)):
+        reference.zero_grad()
+        nn.functional.cross_entropy(
+            reference(torch.from_numpy(x[i : i + 1])), torch.from_numpy(y[i : i + 1])
+        ).backward()
+        norm = float(torch.sqrt(sum((p.grad**2).sum() for p in params.values())))
+        for k, p in params.items():
+            summed[k] += p.grad * min(1.0, clip / (norm + 1e-6)) * float(w[i] / w.max())
+    privacy = clipping_only(target_epsilon=1.0, max_grad_norm=clip, grad_sample_mode=mode)
+    trainer = Trainer(
+        model=model(),
+        train_data=(x, y),
+        privacy=privacy,  # type: ignore[arg-type]
+        epochs=1,
+        batch_size=len(x),
+        lr=lr,
+        max_physical_batch_size=physical,
+        sample_weights=w,
+    )
+    result = trainer.fit()
+    assert result.ledger["privacy"]["grad_sample_mode"] == mode and result.ledger["steps"] == 1
+    for name, param in result.model.named_parameters():
+        expected = params[name].detach() - lr * summed[name] / len(x)
+        torch.testing.assert_close(param.detach(), expected, rtol=1e-4, atol=1e-5)
