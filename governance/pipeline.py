@@ -981,41 +981,54 @@ def _reweigh_into(
     report_formats: tuple[str, ...],
     factory: str | None,
 ) -> tuple[Results, dict[str, Path]]:
-    """Kamiran-Calders reweighing into the staging folder ``out``: the unweighted model (or
-    ``--model``), one retrained model per strength, the frontier, the chosen model as ``out/model``."""
+    """Kamiran-Calders reweighing into the staging folder ``out``: the unweighted model (``s = 0``,
+    or ``--model``), one retrained model per strength, the frontier, the chosen model as
+    ``out/model``."""
     import shutil
 
+    from governance.data.loading import load_bundle
     from governance.mitigation.reweigh import STRENGTHS, kamiran_calders, mitigate_reweigh
     from governance.mitigation.section import reweigh_section
     from governance.models.artifacts import read_ledger
+    from governance.models.handle import load_handle
 
     m = spec.mitigation
     assert m is not None
     quiet = spec.model_copy(update={"audits": {}})
+    target = out / "model"
+    runs: list[dict[str, Any]] = []
     with _progress(progress) as bar:
-        with bar.step("training the unweighted model" if model_dir is None else "loading data"):
-            subject = _prepare(
-                quiet,
-                out,
-                model_dir=model_dir,
-                device=device,
-                force=force,
-                progress=progress,
-                factory=factory,
-            )
-        bundle = subject.bundle
-        assert bundle.train is not None  # the spec trains (_check_reweighable)
-        try:
-            weights = kamiran_calders(
-                bundle.train[m.attribute],
-                bundle.train[bundle.label],
-                attribute=m.attribute,
-                label=bundle.label,
-            )
-        except ValueError as exc:
-            raise InputError(bundle.paths.get("train") or spec.source, m.attribute, str(exc)) from None
+        with bar.step("loading data"):
+            bundle = load_bundle(quiet)
+            if bundle.train is None:
+                raise InputError(
+                    spec.source, "data.train", "reweigh retrains the model: a training file is required"
+                )
+            try:
+                weights = kamiran_calders(
+                    bundle.train[m.attribute],
+                    bundle.train[bundle.label],
+                    attribute=m.attribute,
+                    label=bundle.label,
+                )
+            except ValueError as exc:
+                raise InputError(bundle.paths.get("train") or spec.source, m.attribute, str(exc)) from None
+        if model_dir is None:
+            with bar.step("training the unweighted model"):
+                runs.append(_train_weighted(quiet, target, bundle, weights, 0.0, device, force, factory))
+            model_dir = target
+        subject = _prepare(
+            quiet, out, model_dir=model_dir, device=device, force=force, progress=progress, factory=factory
+        )
+        if not runs:  # --model: the unweighted point is the given model
+            runs.append({"strength": 0.0, "seconds": None, "train_seconds": None, "ledger": subject.ledger})
+        candidates: dict[float, Any] = {}
         with bar.step(f"retraining at {len(STRENGTHS)} weight strengths"):
-            candidates, runs = _reweigh_sweep(quiet, out / SWEEP_DIR, bundle, weights, device, force, factory)
+            for strength in STRENGTHS:
+                folder = out / SWEEP_DIR / _strength_dir(strength)
+                runs.append(_train_weighted(quiet, folder, bundle, weights, strength, device, force, factory))
+                handle = load_handle(folder, device, factory=factory)
+                candidates[strength] = predict(handle, bundle.eval, bundle.label, source=folder).y_pred
         with bar.step("mitigating"):
             outcome = mitigate_reweigh(
                 subject.eval_predictions.y_true,
@@ -1028,7 +1041,6 @@ def _reweigh_into(
                 constraint=m.constraint,
                 seed=spec.seed,
             )
-    target = out / "model"
     if outcome.strength > 0:
         if target.exists():
             shutil.rmtree(target)
@@ -1036,13 +1048,11 @@ def _reweigh_into(
     elif subject.model_dir is not None and subject.model_dir.resolve() != target.resolve():
         shutil.copytree(subject.model_dir, target)  # the unweighted --model is already the best choice
     shutil.rmtree(out / SWEEP_DIR, ignore_errors=True)
-    before_ledger = subject.ledger
     subject = replace(subject, model_dir=target, ledger=read_ledger(target))
-    ledgers = [before_ledger, *(run.pop("ledger") for run in runs)]
+    ledgers = [run.pop("ledger") for run in runs]
+    for run, ledger in zip(runs, ledgers):
+        run["epsilon"] = ((ledger or {}).get("privacy") or {}).get("epsilon")
     sweep_epsilon, delta = _composed_epsilon(ledgers)
-    before_privacy = (before_ledger or {}).get("privacy") or {}
-    unweighted = {"strength": 0.0, "seconds": None, "train_seconds": (before_ledger or {}).get("seconds")}
-    runs.insert(0, {**unweighted, "epsilon": before_privacy.get("epsilon")})
     preprocessor = getattr(subject.handle, "preprocessor", None)
     section = reweigh_section(
         outcome,
@@ -1051,8 +1061,8 @@ def _reweigh_into(
         sweep_epsilon=sweep_epsilon,
         delta=delta,
     )
-    run = _run_info(spec, subject, started, command=f"mitigate --method {method}")
-    results = Results.from_sections(run, [section], subject=_subject_info(spec, subject, hashes))
+    info = _run_info(spec, subject, started, command=f"mitigate --method {method}")
+    results = Results.from_sections(info, [section], subject=_subject_info(spec, subject, hashes))
     paths: dict[str, Path] = {"model": target, "results": out / "results.json"}
     save_results(results, paths["results"])
     paths.update(_write_reports(results, out, None, tuple(report_formats)))
@@ -1065,20 +1075,22 @@ def _strength_dir(strength: float) -> str:
     return f"strength_{strength:g}"
 
 
-def _reweigh_sweep(
+def _train_weighted(
     spec: Spec,
-    sweep: Path,
+    folder: Path,
     bundle: DataBundle,
     weights: Any,
+    strength: float,
     device: str,
     force: bool,
     factory: str | None,
-) -> tuple[dict[float, Any], list[dict[str, Any]]]:
-    """One model per strength (weights ``w^s``), trained like the spec's own, and its eval decisions."""
+) -> dict[str, Any]:
+    """Train the spec's model with weights ``w^strength`` into ``folder``; its sweep row (with the
+    ledger). Every run of the sweep, the unweighted one (``s = 0``, all weights 1) included, names
+    the weights and the selection in its ``privacy.scope.outside``."""
     import time
 
     from governance.mitigation.reweigh import STRENGTHS
-    from governance.models.handle import load_handle
     from governance.train.api import train
     from governance.train.sample_weights import SampleWeights
 
@@ -1101,43 +1113,33 @@ def _reweigh_sweep(
             "(mitigation.reweigh.sweep_epsilon)",
         },
     )
-    candidates: dict[float, Any] = {}
-    runs: list[dict[str, Any]] = []
-    for strength in STRENGTHS:
-        cells = [
-            {"group": c.group, "label": c.label, "rows": c.rows, "weight": c.weight**strength}
-            for c in weights.cells
-        ]
-        started = time.perf_counter()
-        trained = train(
-            spec,
-            sweep / _strength_dir(strength),
-            bundle=bundle,
-            force=force,
-            device=device,
-            progress=False,
-            trust_code=factory is not None,
-            lock=False,
-            sample_weights=SampleWeights(
-                values=weights.at(strength),
-                origin=f"Kamiran-Calders reweighing on {attribute} × {label}",
-                outside=outside,
-                details={"strength": strength, "cells": cells},
-            ),
-        )
-        handle = load_handle(trained.model_dir, device, factory=factory)
-        candidates[strength] = predict(handle, bundle.eval, bundle.label, source=trained.model_dir).y_pred
-        privacy = trained.ledger.get("privacy") or {}
-        runs.append(
-            {
-                "strength": strength,
-                "seconds": time.perf_counter() - started,
-                "train_seconds": trained.ledger.get("seconds"),
-                "epsilon": privacy.get("epsilon"),
-                "ledger": trained.ledger,
-            }
-        )
-    return candidates, runs
+    cells = [
+        {"group": c.group, "label": c.label, "rows": c.rows, "weight": c.weight**strength}
+        for c in weights.cells
+    ]
+    started = time.perf_counter()
+    trained = train(
+        spec,
+        folder,
+        bundle=bundle,
+        force=force,
+        device=device,
+        progress=False,
+        trust_code=factory is not None,
+        lock=False,
+        sample_weights=SampleWeights(
+            values=weights.at(strength),
+            origin=f"Kamiran-Calders reweighing on {attribute} × {label}",
+            outside=outside,
+            details={"strength": strength, "cells": cells},
+        ),
+    )
+    return {
+        "strength": strength,
+        "seconds": time.perf_counter() - started,
+        "train_seconds": trained.ledger.get("seconds"),
+        "ledger": trained.ledger,
+    }
 
 
 def _composed_epsilon(ledgers: Sequence[Mapping[str, Any] | None]) -> tuple[float | None, float | None]:

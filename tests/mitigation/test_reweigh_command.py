@@ -71,9 +71,8 @@ def test_reweigh_retrains_sweeps_and_delivers_the_chosen_model(tmp_path, capsys,
     # The delivered model is the chosen strength's, trained with its weights, and it decides alone.
     ledger = json.loads((out / "model" / "training.json").read_text())
     assert not (out / "model" / "decision_rule.json").exists()
-    if strength > 0:
-        assert ledger["sample_weights"]["strength"] == strength
-        assert ledger["sample_weights"]["normalised_to_max_1"] is private
+    assert ledger["sample_weights"]["strength"] == strength  # s = 0: the sweep's unweighted run
+    assert ledger["sample_weights"]["normalised_to_max_1"] is private
     eval_frame = pd.read_csv(ROOT / "audits" / "data" / "german_credit_eval.csv")
     handle = load_handle(out / "model")
     after = handle.predict(eval_frame)
@@ -92,12 +91,11 @@ def test_reweigh_retrains_sweeps_and_delivers_the_chosen_model(tmp_path, capsys,
     assert main(["train", str(spec), "--out", str(tmp_path / "plain"), "--no-progress"]) == 0
     plain = json.loads((tmp_path / "plain" / "training.json").read_text())["privacy"]
     assert {r["epsilon"] for r in sweep} == {plain["epsilon"]}
-    if strength > 0:
-        assert ledger["privacy"]["epsilon"] == plain["epsilon"]
-        assert ledger["privacy"]["noise_multiplier"] == plain["noise_multiplier"]
-        outside = {item["name"] for item in ledger["privacy"]["scope"]["outside"]}
-        assert {"reweighing_weights", "reweighing_selection"} <= outside
-        assert "w_i·clip(g_i)" in ledger["privacy"]["scope"]["sample_weights"]
+    assert ledger["privacy"]["epsilon"] == plain["epsilon"]
+    assert ledger["privacy"]["noise_multiplier"] == plain["noise_multiplier"]
+    outside = {item["name"] for item in ledger["privacy"]["scope"]["outside"]}
+    assert {"reweighing_weights", "reweighing_selection"} <= outside
+    assert "w_i·clip(g_i)" in ledger["privacy"]["scope"]["sample_weights"]
     history = [tuple(h) for h in plain["accountant_history"]] * len(sweep)
     assert details["sweep_epsilon"] == pytest.approx(
         epsilon_for(history, plain["delta"], plain["accountant"])
