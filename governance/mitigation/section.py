@@ -87,6 +87,7 @@ def mitigation_section(outcome: MitigationOutcome, *, method: str = "threshold")
             "split_seed": split.seed,
             "split_file": "mitigation_split.csv",
             "privacy": PRIVACY_NOTE,
+            "threshold_engine": outcome.engine,
             "confidence": outcome.comparison.confidence,
             "n_boot": outcome.comparison.n_boot,
         },
