@@ -860,6 +860,8 @@ def _mitigate_into(
     """Everything ``run_mitigation`` writes, into the staging folder ``out``."""
     import shutil
 
+    import numpy as np
+
     from governance.mitigation.run import mitigate_threshold
     from governance.mitigation.section import mitigation_section
     from governance.models.decision_rule import RULE_FILE
@@ -907,12 +909,11 @@ def _mitigate_into(
     results = Results.from_sections(run, [section], subject=_subject_info(spec, subject, hashes))
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    calibration = set(outcome.split.calibration.tolist())
-    split_rows = ["row,part"] + [
-        f"{i},{'calibration' if i in calibration else 'held_out'}" for i in range(len(pred.y_true))
-    ]
+    part = np.full(len(pred.y_true), ",held_out", dtype=object)
+    part[outcome.split.calibration] = ",calibration"
+    split_rows = map(str.__add__, map(str, range(len(part))), part.tolist())
     paths["split"] = out / "mitigation_split.csv"
-    atomic_write_text(paths["split"], "\n".join(split_rows) + "\n")
+    atomic_write_text(paths["split"], "row,part\n" + "\n".join(split_rows) + "\n")
     rule_json = json.dumps(outcome.rule.to_dict(), indent=2) + "\n"
     if subject.model_dir is not None:
         target = out / "model"

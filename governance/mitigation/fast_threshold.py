@@ -116,25 +116,31 @@ def _tradeoff_points(
 def _upper_hull(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.int64]:
     """Indices of fairlearn's upper hull of points sorted by (x, y): its loop, on plain floats.
 
-    Sequential by nature (Andrew's monotone chain); kept as fairlearn writes the slope test so that
-    nearly collinear points, common on these integer-count curves, go the same way.
+    Sequential by nature (Andrew's monotone chain). The slope test is fairlearn's, operand for
+    operand, so that nearly collinear points, common on these integer-count curves, go the same
+    way; the two top points of the stack are kept in locals (the loop runs once per distinct score).
     """
     xs, ys = x.tolist(), y.tolist()
-    kept: list[int] = []
-    hx: list[float] = []
-    hy: list[float] = []
-    for i, (x2, y2) in enumerate(zip(xs, ys, strict=True)):
-        while len(kept) >= 2:
-            x0, y0, x1, y1 = hx[-2], hy[-2], hx[-1], hy[-1]
-            if (y1 - y0) * (x2 - x0) <= (y2 - y0) * (x1 - x0):
-                kept.pop()
-                hx.pop()
-                hy.pop()
-            else:
+    kept = list(range(min(2, len(xs))))
+    hx, hy = xs[:2], ys[:2]
+    if len(xs) <= 2:
+        return np.asarray(kept, dtype=np.int64)
+    x0, y0, x1, y1 = hx[0], hy[0], hx[1], hy[1]
+    for i in range(2, len(xs)):
+        x2, y2 = xs[i], ys[i]
+        # r1 = (x1, y1) on top of the stack, r0 = (x0, y0) under it; drop r1 while it is not above r0→r2
+        while (y1 - y0) * (x2 - x0) <= (y2 - y0) * (x1 - x0):
+            kept.pop()
+            hx.pop()
+            hy.pop()
+            x1, y1 = x0, y0
+            if len(kept) < 2:
                 break
+            x0, y0 = hx[-2], hy[-2]
         kept.append(i)
         hx.append(x2)
         hy.append(y2)
+        x0, y0, x1, y1 = x1, y1, x2, y2
     return np.asarray(kept, dtype=np.int64)
 
 
@@ -393,6 +399,15 @@ def threshold_fitter(
     if np.isnan(s).any():
         # fairlearn never ends its walk over a NaN score; say so instead.
         raise ValueError("a score is NaN; threshold mitigation needs a number for every row")
+    positives = np.bincount(codes, weights=y, minlength=len(names))
+    sizes = np.bincount(codes, minlength=len(names))
+    for name, k, size in zip(names, positives, sizes, strict=True):
+        if k == 0 or k == size:
+            only = classes[1] if k else classes[0]
+            raise ValueError(
+                f"group {name!r} of {attribute!r} has only label {only!r} in its {size} calibration row(s): "
+                "fairlearn's ThresholdOptimizer needs both labels in every group"
+            )
     fitter = ThresholdFitter(s, y, codes, names, attribute, constraint, classes, random_state, grid_size)
     version = ".".join(fairlearn.__version__.split(".")[:2])
     if version not in REPLICATED_FAIRLEARN:

@@ -138,7 +138,9 @@ class DecisionRule:
         """:meth:`positive_probability` with the groups as integer codes into ``names``."""
         s = np.asarray(scores, dtype=np.float64)
         codes = np.asarray(codes)
-        used = np.flatnonzero(np.bincount(codes, minlength=len(names))) if len(codes) else []
+        used: list[int] = (
+            np.flatnonzero(np.bincount(codes, minlength=len(names))).tolist() if len(codes) else []
+        )
         unknown = sorted({names[c] for c in used} - set(self.groups))
         if unknown:
             raise ValueError(
