@@ -820,24 +820,32 @@ def run_mitigation(
     check_target(out, marks=AUDIT_MARKS)
     factory = _trusted_factory(spec, trust_code)
     started = _now()
-    hashes = _HashCache()
-    hashes.prefetch(_input_files(spec, None, None))
-    ours = ("results.json", "manifest.json", "report.", "mitigation_split.csv", RULE_FILE, "model")
-    # Like an audit folder: staged beside --out, swapped in whole, under the lock on --out.
-    with output_folder(out, marks=AUDIT_MARKS, ours=ours) as staging:
-        outcome_paths = _mitigate_into(
-            spec,
-            staging,
-            started,
-            hashes,
-            method=method,
-            model_dir=model_dir,
-            device=device,
-            force=force,
-            progress=progress,
-            report_formats=tuple(report_formats),
-            factory=factory,
-        )
+    # As in run_audit: the report stage's imports are paid by a forked worker while the data
+    # loads and the thresholds are fitted; forked before the hashing thread starts.
+    worker = _start_report_worker(tuple(report_formats))
+    try:
+        hashes = _HashCache()
+        hashes.prefetch(_input_files(spec, None, None))
+        ours = ("results.json", "manifest.json", "report.", "mitigation_split.csv", RULE_FILE, "model")
+        # Like an audit folder: staged beside --out, swapped in whole, under the lock on --out.
+        with output_folder(out, marks=AUDIT_MARKS, ours=ours) as staging:
+            outcome_paths = _mitigate_into(
+                spec,
+                staging,
+                started,
+                hashes,
+                method=method,
+                model_dir=model_dir,
+                device=device,
+                force=force,
+                progress=progress,
+                report_formats=tuple(report_formats),
+                factory=factory,
+                worker=worker,
+            )
+    finally:
+        if worker is not None:
+            worker.close()
     results, paths = outcome_paths
     shown = {k: out / Path(p).relative_to(staging) for k, p in paths.items()}
     return RunOutcome(results=results, check_report=None, paths=shown)
@@ -856,6 +864,7 @@ def _mitigate_into(
     progress: bool,
     report_formats: tuple[str, ...],
     factory: str | None,
+    worker: Any = None,
 ) -> tuple[Results, dict[str, Path]]:
     """Everything ``run_mitigation`` writes, into the staging folder ``out``."""
     import shutil
@@ -928,7 +937,7 @@ def _mitigate_into(
         atomic_write_text(paths["decision_rule"], rule_json)
     paths["results"] = out / "results.json"
     save_results(results, paths["results"])
-    paths.update(_write_reports(results, out, None, tuple(report_formats)))
+    paths.update(_write_reports(results, out, None, tuple(report_formats), worker))
     paths["manifest"] = out / "manifest.json"
     _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=None, waivers=None)
     return results, paths
