@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHECK_EXACT_ROWS",
     "CHECK_SAMPLE_ROWS",
+    "CHECK_TOL",
     "REPLICATED_FAIRLEARN",
     "ThresholdFitter",
     "fit_group_thresholds",
@@ -51,6 +52,8 @@ CHECK_EXACT_ROWS = 20_000
 CHECK_SAMPLE_ROWS = 5_000
 #: Agreement required between this module and fairlearn (probabilities and thresholds).
 CHECK_ATOL = 1e-9
+#: The tolerance also checked when the spec sets none (the sweep's tolerance windows).
+CHECK_TOL = 0.05
 
 #: fairlearn's x metric per constraint (the constrained rate); the y metric is the objective.
 _X_METRIC: dict[str, str] = {
@@ -379,10 +382,11 @@ def threshold_fitter(
 ) -> ThresholdFitter:
     """A fitter for a sweep: vectorised where it is shown to equal fairlearn here, else fairlearn.
 
-    The check fits fairlearn's ``ThresholdOptimizer`` at ``tol`` on the calibration rows (all of
-    them up to :data:`CHECK_EXACT_ROWS`, else a stratified sample of :data:`CHECK_SAMPLE_ROWS`)
-    and requires the same rule from this module on the same rows, to :data:`CHECK_ATOL`. The
-    hulls, where any difference would come from, do not depend on the tolerance.
+    The check fits fairlearn's ``ThresholdOptimizer`` at ``tol`` (and at :data:`CHECK_TOL` when
+    ``tol`` is unset, for the sweep's tolerance windows) on the calibration rows (all of them up
+    to :data:`CHECK_EXACT_ROWS`, else a stratified sample of :data:`CHECK_SAMPLE_ROWS`) and
+    requires the same rule from this module on the same rows, to :data:`CHECK_ATOL`. The hulls,
+    the costly part, do not depend on the tolerance.
 
     Raises
     ------
@@ -431,7 +435,9 @@ def threshold_fitter(
             grid_size,
         )
     )
-    theirs = sample._fairlearn(tol)
+    # The spec's tolerance, and one tolerance window where the sweep uses them (simple constraints).
+    checked = (tol,) if constraint == "equalized_odds" or tol else (tol, CHECK_TOL)
+    theirs = [sample._fairlearn(t) for t in checked]
     sample._prepared = _prepare(
         sample.scores, sample.positive, sample.codes, sample.names, constraint, grid_size
     )
@@ -441,7 +447,7 @@ def threshold_fitter(
         if len(rows) == len(s)
         else f"a stratified sample of {len(rows):,} of the {len(s):,} calibration rows"
     )
-    if not _same(sample(tol), theirs):
+    if not all(_same(sample(t), rule) for t, rule in zip(checked, theirs, strict=True)):
         fitter.engine, fitter._prepared = "fairlearn", None
         fitter.check = f"the vectorised fit differed from fairlearn's on {where}: fairlearn runs"
         return fitter
@@ -450,6 +456,6 @@ def threshold_fitter(
         fitter.engine = "vectorised"
     fitter.check = (
         f"vectorised replica of fairlearn {fairlearn.__version__} ThresholdOptimizer; "
-        f"the same rule as fairlearn at tol={tol} on {where}"
+        f"the same rule as fairlearn at tol={' and '.join(str(t) for t in checked)} on {where}"
     )
     return fitter

@@ -134,7 +134,7 @@ def test_the_fitter_checks_itself_against_fairlearn_on_the_rows_in_front_of_it()
         score, y == 1, g, attribute="g", constraint="demographic_parity", classes=("0", "1")
     )
     assert fit.engine == "vectorised"
-    assert "on all 800 calibration rows" in fit.check
+    assert "at tol=None and 0.05 on all 800 calibration rows" in fit.check  # the sweep's windows too
     rule = fit(0.05)
     direct = _fairlearn(score, y, g, "demographic_parity", 0.05)
     decisions = direct.predict(score.reshape(-1, 1), sensitive_features=g, random_state=0)
