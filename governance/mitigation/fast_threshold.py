@@ -9,14 +9,12 @@ the sweep. Everything after the hull (interpolation on the grid, the best grid p
 tolerance window, equalized odds' ``p_ignore``) is grid-sized and follows fairlearn line by line.
 
 The aim is identity, not approximation: every floating-point value is computed by the same IEEE
-operations, in the same order, as fairlearn |version| does it (integer counts divided once, the
+operations, in the same order, as fairlearn 0.15 does it (integer counts divided once, the
 hull's slope test as written there), so the rule is the same to the last bit.
 tests/mitigation/test_fast_threshold.py holds it to ``ThresholdOptimizer`` on generated data
 (ties, constant scores, two-row groups); :func:`threshold_fitter` also checks it against fairlearn
 on the data in front of it before a sweep, and runs fairlearn itself where that check fails or
 the installed fairlearn is not the version replicated.
-
-.. |version| replace:: 0.15
 """
 
 from __future__ import annotations
@@ -46,7 +44,8 @@ __all__ = [
 
 #: The fairlearn releases whose ThresholdOptimizer this module replicates (major.minor).
 REPLICATED_FAIRLEARN: tuple[str, ...] = ("0.15",)
-#: Up to this many calibration rows the runtime check fits fairlearn on all of them (≈ 0.5 s).
+#: Up to this many calibration rows the runtime check fits fairlearn on all of them (about 0.5 s a
+#: fit on the development machine).
 CHECK_EXACT_ROWS = 20_000
 #: Above it, on a seeded subsample of this many rows, stratified by group × label.
 CHECK_SAMPLE_ROWS = 5_000
@@ -104,7 +103,6 @@ def _tradeoff_points(
     tp = np.r_[0, positives_so_far[last_of_tie]].astype(np.int64)
     fp = np.r_[0, last_of_tie + 1].astype(np.int64) - tp
     tn = n_negative - fp
-    fn = n_positive - tp
     threshold = np.r_[np.inf, (distinct + np.r_[distinct[1:], -np.inf]) / 2]
     metric: dict[str, Callable[[], NDArray[np.float64]]] = {
         "selection_rate": lambda: (tp + fp) / n,
@@ -112,7 +110,6 @@ def _tradeoff_points(
         "false_positive_rate": lambda: fp / n_negative,
         "accuracy_score": lambda: (tp + tn) / n,
     }
-    del fn
     return metric[x_metric](), metric[y_metric](), threshold
 
 
