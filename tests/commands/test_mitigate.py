@@ -236,3 +236,15 @@ def test_a_sensitive_column_missing_from_the_data_is_bad_input(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "sex" in err[0] and "missing" in err[0]
+
+
+def test_a_method_nobody_offers_is_one_line_and_exit_2(tmp_path, capsys):
+    spec = _spec(tmp_path, _log(200), "{constraint: demographic_parity, attribute: sex}")
+    try:
+        code = main(
+            ["mitigate", str(spec), "--method", "magic", "--out", str(tmp_path / "out"), "--no-progress"]
+        )
+    except SystemExit as exc:  # argparse's usage errors exit 2 themselves
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--method" in err[0] and "magic" in err[0], err
