@@ -823,25 +823,33 @@ def run_mitigation(
     check_target(out, marks=AUDIT_MARKS)
     factory = _trusted_factory(spec, trust_code)
     started = _now()
-    hashes = _HashCache()
-    hashes.prefetch(_input_files(spec, None, None))
-    ours = ("results.json", "manifest.json", "report.", "mitigation_split.csv", RULE_FILE, "model")
-    # Like an audit folder: staged beside --out, swapped in whole, under the lock on --out.
-    into = _reweigh_into if method == "reweigh" else _mitigate_into
-    with output_folder(out, marks=AUDIT_MARKS, ours=ours) as staging:
-        outcome_paths = into(
-            spec,
-            staging,
-            started,
-            hashes,
-            method=method,
-            model_dir=model_dir,
-            device=device,
-            force=force,
-            progress=progress,
-            report_formats=tuple(report_formats),
-            factory=factory,
-        )
+    # As in run_audit: the report stage's imports are paid by a forked worker while the data
+    # loads and the thresholds are fitted; forked before the hashing thread starts.
+    worker = _start_report_worker(tuple(report_formats))
+    try:
+        hashes = _HashCache()
+        hashes.prefetch(_input_files(spec, None, None))
+        ours = ("results.json", "manifest.json", "report.", "mitigation_split.csv", RULE_FILE, "model")
+        # Like an audit folder: staged beside --out, swapped in whole, under the lock on --out.
+        into = _reweigh_into if method == "reweigh" else _mitigate_into
+        with output_folder(out, marks=AUDIT_MARKS, ours=ours) as staging:
+            outcome_paths = into(
+                spec,
+                staging,
+                started,
+                hashes,
+                method=method,
+                model_dir=model_dir,
+                device=device,
+                force=force,
+                progress=progress,
+                report_formats=tuple(report_formats),
+                factory=factory,
+                worker=worker,
+            )
+    finally:
+        if worker is not None:
+            worker.close()
     results, paths = outcome_paths
     shown = {k: out / Path(p).relative_to(staging) for k, p in paths.items()}
     return RunOutcome(results=results, check_report=None, paths=shown)
@@ -860,9 +868,12 @@ def _mitigate_into(
     progress: bool,
     report_formats: tuple[str, ...],
     factory: str | None,
+    worker: Any = None,
 ) -> tuple[Results, dict[str, Path]]:
     """Everything ``run_mitigation`` writes, into the staging folder ``out``."""
     import shutil
+
+    import numpy as np
 
     from governance.mitigation.run import mitigate_threshold
     from governance.mitigation.section import mitigation_section
@@ -911,12 +922,11 @@ def _mitigate_into(
     results = Results.from_sections(run, [section], subject=_subject_info(spec, subject, hashes))
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    calibration = set(outcome.split.calibration.tolist())
-    split_rows = ["row,part"] + [
-        f"{i},{'calibration' if i in calibration else 'held_out'}" for i in range(len(pred.y_true))
-    ]
+    part = np.full(len(pred.y_true), ",held_out", dtype=object)
+    part[outcome.split.calibration] = ",calibration"
+    split_rows = map(str.__add__, map(str, range(len(part))), part.tolist())
     paths["split"] = out / "mitigation_split.csv"
-    atomic_write_text(paths["split"], "\n".join(split_rows) + "\n")
+    atomic_write_text(paths["split"], "row,part\n" + "\n".join(split_rows) + "\n")
     rule_json = json.dumps(outcome.rule.to_dict(), indent=2) + "\n"
     if subject.model_dir is not None:
         target = out / "model"
@@ -931,7 +941,7 @@ def _mitigate_into(
         atomic_write_text(paths["decision_rule"], rule_json)
     paths["results"] = out / "results.json"
     save_results(results, paths["results"])
-    paths.update(_write_reports(results, out, None, tuple(report_formats)))
+    paths.update(_write_reports(results, out, None, tuple(report_formats), worker))
     paths["manifest"] = out / "manifest.json"
     _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=None, waivers=None)
     return results, paths
@@ -980,6 +990,7 @@ def _reweigh_into(
     progress: bool,
     report_formats: tuple[str, ...],
     factory: str | None,
+    worker: Any = None,
 ) -> tuple[Results, dict[str, Path]]:
     """Kamiran-Calders reweighing into the staging folder ``out``: the unweighted model (``s = 0``,
     or ``--model``), one retrained model per strength, the frontier, the chosen model as
@@ -1065,7 +1076,7 @@ def _reweigh_into(
     results = Results.from_sections(info, [section], subject=_subject_info(spec, subject, hashes))
     paths: dict[str, Path] = {"model": target, "results": out / "results.json"}
     save_results(results, paths["results"])
-    paths.update(_write_reports(results, out, None, tuple(report_formats)))
+    paths.update(_write_reports(results, out, None, tuple(report_formats), worker))
     paths["manifest"] = out / "manifest.json"
     _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=None, waivers=None)
     return results, paths

@@ -34,6 +34,7 @@ def test_audit_registry_order_and_errors():
         "privacy",
         "privacy_cost",
         "compression",
+        "mitigation",
     )
     with pytest.raises(ValueError, match="audit 'fairness' is already registered"):
         register_audit("fairness", "x:y")

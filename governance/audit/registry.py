@@ -30,6 +30,8 @@ _AUDITS: Registry[type[Audit]] = Registry(
         "privacy": "governance.audit.privacy:PrivacyAudit",
         "privacy_cost": "governance.audit.privacy_cost:PrivacyCostAudit",
         "compression": "governance.audit.compression:CompressionAudit",
+        # What threshold mitigation could do for the spec's mitigation block (issue 16).
+        "mitigation": "governance.mitigation.audit:MitigationAudit",
     },
 )
 
@@ -44,6 +46,7 @@ _OPTIONS: Registry[type[Options]] = Registry(
         "privacy": "governance.audit.privacy:PrivacyOptions",
         "privacy_cost": "governance.audit.privacy_cost:PrivacyCostOptions",
         "compression": "governance.audit.compression:CompressionOptions",
+        "mitigation": "governance._options:Options",
     },
 )
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from governance.audit.paired import PairedComparison, compare_predictions
+from governance.audit.paired import PairedComparison, compare_codes
+from governance.mitigation._codes import group_codes, label_codes, present
+from governance.mitigation.fast_threshold import threshold_fitter
 from governance.mitigation.frontier import (
     DEFAULT_TARGETS,
     Frontier,
@@ -24,12 +26,7 @@ from governance.mitigation.frontier import (
     choose,
     mark_dominated,
 )
-from governance.mitigation.threshold import (
-    TARGET_METRIC,
-    CalibrationSplit,
-    calibration_split,
-    fit_threshold_rule,
-)
+from governance.mitigation.threshold import TARGET_METRIC, CalibrationSplit, split_coded
 from governance.models.decision_rule import DecisionRule
 
 __all__ = ["TOL_GRID", "MetricChange", "MitigationOutcome", "mitigate_threshold"]
@@ -67,6 +64,8 @@ class MitigationOutcome:
     changes: tuple[MetricChange, ...]
     before: np.ndarray
     after: np.ndarray
+    #: Which engine fitted the thresholds and what checked it against fairlearn (fast_threshold).
+    engine: str = ""
 
 
 def _is_worse(metric_name: str, difference: float) -> bool:
@@ -86,12 +85,11 @@ def _point(
     y: np.ndarray,
     before: np.ndarray,
     after: np.ndarray,
-    groups: np.ndarray,
+    groups: tuple[np.ndarray, tuple[str, ...]],
     constraint: str,
     target: Target,
-    classes: Sequence[str],
 ) -> FrontierPoint:
-    cmp = compare_predictions(y, before, after, {"a": groups}, classes=classes, n_boot=0, intersections=False)
+    cmp = compare_codes(y, before, after, 2, {"a": groups}, positive=1, n_boot=0, intersections=False)
     disparity = _disparity_values(cmp, "a")
     accuracy = cmp.metric("accuracy").candidate
     target_value = disparity[target.metric][1]
@@ -135,49 +133,49 @@ def mitigate_threshold(
     target
         The threshold to reach (default: :data:`DEFAULT_TARGETS` of the constraint).
     """
-    y = np.asarray([str(v) for v in y_true], dtype=object)
+    # Codes once (labels into classes, groups by name): the sweep then never touches a string.
+    y = label_codes(y_true, classes, "y_true")
+    model = label_codes(y_pred, classes, "y_pred")
     s = np.asarray(scores, dtype=np.float64)
-    model = np.asarray([str(v) for v in y_pred], dtype=object)
-    groups = {name: np.asarray([str(v) for v in values], dtype=object) for name, values in sensitive.items()}
+    groups = {name: group_codes(values) for name, values in sensitive.items()}
     if attribute not in groups:
         raise ValueError(f"attribute {attribute!r} is not among the sensitive attributes {sorted(groups)}")
+    if constraint == "equalized_odds" and tol is not None:
+        raise ValueError("fairlearn supports no tolerance for equalized odds; omit mitigation.tol")
     target = target or DEFAULT_TARGETS[constraint]
-    g = groups[attribute]
-    split = calibration_split(y, g, share=calibration_share, seed=seed, attribute=attribute)
+    g, g_names = groups[attribute]
+    split = split_coded(y, classes, g, g_names, share=calibration_share, seed=seed, attribute=attribute)
     cal, held = split.calibration, split.held_out
-    positive = y[cal] == classes[1]
+    # One fitter for the whole sweep: the per-group hulls are computed once (fast_threshold).
+    fit = threshold_fitter(
+        s[cal],
+        y[cal] == 1,
+        np.asarray(g_names, dtype=object)[g[cal]],
+        attribute=attribute,
+        constraint=constraint,
+        classes=classes,
+        tol=tol,
+        random_state=seed,
+    )
+    held_groups = {name: present(codes[held], names) for name, (codes, names) in groups.items()}
+    y_held, before, s_held, g_held = y[held], model[held], s[held], held_groups[attribute]
 
-    def fit(t: float | None) -> DecisionRule:
-        return fit_threshold_rule(
-            s[cal],
-            positive,
-            g[cal],
-            attribute=attribute,
-            constraint=constraint,
-            classes=classes,
-            tol=t,
-            random_state=seed,
-        )
+    def decide(rule: DecisionRule) -> np.ndarray:
+        return rule.decide_coded(s_held, *g_held)
 
-    points = [_point("none", None, y[held], model[held], model[held], g[held], constraint, target, classes)]
+    points = [_point("none", None, y_held, before, before, g_held, constraint, target)]
     rules: list[DecisionRule | None] = [None]
     if constraint == "equalized_odds":
-        if tol is not None:
-            raise ValueError("fairlearn supports no tolerance for equalized odds; omit mitigation.tol")
         fitted = fit(None)
         for share in BLEND_GRID:
             rule = replace(fitted, blend=share)
-            after = rule.predict(s[held], g[held])
-            points.append(
-                _point("blend", share, y[held], model[held], after, g[held], constraint, target, classes)
-            )
+            points.append(_point("blend", share, y_held, before, decide(rule), g_held, constraint, target))
             rules.append(rule)
     else:
         grid = sorted({*TOL_GRID, *(() if tol is None else (tol,))})
         for t in grid:
             rule = fit(t)
-            after = rule.predict(s[held], g[held])
-            points.append(_point("tol", t, y[held], model[held], after, g[held], constraint, target, classes))
+            points.append(_point("tol", t, y_held, before, decide(rule), g_held, constraint, target))
             rules.append(rule)
     marked = mark_dominated(points)
     chosen, reason = choose(marked, target)
@@ -197,17 +195,9 @@ def mitigate_threshold(
     else:
         # Infeasible: deploy what the spec asked for (its tol, or exact parity), and say so.
         picked = fit(tol) if constraint != "equalized_odds" else replace(rules[-1] or fit(None), blend=1.0)
-    after = picked.predict(s[held], g[held])
-    before = model[held]
-    comparison = compare_predictions(
-        y[held],
-        before,
-        after,
-        {name: values[held] for name, values in groups.items()},
-        classes=classes,
-        n_boot=n_boot,
-        seed=seed,
-    )
+    after = decide(picked)
+    comparison = compare_codes(y_held, before, after, 2, held_groups, positive=1, n_boot=n_boot, seed=seed)
+    labels = np.asarray(classes, dtype=object)
     changes = _changes(comparison, attribute, TARGET_METRIC[constraint], target.metric)
     return MitigationOutcome(
         rule=picked,
@@ -215,8 +205,9 @@ def mitigate_threshold(
         frontier=frontier,
         comparison=comparison,
         changes=changes,
-        before=before,
-        after=after,
+        before=labels[before],
+        after=labels[after],
+        engine=fit.check,
     )
 
 

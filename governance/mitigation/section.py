@@ -26,8 +26,26 @@ SENSITIVE_AT_DECISION = (
 )
 
 
-def mitigation_section(outcome: MitigationOutcome, *, method: str = "threshold") -> AuditSection:
-    """Metrics ``mitigation.<method>.<metric>`` (after) and ``mitigation.<method>.before.<metric>``."""
+SENSITIVE_IF_DEPLOYED = (
+    "The proposed rule would read {attribute!r} at decision time (per-group thresholds) if deployed. In "
+    "US employment selection this is race-norming, prohibited by 42 U.S.C. §2000e-2(l) for race, color, "
+    "religion, sex or national origin."
+)
+
+PROPOSAL_NOTE = (
+    "A proposal: the audited model still decides. `governance mitigate --method {method}` writes this "
+    "rule beside the model (and its split file); this audit only shows what it would do."
+)
+
+
+def mitigation_section(
+    outcome: MitigationOutcome, *, method: str = "threshold", proposal: bool = False
+) -> AuditSection:
+    """Metrics ``mitigation.<method>.<metric>`` (after) and ``mitigation.<method>.before.<metric>``.
+
+    ``proposal``: the section of the ``mitigation`` audit, where nothing is deployed: no
+    ``uses_sensitive_attribute`` metric (policies read it of a deployed rule) and no split file.
+    """
     metrics: dict[str, float] = {}
     for change in outcome.changes:
         if change.after == change.after:  # NaN (an undefined ratio) stays out of the metrics
@@ -35,7 +53,10 @@ def mitigation_section(outcome: MitigationOutcome, *, method: str = "threshold")
         if change.before == change.before:
             metrics[f"mitigation.{method}.before.{change.metric}"] = change.before
     rule = outcome.rule
-    metrics[f"mitigation.{method}.uses_sensitive_attribute"] = 1.0 if rule.uses_sensitive_attribute else 0.0
+    if not proposal:
+        metrics[f"mitigation.{method}.uses_sensitive_attribute"] = (
+            1.0 if rule.uses_sensitive_attribute else 0.0
+        )
     frontier = outcome.frontier
     metrics[f"mitigation.{method}.target_met"] = 1.0 if frontier.chosen is not None else 0.0
     changes = [asdict(c) for c in outcome.changes]
@@ -66,7 +87,9 @@ def mitigation_section(outcome: MitigationOutcome, *, method: str = "threshold")
             Finding(
                 id=f"mitigation.{method}.sensitive_at_decision_time",
                 severity=Severity.INFO,
-                message=SENSITIVE_AT_DECISION.format(attribute=rule.attribute),
+                message=(SENSITIVE_IF_DEPLOYED if proposal else SENSITIVE_AT_DECISION).format(
+                    attribute=rule.attribute
+                ),
                 audit="mitigation",
             )
         )
@@ -89,8 +112,11 @@ def mitigation_section(outcome: MitigationOutcome, *, method: str = "threshold")
             "held_out_rows": len(split.held_out),
             "calibration_share": split.share,
             "split_seed": split.seed,
-            "split_file": "mitigation_split.csv",
+            "split_file": None if proposal else "mitigation_split.csv",
+            "deployed": not proposal,
             "privacy": PRIVACY_NOTE,
+            "threshold_engine": outcome.engine,
+            **({"note": PROPOSAL_NOTE.format(method=method)} if proposal else {}),
             "confidence": outcome.comparison.confidence,
             "n_boot": outcome.comparison.n_boot,
         },

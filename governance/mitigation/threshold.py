@@ -23,7 +23,14 @@ from governance.models.decision_rule import DecisionRule, GroupThreshold
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["CONSTRAINTS", "TARGET_METRIC", "CalibrationSplit", "calibration_split", "fit_threshold_rule"]
+__all__ = [
+    "CONSTRAINTS",
+    "TARGET_METRIC",
+    "CalibrationSplit",
+    "calibration_split",
+    "fit_threshold_rule",
+    "split_coded",
+]
 
 #: The constraints offered, and the disparity metric each one targets.
 CONSTRAINTS: tuple[str, ...] = ("demographic_parity", "equalized_odds", "true_positive_rate_parity")
@@ -57,34 +64,59 @@ def calibration_split(
     seed: int = 0,
     attribute: str = "",
 ) -> CalibrationSplit:
-    """A seeded split of the eval rows, stratified by group × label.
+    """A seeded split of the eval rows, stratified by group × label (values compared as strings).
 
     Raises
     ------
     ValueError
         When a group cannot have rows on both sides (fewer than two rows).
     """
-    y = np.asarray([str(v) for v in labels], dtype=object)
-    g = np.asarray([str(v) for v in groups], dtype=object)
+    from governance.mitigation._codes import group_codes
+
+    y, y_names = group_codes(labels)
+    g, g_names = group_codes(groups)
+    return split_coded(y, y_names, g, g_names, share=share, seed=seed, attribute=attribute)
+
+
+def split_coded(
+    labels: NDArray[np.integer],
+    label_names: Sequence[str],
+    groups: NDArray[np.integer],
+    group_names: Sequence[str],
+    *,
+    share: float = 0.5,
+    seed: int = 0,
+    attribute: str = "",
+) -> CalibrationSplit:
+    """:func:`calibration_split` on integer codes (groups, then labels, taken in name order)."""
     rng = np.random.default_rng(seed)
-    calibration: list[int] = []
-    for value in sorted(set(g.tolist())):
-        rows = np.flatnonzero(g == value)
+    calibration: list[NDArray[np.int64]] = []
+    present_groups = np.flatnonzero(np.bincount(groups, minlength=len(group_names)))
+    for code in sorted(present_groups.tolist(), key=lambda c: group_names[c]):
+        rows = np.flatnonzero(groups == code)
         if len(rows) < 2:
-            raise ValueError(ERR_GROUP_MISSING.format(group=value, attribute=attribute, n=len(rows)))
-        chosen: list[int] = []
-        for label in sorted(set(y[rows].tolist())):
-            cell = rows[y[rows] == label]
+            raise ValueError(
+                ERR_GROUP_MISSING.format(group=group_names[code], attribute=attribute, n=len(rows))
+            )
+        chosen: list[NDArray[np.int64]] = []
+        row_labels = labels[rows]
+        for label in sorted(np.unique(row_labels).tolist(), key=lambda c: label_names[c]):
+            cell = rows[row_labels == label]
             take = round(share * len(cell))
-            chosen.extend(rng.permutation(cell)[:take].tolist())
+            chosen.append(rng.permutation(cell)[:take])
+        picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
         # Both sides must hold the group whatever the rounding did.
-        if not chosen:
-            chosen = [int(rng.choice(rows))]
-        if len(chosen) == len(rows):
-            chosen = chosen[:-1]
-        calibration.extend(chosen)
-    cal = np.sort(np.asarray(calibration, dtype=np.int64))
-    held = np.setdiff1d(np.arange(len(y), dtype=np.int64), cal)
+        if not len(picked):
+            picked = np.asarray([int(rng.choice(rows))], dtype=np.int64)
+        if len(picked) == len(rows):
+            picked = picked[:-1]
+        calibration.append(picked)
+    cal = (
+        np.sort(np.concatenate(calibration)).astype(np.int64) if calibration else np.zeros(0, dtype=np.int64)
+    )
+    outside = np.ones(len(labels), dtype=bool)
+    outside[cal] = False
+    held = np.flatnonzero(outside).astype(np.int64)
     return CalibrationSplit(calibration=cal, held_out=held, share=share, seed=seed)
 
 

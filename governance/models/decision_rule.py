@@ -121,24 +121,35 @@ class DecisionRule:
     def positive_probability(
         self, scores: Sequence[float] | np.ndarray, groups: Sequence[Any] | np.ndarray
     ) -> np.ndarray:
-        """The probability of the positive decision for each row.
+        """The probability of the positive decision for each row (group values compared as strings).
 
         Raises
         ------
         ValueError
             If a row's group has no threshold (the rule was fitted without that group).
         """
+        array = np.asarray(groups)
+        names, codes = np.unique(array if array.dtype.kind == "U" else array.astype(str), return_inverse=True)
+        return self.positive_probability_coded(scores, codes.reshape(-1), [str(n) for n in names])
+
+    def positive_probability_coded(
+        self, scores: Sequence[float] | np.ndarray, codes: np.ndarray, names: Sequence[str]
+    ) -> np.ndarray:
+        """:meth:`positive_probability` with the groups as integer codes into ``names``."""
         s = np.asarray(scores, dtype=np.float64)
-        g = np.asarray([str(v) for v in groups], dtype=object)
-        unknown = sorted(set(g.tolist()) - set(self.groups))
+        codes = np.asarray(codes)
+        used: list[int] = (
+            np.flatnonzero(np.bincount(codes, minlength=len(names))).tolist() if len(codes) else []
+        )
+        unknown = sorted({names[c] for c in used} - set(self.groups))
         if unknown:
             raise ValueError(
                 f"no threshold for {self.attribute}={unknown[0]!r}; the rule knows {sorted(self.groups)}"
             )
         out = np.zeros(len(s), dtype=np.float64)
-        for value, threshold in self.groups.items():
-            mask = g == value
-            out[mask] = threshold.positive_probability(s)[mask]
+        for code in used:
+            mask = codes == code
+            out[mask] = self.groups[names[code]].positive_probability(s[mask])
         if self.blend != 1.0:
             out = self.blend * out + (1.0 - self.blend) * (s > 0.5)
         return out
@@ -150,7 +161,19 @@ class DecisionRule:
         random_state: int | None = None,
     ) -> np.ndarray:
         """0/1 decisions, drawn as fairlearn draws them for the same ``random_state``."""
-        probability = self.positive_probability(scores, groups)
+        return self._draw(self.positive_probability(scores, groups), random_state)
+
+    def decide_coded(
+        self,
+        scores: Sequence[float] | np.ndarray,
+        codes: np.ndarray,
+        names: Sequence[str],
+        random_state: int | None = None,
+    ) -> np.ndarray:
+        """:meth:`decide` with the groups as integer codes into ``names``."""
+        return self._draw(self.positive_probability_coded(scores, codes, names), random_state)
+
+    def _draw(self, probability: np.ndarray, random_state: int | None) -> np.ndarray:
         rng = np.random.RandomState(self.random_state if random_state is None else random_state)
         return (probability >= rng.rand(len(probability))).astype(np.int64)
 

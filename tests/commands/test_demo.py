@@ -45,6 +45,14 @@ def test_demo_writes_every_format_and_exits_0_whatever_the_verdict(tmp_path, cap
     assert int(suite.get("tests")) == len(report["policy"]["outcomes"])
     assert (out / "report.html").stat().st_size < 2 * 1024 * 1024
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    # Issue 16: the mitigation section shows the frontier and a pick that reaches the pack's 0.8, or
+    # says plainly that none does; the HTML report draws the frontier.
+    mitigation = results["sections"]["mitigation"]
+    assert len(mitigation["tables"]["frontier"]) >= 9
+    chosen = [p for p in mitigation["tables"]["frontier"] if p["chosen"]]
+    reason = mitigation["details"]["reason"]
+    assert (chosen and chosen[0]["target_value"] >= 0.8) or reason.startswith("infeasible at this accuracy")
+    assert "The frontier of mitigation settings" in (out / "report.html").read_text()
     # Issue 19: the PDF reviewers file has no text drawn over other text, on any page.
     from tests.report._pdf_boxes import overlapping_glyphs
 

@@ -212,3 +212,40 @@ def test_a_trained_model_is_mitigated_and_its_folder_decides_by_the_rule(tmp_pat
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["manifest.json", "mitigation_split.csv", "model", "report.html", "results.json"]
     )
+
+
+def test_a_group_with_one_label_in_the_calibration_split_is_bad_input(tmp_path, capsys):
+    frame = _log(400)
+    frame.loc[:9, "sex"] = "X"
+    frame.loc[:9, "outcome"] = 1  # ThresholdOptimizer needs both labels in every group
+    spec = _spec(tmp_path, frame, "{constraint: demographic_parity, attribute: sex}")
+    code = main(
+        ["mitigate", str(spec), "--method", "threshold", "--out", str(tmp_path / "out"), "--no-progress"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "group 'X' of 'sex' has only label '1'" in err[0]
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_sensitive_column_missing_from_the_data_is_bad_input(tmp_path, capsys):
+    frame = _log(400).drop(columns=["sex"])
+    spec = _spec(tmp_path, frame, "{constraint: demographic_parity, attribute: sex}")
+    code = main(
+        ["mitigate", str(spec), "--method", "threshold", "--out", str(tmp_path / "out"), "--no-progress"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "sex" in err[0] and "missing" in err[0]
+
+
+def test_a_method_nobody_offers_is_one_line_and_exit_2(tmp_path, capsys):
+    spec = _spec(tmp_path, _log(200), "{constraint: demographic_parity, attribute: sex}")
+    try:
+        code = main(
+            ["mitigate", str(spec), "--method", "magic", "--out", str(tmp_path / "out"), "--no-progress"]
+        )
+    except SystemExit as exc:  # argparse's usage errors exit 2 themselves
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--method" in err[0] and "magic" in err[0], err
