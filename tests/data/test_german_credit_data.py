@@ -13,6 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "audits" / "data"
+#: SHA-256 of UCI's german.data, as audits/data/README.md records it.
+UCI_SHA256 = "b21f3d81db8071257d5ff1deaeba1fd4303b62712e6fcc9715c7a86202cb5871"
 
 
 def _make_split() -> ModuleType:
@@ -31,12 +33,10 @@ def make_split() -> ModuleType:
 def test_german_data_is_uci_file_byte_for_byte() -> None:
     """The digest the data README records (the file as UCI publishes it, 1000 rows, 21 fields)."""
     raw = (DATA / "german.data").read_bytes()
-    assert hashlib.sha256(raw).hexdigest() == "b21f3d81db8071257d5ff1deaeba1fd4303b62712e6fcc9715c7a86202cb5871"
+    assert hashlib.sha256(raw).hexdigest() == UCI_SHA256
     lines = raw.decode("ascii").splitlines()
     assert len(lines) == 1000 and {len(line.split(" ")) for line in lines} == {21}
-    assert "b21f3d81db8071257d5ff1deaeba1fd4303b62712e6fcc9715c7a86202cb5871" in (DATA / "README.md").read_text(
-        encoding="utf-8"
-    )
+    assert UCI_SHA256 in (DATA / "README.md").read_text(encoding="utf-8")
 
 
 def test_make_split_reproduces_the_shipped_files(make_split: ModuleType) -> None:
