@@ -30,7 +30,7 @@ hyperparameters on them has a privacy cost of its own (Papernot & Steinke 2022) 
 ε (one training run) does not include.
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/tune_german_credit.py [--quick]``; prints
-JSON (also written to ``--out``). About 15 minutes on a shared 2-core machine.
+JSON (also written to ``--out``). 12-30 minutes on the shared 2-core machine, depending on its load.
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ def test_german_credit_spec_loads() -> None:
     assert bundle.train is not None and (len(bundle.train), len(bundle.eval)) == (700, 300)
     assert bundle.classes == ("bad", "good") and bundle.positive == "good"
     assert "age" in bundle.features and "sex" not in bundle.features and "age_group" not in bundle.features
-    assert bundle.license == "DbCL v1.0"
+    assert len(bundle.features) == 19  # UCI's 20 attributes less personal status (sex is sensitive)
+    assert bundle.license == "CC BY 4.0"
     # the split is stratified by (risk, sex): each cell's eval share is within one row of 30 %
     full = pd.concat([bundle.train, bundle.eval])
     for key, cell in full.groupby(["risk", "sex"]):
