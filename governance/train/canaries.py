@@ -1,0 +1,340 @@
+"""Dirac gradient canaries inside a DP training run (issue 18; Steinke, Nasr & Jagielski 2023).
+
+``m`` canaries, each included with probability ½ from an OS-entropy generator whose state is
+never written (the inclusion bits are revealed only in the ledger, after the run is scored). A
+canary is one extra *row* of the batch: Poisson-sampled each step with the rows' sample rate, with
+a per-sample gradient that is zero everywhere but one weight coordinate ``(l, k)`` of the model's
+largest trainable ``Linear`` (its *canary layer*), where its raw norm is ``gradient_norm × C``.
+
+It goes through the clipping and noise code of whichever engine trains the model:
+
+- the fast paths (``fused-mlp``, ``fast``) get it as layer records, like a real row: input
+  ``a = A·e_k`` and output gradient ``g = (z/A)·e_l`` on the canary layer (split evenly over the
+  calls and tokens in which that layer sees a row), zeros on every other layer. The engine's own
+  code computes its norm ``‖a‖²‖g‖²``, its clipping factor and its clipped ``g aᵀ``, in the same
+  tensors as the real rows, then adds the one noise draw. (The bias of the canary layer gets
+  ``z/A``: ``A`` is large, so the canary is Dirac up to 1/A.)
+- Opacus' hooks get it as extra rows of every parameter's ``grad_sample``, the same vectors;
+  Opacus' ``clip_and_accumulate`` and ``add_noise`` do the rest.
+- Opacus' ghost clipping gets its norm appended to the per-parameter norms its own
+  ``get_clipping_coef`` reads; its clipped vector is added to the clipped sum before Opacus adds
+  the noise.
+
+Score of canary ``i``: the canary-aligned component of each noisy update summed over the steps,
+``Σ_t (ĝ_t[j_i] − r_t[j_i])``, where ``ĝ_t`` is the privatised gradient the optimizer applies and
+``r_t`` the real rows' clipped contribution to that coordinate, as the engine computed it (the
+auditor owns the run and the data, so subtracting it is post-processing: it depends on canary
+``i`` only through earlier noisy updates). What is left is the noise plus canary ``i``'s clipped
+contribution, so the scores of an honest run are the paper's idealised Gaussian game.
+
+A correct engine contributes exactly ``C`` per sampled step whatever ``gradient_norm`` is; an
+engine that forgets to clip contributes ``gradient_norm × C``, one that computes the norm wrongly
+(a reused module, a sequence-first input read as batch-first) more than ``C``: the bound
+(:mod:`governance.audit.canary_bound`) then exceeds the claimed ε.
+
+The canaries change the model: the canary coordinates drift by the canary rows' clipped
+gradients. The ledger says the model is not the release candidate unless the spec says so.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from governance.canary_options import CanaryOptions
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["CANARY_ENGINES", "GradientCanaries"]
+
+#: Engines the canaries run through (fused-sequential: its layer ops keep their own state; not yet).
+CANARY_ENGINES = ("fused-mlp", "fast", "opacus-hooks", "opacus-ghost")
+#: The canary row's input activation on its layer: the bias gets 1/A of the weight coordinate's
+#: gradient, so the canary is Dirac to 1/A.
+INPUT_SCALE = 100.0
+
+
+class GradientCanaries:
+    """The canaries of one run: secret inclusion, per-step sampling, injection, scores."""
+
+    def __init__(self, options: CanaryOptions, *, max_grad_norm: float) -> None:
+        import numpy as np
+
+        self.options = options
+        self.count = int(options.count)
+        self.max_grad_norm = float(max_grad_norm)
+        self.raw_norm = float(options.gradient_norm) * self.max_grad_norm
+        # OS entropy: neither the inclusion bits nor the per-step draws can be replayed from
+        # anything written; the bits are published only once the run is scored (ledger()).
+        self._rng = np.random.Generator(np.random.PCG64(secrets.randbits(128)))
+        self._included = self._rng.random(self.count) < 0.5
+        self.layer: nn.Linear | None = None
+        self.layer_name = ""
+        self.engine = ""
+        self.sample_rate = 0.0
+        self.expected_batch_size = 1
+        self.steps = 0
+        self.rows_added = 0
+        self._rows_l: Any = None  # canary i's output row l_i, input column k_i (torch, long)
+        self._cols_k: Any = None
+        self._flat: Any = None  # l_i * d_in + k_i
+        self._active: Any = None  # indices of the canaries in this step's batch
+        self._real: Any = None  # r_t: the real rows' clipped contribution at the canary coordinates
+        self._scores: Any = None
+        self._ghost_coef: Any = None
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def bind(self, model: nn.Module, *, engine: str, sample_rate: float, expected_batch_size: int) -> None:
+        """Choose the canary layer (the largest trainable Linear) and the canaries' coordinates."""
+        import numpy as np
+        import torch
+        from torch import nn
+
+        if engine not in CANARY_ENGINES:
+            raise ValueError(
+                f"gradient canaries run through the engines {', '.join(CANARY_ENGINES)}; "
+                f"this model trains on {engine!r}"
+            )
+        linears = [
+            (name, m)
+            for name, m in model.named_modules()
+            if type(m) is nn.Linear and m.weight.requires_grad
+        ]
+        if not linears:
+            raise ValueError("gradient canaries need a trainable nn.Linear layer in the model")
+        name, layer = max(linears, key=lambda item: item[1].weight.numel())
+        if layer.weight.numel() < self.count:
+            raise ValueError(
+                f"{self.count} canaries need as many weights in one Linear layer; the largest "
+                f"({name}) has {layer.weight.numel()}"
+            )
+        out_f, in_f = layer.weight.shape
+        flat = self._rng.choice(out_f * in_f, size=self.count, replace=False)
+        device = layer.weight.device
+        self.layer, self.layer_name, self.engine = layer, name, engine
+        self.sample_rate = float(sample_rate)
+        self.expected_batch_size = max(1, int(expected_batch_size))
+        self._flat = torch.as_tensor(flat, dtype=torch.long, device=device)
+        self._rows_l = self._flat // in_f
+        self._cols_k = self._flat % in_f
+        self._scores = torch.zeros(self.count, dtype=torch.float64, device=device)
+        self._included_t = torch.as_tensor(np.asarray(self._included), device=device)
+
+    # -- per step -----------------------------------------------------------------------------
+
+    def begin_step(self) -> None:
+        """Poisson-sample this step's canaries (only included ones can be drawn)."""
+        import numpy as np
+        import torch
+
+        drawn = self._included & (self._rng.random(self.count) < self.sample_rate)
+        self._active = torch.as_tensor(np.flatnonzero(drawn), dtype=torch.long, device=self._flat.device)
+        self._real = None
+        self._ghost_coef = None
+        self.rows_added += int(self._active.numel())
+
+    @property
+    def active(self) -> int:
+        return 0 if self._active is None else int(self._active.numel())
+
+    def extend_records(
+        self, layers: list[Any], inputs: list[torch.Tensor], grads: list[torch.Tensor], n_real: int
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The fast paths' layer records with this step's canary rows appended along the batch
+        dimension (the dimension of size ``n_real``, the first where several are): zeros on
+        every layer but the canary layer, where each canary row holds ``a = A·e_k``,
+        ``g = z/(A·calls·tokens)·e_l`` in each call and token."""
+        import torch
+
+        k = self.active
+        if not k:
+            return inputs, grads
+        calls = sum(1 for layer in layers if layer is self.layer)
+        new_inputs, new_grads = [], []
+        for layer, a, g in zip(layers, inputs, grads):
+            dim = _batch_dim(a, n_real)
+            a_rows = a.new_zeros(_with(a.shape, dim, k))
+            g_rows = g.new_zeros(_with(g.shape, dim, k))
+            if layer is self.layer:
+                a_c, g_c = a_rows.movedim(dim, 0), g_rows.movedim(dim, 0)  # views: (k, ..., d)
+                tokens = max(1, a_c[0].numel() // a_c.shape[-1])
+                share = self.raw_norm / (INPUT_SCALE * calls * tokens)
+                idx = torch.arange(k, device=a.device)
+                a_c[idx, ..., self._cols_k[self._active]] = INPUT_SCALE
+                g_c[idx, ..., self._rows_l[self._active]] = share
+            new_inputs.append(torch.cat([a, a_rows], dim=dim))
+            new_grads.append(torch.cat([g, g_rows], dim=dim))
+        return new_inputs, new_grads
+
+    def note_clipped(
+        self, layers: list[Any], inputs: list[torch.Tensor], grads: list[torch.Tensor], coef: torch.Tensor, n_real: int
+    ) -> None:
+        """r_t from the fast paths: the real rows' clipped ``Σ_i c_i g_i a_iᵀ`` at the canary
+        coordinates, with the engine's own factors ``coef`` and its own (batch-first) view of the
+        records (``reshape(batch, -1, d)``, as the engine reads them)."""
+        batch = int(coef.shape[0])
+        real_coef = coef.detach().clone()
+        real_coef[n_real:] = 0
+        total = None
+        for layer, a, g in zip(layers, inputs, grads):
+            if layer is not self.layer:
+                continue
+            a3 = a.reshape(batch, -1, a.shape[-1])[:, :, self._cols_k]
+            g3 = g.reshape(batch, -1, g.shape[-1])[:, :, self._rows_l]
+            part = (a3 * g3).sum(dim=1).mul_(real_coef.unsqueeze(1)).sum(dim=0)
+            total = part if total is None else total + part
+        self._real = total
+
+    def before_step(self, optimizer: Any, model: Any) -> None:
+        """Opacus engines: add the canary rows before ``optimizer.step()`` clips and noises."""
+        if self.engine == "opacus-hooks":
+            self._extend_grad_samples(optimizer)
+        elif self.engine == "opacus-ghost":
+            self._add_ghost_canaries()
+
+    def end_step(self) -> None:
+        """Add each canary's aligned component of the applied (noisy) gradient to its score."""
+        import torch
+
+        assert self.layer is not None
+        grad = self.layer.weight.grad
+        self.steps += 1
+        if grad is None:
+            return
+        with torch.no_grad():
+            seen = grad.reshape(-1)[self._flat].double()
+            if self._real is not None:
+                seen -= self._real.double()
+            self._scores += seen
+
+    # -- Opacus ----------------------------------------------------------------------------
+
+    def _canary_vectors(self, p: torch.Tensor, rows: int) -> torch.Tensor | None:
+        """The canary rows' per-sample gradients for parameter ``p``: ``(rows, *p.shape)``."""
+        import torch
+
+        layer = self.layer
+        assert layer is not None
+        out = p.new_zeros((rows, *p.shape))
+        if not rows:
+            return out
+        idx = torch.arange(rows, device=p.device)
+        active = self._active
+        if p is layer.weight:
+            out[idx, self._rows_l[active], self._cols_k[active]] = self.raw_norm
+        elif p is layer.bias:
+            out[idx, self._rows_l[active]] = self.raw_norm / INPUT_SCALE
+        return out
+
+    def _extend_grad_samples(self, optimizer: Any) -> None:
+        """Opacus hooks: r_t from the real rows' ``grad_sample`` (Opacus' clipping factor), then
+        the canary rows appended to every ``grad_sample`` for Opacus to clip and noise."""
+        import torch
+
+        layer = self.layer
+        assert layer is not None
+        params = optimizer.params
+        samples = [p.grad_sample for p in params]
+        n = int(samples[0].shape[0]) if samples and samples[0] is not None else 0
+        if n:
+            norms = torch.stack([s.reshape(n, -1).norm(2, dim=-1) for s in samples], dim=1).norm(2, dim=1)
+            factor = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+            weight = layer.weight.grad_sample.reshape(n, -1)[:, self._flat]
+            self._real = (factor.unsqueeze(1) * weight).sum(dim=0) / self.expected_batch_size
+        k = self.active
+        if not k:
+            return
+        for p in params:
+            p.grad_sample = torch.cat([p.grad_sample, self._canary_vectors(p, k)], dim=0)
+
+    def wrap_ghost(self, dp_model: Any) -> None:
+        """Opacus ghost clipping: its ``get_clipping_coef`` computes the canaries' factors too
+        (their norms appended to the per-parameter norms it reads); the real rows' go on."""
+        import torch
+
+        original = dp_model.get_clipping_coef
+        canaries = self
+
+        def get_clipping_coef() -> torch.Tensor:
+            k = canaries.active
+            if not k:
+                return original()
+            params = dp_model.trainable_parameters
+            saved = [p._norm_sample for p in params]
+            try:
+                for p in params:
+                    vectors = canaries._canary_vectors(p, k).reshape(k, -1)
+                    p._norm_sample = torch.cat([p._norm_sample, vectors.norm(2, dim=1).to(p._norm_sample)])
+                coef = original()
+            finally:
+                for p, s in zip(params, saved):
+                    p._norm_sample = s
+            canaries._ghost_coef = coef[-k:]
+            return coef[:-k]
+
+        dp_model.get_clipping_coef = get_clipping_coef
+
+    def _add_ghost_canaries(self) -> None:
+        """After ghost clipping's second backward: ``p.grad`` is the real rows' clipped sum (r_t
+        at the canary coordinates); add the canaries' clipped vectors before Opacus' noise."""
+        import torch
+
+        layer = self.layer
+        assert layer is not None
+        if layer.weight.grad is not None:
+            self._real = layer.weight.grad.reshape(-1)[self._flat].detach().clone() / self.expected_batch_size
+        k = self.active
+        if not k or self._ghost_coef is None:
+            return
+        with torch.no_grad():
+            for p in (layer.weight, layer.bias):
+                if p is None or p.grad is None:
+                    continue
+                vectors = self._canary_vectors(p, k)
+                p.grad += torch.einsum("i,i...", self._ghost_coef.to(p.dtype), vectors)
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def scores(self) -> list[float]:
+        """Scores in units of ``C/B`` (one sampled, clipped canary step adds 1 in expectation)."""
+        scale = self.max_grad_norm / self.expected_batch_size
+        return [float(s) / scale for s in self._scores.cpu()]
+
+    def ledger(self, *, noise_multiplier: float, steps: int) -> dict[str, Any]:
+        """``privacy.canaries`` of training.json: the set-up, the scores and, now that the run is
+        over, the inclusion bits (the audit turns them into the bound)."""
+        included = [bool(b) for b in self._included]
+        expected_rows = self.count * 0.5 * self.sample_rate
+        return {
+            "kind": self.options.kind,
+            "count": self.count,
+            "gradient_norm": self.options.gradient_norm,
+            "layer": self.layer_name,
+            "engine": self.engine,
+            "sample_rate": self.sample_rate,
+            "noise_multiplier": noise_multiplier,
+            "steps": steps,
+            "rows_added": self.rows_added,
+            # The share of each batch the canaries take (the issue's "fixed share of rows").
+            "batch_share": expected_rows / (expected_rows + self.expected_batch_size),
+            "release_candidate": bool(self.options.release_candidate),
+            "included": included,
+            "scores": self.scores(),
+        }
+
+
+def _batch_dim(t: torch.Tensor, rows: int) -> int:
+    """The dimension of ``t`` that holds the batch: the first of size ``rows``."""
+    for d, size in enumerate(t.shape):
+        if size == rows:
+            return d
+    raise ValueError(f"no dimension of size {rows} (the batch) in a record of shape {tuple(t.shape)}")
+
+
+def _with(shape: Any, dim: int, size: int) -> tuple[int, ...]:
+    out = list(shape)
+    out[dim] = size
+    return tuple(out)
