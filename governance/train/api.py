@@ -223,6 +223,7 @@ def _train_tabular(
 ) -> TrainOutcome:
     from governance.data.loading import load_bundle
     from governance.models.device import resolve_device
+    from governance.canary_options import canary_options
     from governance.train.trainer import PrivacySettings, Trainer
 
     assert spec.train is not None
@@ -273,6 +274,8 @@ def _train_tabular(
         device=device,
         checkpoint_dir=checkpoints,
         resume=resume,
+        # Issue 18: a spec with audits.privacy.canaries trains its DP run with gradient canaries.
+        canaries=canary_options(spec.audits) if privacy is not None else None,
         progress=progress,
         callbacks=(recorder.epoch,) if recorder is not None else (),
         data_digest=data_digest(bundle),
