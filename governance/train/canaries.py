@@ -182,9 +182,10 @@ class GradientCanaries:
         for layer, a, g in zip(layers, inputs, grads):
             if layer is not self.layer:
                 continue
-            a3 = a.reshape(batch, -1, a.shape[-1])[:, :, self._cols_k]
-            g3 = g.reshape(batch, -1, g.shape[-1])[:, :, self._rows_l]
-            part = (a3 * g3).sum(dim=1).mul_(real_coef.unsqueeze(1)).sum(dim=0)
+            d, p = a.shape[-1], g.shape[-1]
+            g3 = g.reshape(batch, -1, p) * real_coef.view(-1, 1, 1)
+            # The real rows' clipped weight gradient Σ_i c_i Σ_t g_it a_itᵀ, read at the coordinates.
+            part = (g3.reshape(-1, p).t() @ a.reshape(-1, d)).reshape(-1)[self._flat]
             total = part if total is None else total + part
         self._real = total
 
@@ -321,6 +322,9 @@ class GradientCanaries:
             # The share of each batch the canaries take (the issue's "fixed share of rows").
             "batch_share": expected_rows / (expected_rows + self.expected_batch_size),
             "release_candidate": bool(self.options.release_candidate),
+            # Public from the start (only the inclusion bits are secret): flat indices into the
+            # canary layer's weight, so anyone can recompute the scores from the updates.
+            "coordinates": [int(j) for j in self._flat.cpu()],
             "included": included,
             "scores": self.scores(),
         }

@@ -43,6 +43,7 @@ __all__ = [
     "FusedMLPStep",
     "FusedStep",
     "add_linear_clipped",
+    "clip_factors",
     "clippable",
     "plain_cross_entropy",
     "supports_fast_clipping",
@@ -557,7 +558,7 @@ class FusedMLPStep(FusedStep):
                     norms.addcmul_(a_sq, torch.linalg.vecdot(g, g))
                 norms.sqrt_()
                 # min(1, C / (‖∇_i‖ + 1e-6)) / B, DPOptimizer's clipping factor with 1/B folded in.
-                coef = norms.add_(1e-6).reciprocal_().mul_(self.max_grad_norm * scale).clamp_(max=scale)
+                coef = clip_factors(norms, self.max_grad_norm, scale)
                 if canaries is not None:
                     canaries.note_clipped(linears, inputs, grads, coef, int(target.shape[0]))
                 for layer, a, g in zip(linears, inputs, grads):
@@ -565,6 +566,12 @@ class FusedMLPStep(FusedStep):
         for p in self.params:
             p.grad = noisy[id(p)]
         self._inputs, self._logits, self._target = [], None, None
+
+
+def clip_factors(norms: torch.Tensor, max_grad_norm: float, scale: float) -> torch.Tensor:
+    """``min(1, C / (‖∇_i‖ + 1e-6)) · scale`` in place on ``norms``: DPOptimizer's clipping factor
+    with the 1/B scaling folded in (the fused step's; one place, so tests can break it on purpose)."""
+    return norms.add_(1e-6).reciprocal_().mul_(max_grad_norm * scale).clamp_(max=scale)
 
 
 def add_linear_clipped(
