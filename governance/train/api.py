@@ -284,7 +284,10 @@ def _train_tabular(
         with _budget_guard(recorder, out_dir):
             result = trainer.fit()
     except ValueError as exc:
-        raise InputError(source, "train", str(exc)) from None
+        from governance.train.canaries import CanaryError
+
+        field = "audits.privacy.canaries" if isinstance(exc, CanaryError) else "train"
+        raise InputError(source, field, str(exc)) from None
     _finish_budget(recorder, spec, result.ledger, _budget_marker(out_dir), store=store)
     ledger = dict(result.ledger)
     if ledger.get("privacy") and ledger["privacy"]["module_fixes"]:

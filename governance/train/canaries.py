@@ -47,13 +47,17 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["CANARY_ENGINES", "GradientCanaries"]
+__all__ = ["CANARY_ENGINES", "CanaryError", "GradientCanaries"]
 
 #: Engines the canaries run through (fused-sequential: its layer ops keep their own state; not yet).
 CANARY_ENGINES = ("fused-mlp", "fast", "opacus-hooks", "opacus-ghost")
 #: The canary row's input activation on its layer: the bias gets 1/A of the weight coordinate's
 #: gradient, so the canary is Dirac to 1/A.
 INPUT_SCALE = 100.0
+
+
+class CanaryError(ValueError):
+    """This run cannot carry the canaries asked for (the spec's ``audits.privacy.canaries``)."""
 
 
 class GradientCanaries:
@@ -94,7 +98,7 @@ class GradientCanaries:
         from torch import nn
 
         if engine not in CANARY_ENGINES:
-            raise ValueError(
+            raise CanaryError(
                 f"gradient canaries run through the engines {', '.join(CANARY_ENGINES)}; "
                 f"this model trains on {engine!r}"
             )
@@ -104,10 +108,10 @@ class GradientCanaries:
             if type(m) is nn.Linear and m.weight.requires_grad
         ]
         if not linears:
-            raise ValueError("gradient canaries need a trainable nn.Linear layer in the model")
+            raise CanaryError("gradient canaries need a trainable nn.Linear layer in the model")
         name, layer = max(linears, key=lambda item: item[1].weight.numel())
         if layer.weight.numel() < self.count:
-            raise ValueError(
+            raise CanaryError(
                 f"{self.count} canaries need as many weights in one Linear layer; the largest "
                 f"({name}) has {layer.weight.numel()}"
             )

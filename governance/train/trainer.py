@@ -667,11 +667,12 @@ class Trainer:
         """Issue 18: the run's gradient canaries, bound to the engine that trains it (None without)."""
         if self.canary_options is None:
             return None
+        from governance.train.canaries import CanaryError, GradientCanaries
+
         if self.max_physical_batch_size:
-            raise ValueError("gradient canaries need whole logical batches: unset max_physical_batch_size")
+            raise CanaryError("gradient canaries need whole logical batches: unset max_physical_batch_size")
         if self.resume:
-            raise ValueError("a canary run cannot resume: its canaries' secret does not survive a checkpoint")
-        from governance.train.canaries import GradientCanaries
+            raise CanaryError("a canary run cannot resume: its canaries' secret does not survive a checkpoint")
 
         assert self.privacy is not None
         canaries = GradientCanaries(self.canary_options, max_grad_norm=self.privacy.max_grad_norm)
