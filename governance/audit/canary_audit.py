@@ -18,7 +18,7 @@ from governance.results import Finding, Severity, metric_id
 if TYPE_CHECKING:
     from governance.spec import Spec
 
-__all__ = ["canary_finding", "canary_section", "check_canary_spec"]
+__all__ = ["canary_finding", "canary_row", "canary_section", "check_canary_spec"]
 
 NAME = "privacy"
 FIELD = "audits.privacy.canaries"
@@ -133,3 +133,22 @@ def canary_section(
             )
         )
     return metrics, details, tuple(findings)
+
+
+def canary_row(details: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's row: the bound beside the claimed ε and the idealised figure for the setting."""
+    claimed = details.get("claimed_epsilon")
+    bound = details.get("epsilon_lower_bound")
+    return {
+        "claimed ε": claimed,
+        "canary ε lower bound": bound,
+        "bound / claimed": None if not claimed or bound is None else bound / claimed,
+        "idealised bound (Steinke et al. 2023)": details.get("reference_bound"),
+        "canaries": details.get("canaries"),
+        "guesses": details.get("guesses"),
+        "correct": details.get("correct"),
+        "confidence": details.get("confidence"),
+        "engine": details.get("engine"),
+        "batch share": details.get("batch_share"),
+        "release candidate": details.get("release_candidate"),
+    }

@@ -203,6 +203,14 @@ def epsilon_finding(claimed: float | None, empirical: float, alpha: float) -> Fi
     )
 
 
+def _canary_tables(details: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    if "epsilon_lower_bound" not in details:
+        return {}
+    from governance.audit.canary_audit import canary_row
+
+    return {"canaries": [canary_row(details)]}
+
+
 def _epsilon_bound(
     m: np.ndarray,
     nm: np.ndarray,
@@ -326,6 +334,7 @@ class PrivacyAudit(Audit):
                 reason=reason,
                 details=details,
                 findings=canary_findings,
+                tables=_canary_tables(canary_details),
             )
 
         held_out = load_nonmembers(context.spec, data, context.options)
@@ -370,7 +379,7 @@ class PrivacyAudit(Audit):
         return AuditSection(
             NAME,
             metrics=metrics,
-            tables={"membership_inference": rows},
+            tables={"membership_inference": rows, **_canary_tables(canary_details)},
             details={
                 "strongest_attack": strongest["attack"],
                 "roc": roc,
