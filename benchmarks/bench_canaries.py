@@ -86,7 +86,9 @@ def run(smoke: bool = False) -> dict[str, Any]:
         out[f"{key}.ideal_full_batch"] = round(reference_bound(claimed, DELTA, CANARIES), 3)
         out[f"{key}.false_alarm"] = bound.epsilon > claimed
         out[f"{key}.time_ratio"] = round(ratio, 3)
-        out[f"{key}.time_median_ratio"] = round(statistics.median(times[True]) / statistics.median(times[False]), 3)
+        out[f"{key}.time_median_ratio"] = round(
+            statistics.median(times[True]) / statistics.median(times[False]), 3
+        )
         out[f"{key}.accuracy_drop"] = round(
             float(ledgers[False]["eval_accuracy"]) - float(canary_ledger["eval_accuracy"]), 4
         )

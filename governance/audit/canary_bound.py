@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "CanaryBound",
     "DEFAULT_K_GRID",
+    "CanaryBound",
     "epsilon_lower_bound",
     "gaussian_ideal_scores",
     "gdp_mu",
@@ -176,9 +176,7 @@ def one_run_bound(
     )
 
 
-def gaussian_ideal_scores(
-    m: int, mu: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def gaussian_ideal_scores(m: int, mu: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The paper's idealised setting: each canary included w.p. ½, its score ``N(μ, 1)`` when
     included and ``N(0, 1)`` when not (a μ-GDP mechanism per canary). For the report's reference
     figures and the tests."""
@@ -192,9 +190,13 @@ def gdp_mu(epsilon: float, delta: float) -> float:
     from scipy import optimize, stats
 
     def excess(mu: float) -> float:
-        return float(
-            stats.norm.cdf(-epsilon / mu + mu / 2) - math.exp(epsilon) * stats.norm.cdf(-epsilon / mu - mu / 2)
-        ) - delta
+        return (
+            float(
+                stats.norm.cdf(-epsilon / mu + mu / 2)
+                - math.exp(epsilon) * stats.norm.cdf(-epsilon / mu - mu / 2)
+            )
+            - delta
+        )
 
     return float(optimize.brentq(excess, 1e-6, 100.0))
 

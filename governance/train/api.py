@@ -221,9 +221,9 @@ def _train_tabular(
     factory: str | None,
     store: str | PathLike[str] | None,
 ) -> TrainOutcome:
+    from governance.canary_options import canary_options
     from governance.data.loading import load_bundle
     from governance.models.device import resolve_device
-    from governance.canary_options import canary_options
     from governance.train.trainer import PrivacySettings, Trainer
 
     assert spec.train is not None

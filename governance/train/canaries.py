@@ -54,6 +54,8 @@ CANARY_ENGINES = ("fused-mlp", "fast", "opacus-hooks", "opacus-ghost")
 #: The canary row's input activation on its layer: the bias gets 1/A of the weight coordinate's
 #: gradient, so the canary is Dirac to 1/A.
 INPUT_SCALE = 100.0
+#: Steps whose canary sampling is drawn at once.
+SAMPLING_BLOCK = 64
 
 
 class CanaryError(ValueError):
@@ -85,8 +87,9 @@ class GradientCanaries:
         self._cols_k: Any = None
         self._flat: Any = None  # l_i * d_in + k_i
         self._active: Any = None  # indices of the canaries in this step's batch
-        self._real: Any = None  # r_t: the real rows' clipped contribution at the canary coordinates
-        self._scores: Any = None
+        #: Σ_t (ĝ_t − r_t) over the canary layer's weight: the scores are read off it at the end
+        #: (one in-place add per step instead of a gather).
+        self._acc: Any = None
         self._ghost_coef: Any = None
 
     # -- set-up -------------------------------------------------------------------------------
@@ -103,9 +106,7 @@ class GradientCanaries:
                 f"this model trains on {engine!r}"
             )
         linears = [
-            (name, m)
-            for name, m in model.named_modules()
-            if type(m) is nn.Linear and m.weight.requires_grad
+            (name, m) for name, m in model.named_modules() if type(m) is nn.Linear and m.weight.requires_grad
         ]
         if not linears:
             raise CanaryError("gradient canaries need a trainable nn.Linear layer in the model")
@@ -124,19 +125,38 @@ class GradientCanaries:
         self._flat = torch.as_tensor(flat, dtype=torch.long, device=device)
         self._rows_l = self._flat // in_f
         self._cols_k = self._flat % in_f
-        self._scores = torch.zeros(self.count, dtype=torch.float64, device=device)
-        self._included_t = torch.as_tensor(np.asarray(self._included), device=device)
+        self._acc = torch.zeros_like(layer.weight, memory_format=torch.contiguous_format)
+        self._included_cpu = torch.as_tensor(np.asarray(self._included))
+        # Per-step sampling: its own generator, seeded from the same OS-entropy source.
+        self._sampler = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
+        self._block: list[Any] = []  # the next steps' active canaries, last step first
+        self._rows_2d: Any = None
+        self._real_2d: Any = None
+        self._zero_rows: dict[Any, Any] = {}
 
     # -- per step -----------------------------------------------------------------------------
 
     def begin_step(self) -> None:
-        """Poisson-sample this step's canaries (only included ones can be drawn)."""
-        import numpy as np
+        """Poisson-sample this step's canaries (only included ones can be drawn). The draws come
+        a block of steps at a time: one step's own draw would cost more than a small model's step."""
         import torch
 
-        drawn = self._included & (self._rng.random(self.count) < self.sample_rate)
-        self._active = torch.as_tensor(np.flatnonzero(drawn), dtype=torch.long, device=self._flat.device)
-        self._real = None
+        if not self._block:
+            uniform = torch.rand((SAMPLING_BLOCK, self.count), generator=self._sampler)
+            drawn = ((uniform < self.sample_rate) & self._included_cpu).nonzero()  # (step, canary), sorted
+            per_step = torch.bincount(drawn[:, 0], minlength=SAMPLING_BLOCK).tolist()
+            active = drawn[:, 1].to(self._flat.device)
+            # The canary layer's rows of 2-D records (an MLP's), made for the whole block at once.
+            weight = self.layer.weight  # type: ignore[union-attr]
+            a_rows = weight.new_zeros((len(active), weight.shape[1]))
+            a_rows.scatter_(1, self._cols_k[active].unsqueeze(1), INPUT_SCALE)
+            g_rows = weight.new_zeros((len(active), weight.shape[0]))
+            g_rows.scatter_(1, self._rows_l[active].unsqueeze(1), self.raw_norm / INPUT_SCALE)
+            self._block = list(
+                reversed(list(zip(active.split(per_step), a_rows.split(per_step), g_rows.split(per_step))))
+            )
+        self._active, *rows = self._block.pop()
+        self._rows_2d = tuple(rows)
         self._ghost_coef = None
         self.rows_added += int(self._active.numel())
 
@@ -154,11 +174,22 @@ class GradientCanaries:
         import torch
 
         k = self.active
+        self._real_2d = None
         if not k:
             return inputs, grads
         calls = sum(1 for layer in layers if layer is self.layer)
         new_inputs, new_grads = [], []
         for layer, a, g in zip(layers, inputs, grads):
+            if a.dim() == 2 and a.shape[0] == n_real and calls == 1:
+                # The common case (an MLP's records), in as few operations as possible.
+                if layer is self.layer:
+                    a_rows, g_rows = self._rows_2d
+                    self._real_2d = (a, g)  # the real rows' record, for note_clipped
+                else:
+                    a_rows, g_rows = self._zeros(k, a), self._zeros(k, g)
+                new_inputs.append(torch.cat([a, a_rows]))
+                new_grads.append(torch.cat([g, g_rows]))
+                continue
             dim = _batch_dim(a, n_real)
             a_rows = a.new_zeros(_with(a.shape, dim, k))
             g_rows = g.new_zeros(_with(g.shape, dim, k))
@@ -173,25 +204,47 @@ class GradientCanaries:
             new_grads.append(torch.cat([g, g_rows], dim=dim))
         return new_inputs, new_grads
 
+    def _zeros(self, k: int, like: torch.Tensor) -> torch.Tensor:
+        """k zero rows for a 2-D record like ``like`` (read only, so kept between steps)."""
+        key = (k, like.shape[1], like.dtype, like.device)
+        zeros = self._zero_rows.get(key)
+        if zeros is None:
+            zeros = self._zero_rows[key] = like.new_zeros((k, like.shape[1]))
+        return zeros
+
     def note_clipped(
-        self, layers: list[Any], inputs: list[torch.Tensor], grads: list[torch.Tensor], coef: torch.Tensor, n_real: int
+        self,
+        layers: list[Any],
+        inputs: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        coef: torch.Tensor,
+        n_real: int,
     ) -> None:
         """r_t from the fast paths: the real rows' clipped ``Σ_i c_i g_i a_iᵀ`` at the canary
         coordinates, with the engine's own factors ``coef`` and its own (batch-first) view of the
         records (``reshape(batch, -1, d)``, as the engine reads them)."""
+        import torch
+
         batch = int(coef.shape[0])
-        real_coef = coef.detach().clone()
-        real_coef[n_real:] = 0
-        total = None
+        real_coef: Any = None
+        acc = self._acc
         for layer, a, g in zip(layers, inputs, grads):
             if layer is not self.layer:
                 continue
+            # acc −= the real rows' clipped weight gradient Σ_i c_i Σ_t g_it a_itᵀ.
+            if a.dim() == 2:  # batch first, the canary rows last: the real rows are the first n
+                if self._real_2d is not None:  # kept by extend_records: no slicing
+                    a, g = self._real_2d
+                else:
+                    a, g = a[:n_real], g[:n_real]
+                acc.addmm_(g.t(), a * coef[:n_real, None], alpha=-1)
+                continue
+            if real_coef is None:
+                real_coef = coef.detach().clone()
+                real_coef[n_real:] = 0
             d, p = a.shape[-1], g.shape[-1]
             g3 = g.reshape(batch, -1, p) * real_coef.view(-1, 1, 1)
-            # The real rows' clipped weight gradient Σ_i c_i Σ_t g_it a_itᵀ, read at the coordinates.
-            part = (g3.reshape(-1, p).t() @ a.reshape(-1, d)).reshape(-1)[self._flat]
-            total = part if total is None else total + part
-        self._real = total
+            acc.addmm_(g3.reshape(-1, p).t(), a.reshape(-1, d), alpha=-1)
 
     def before_step(self, optimizer: Any, model: Any) -> None:
         """Opacus engines: add the canary rows before ``optimizer.step()`` clips and noises."""
@@ -210,14 +263,11 @@ class GradientCanaries:
         if grad is None:
             return
         with torch.no_grad():
-            seen = grad.reshape(-1)[self._flat].double()
-            if self._real is not None:
-                seen -= self._real.double()
-            self._scores += seen
+            self._acc.add_(grad)
 
     # -- Opacus ----------------------------------------------------------------------------
 
-    def _canary_vectors(self, p: torch.Tensor, rows: int) -> torch.Tensor | None:
+    def _canary_vectors(self, p: torch.Tensor, rows: int) -> torch.Tensor:
         """The canary rows' per-sample gradients for parameter ``p``: ``(rows, *p.shape)``."""
         import torch
 
@@ -247,8 +297,9 @@ class GradientCanaries:
         if n:
             norms = torch.stack([s.reshape(n, -1).norm(2, dim=-1) for s in samples], dim=1).norm(2, dim=1)
             factor = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-            weight = layer.weight.grad_sample.reshape(n, -1)[:, self._flat]
-            self._real = (factor.unsqueeze(1) * weight).sum(dim=0) / self.expected_batch_size
+            by_param = {id(p): sample for p, sample in zip(params, samples)}
+            weight = by_param[id(layer.weight)]
+            self._acc.sub_(torch.einsum("i,i...", factor, weight), alpha=1.0 / self.expected_batch_size)
         k = self.active
         if not k:
             return
@@ -290,7 +341,7 @@ class GradientCanaries:
         layer = self.layer
         assert layer is not None
         if layer.weight.grad is not None:
-            self._real = layer.weight.grad.reshape(-1)[self._flat].detach().clone() / self.expected_batch_size
+            self._acc.sub_(layer.weight.grad, alpha=1.0 / self.expected_batch_size)
         k = self.active
         if not k or self._ghost_coef is None:
             return
@@ -306,7 +357,8 @@ class GradientCanaries:
     def scores(self) -> list[float]:
         """Scores in units of ``C/B`` (one sampled, clipped canary step adds 1 in expectation)."""
         scale = self.max_grad_norm / self.expected_batch_size
-        return [float(s) / scale for s in self._scores.cpu()]
+        scores = self._acc.reshape(-1)[self._flat].double().cpu() / scale
+        return [float(s) for s in scores]
 
     def ledger(self, *, noise_multiplier: float, steps: int) -> dict[str, Any]:
         """``privacy.canaries`` of training.json: the set-up, the scores and, now that the run is

@@ -662,7 +662,13 @@ class Trainer:
         raise ValueError(f"Opacus cannot make this model private: {last_error}")
 
     def _bind_canaries(
-        self, model: nn.Module, dp_model: Any, criterion: Any, proof: EngineProof, sample_rate: float, rows: int
+        self,
+        model: nn.Module,
+        dp_model: Any,
+        criterion: Any,
+        proof: EngineProof,
+        sample_rate: float,
+        rows: int,
     ) -> Any:
         """Issue 18: the run's gradient canaries, bound to the engine that trains it (None without)."""
         if self.canary_options is None:
@@ -672,7 +678,9 @@ class Trainer:
         if self.max_physical_batch_size:
             raise CanaryError("gradient canaries need whole logical batches: unset max_physical_batch_size")
         if self.resume:
-            raise CanaryError("a canary run cannot resume: its canaries' secret does not survive a checkpoint")
+            raise CanaryError(
+                "a canary run cannot resume: its canaries' secret does not survive a checkpoint"
+            )
 
         assert self.privacy is not None
         canaries = GradientCanaries(self.canary_options, max_grad_norm=self.privacy.max_grad_norm)

@@ -17,7 +17,9 @@ from governance.policy.schema import Policy, Rule
 from governance.results import Results, RunInfo, Severity
 
 
-def _ledger(separation: float, *, claimed: float = 1.0, release: bool = False, seed: int = 0) -> dict[str, Any]:
+def _ledger(
+    separation: float, *, claimed: float = 1.0, release: bool = False, seed: int = 0
+) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     included = rng.random(1000) < 0.5
     scores = rng.standard_normal(1000) + separation * included

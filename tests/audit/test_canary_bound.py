@@ -49,7 +49,9 @@ def paper_p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
 )
 def test_p_value_is_the_papers_algorithm(mrv: tuple[int, tuple[int, int]], eps: float, delta: float) -> None:
     m, (r, v) = mrv
-    assert p_value(m, r, v, eps, delta) == pytest.approx(paper_p_value(m, r, v, eps, delta), rel=1e-9, abs=1e-15)
+    assert p_value(m, r, v, eps, delta) == pytest.approx(
+        paper_p_value(m, r, v, eps, delta), rel=1e-9, abs=1e-15
+    )
 
 
 def test_without_delta_the_p_value_is_the_binomial_tail() -> None:

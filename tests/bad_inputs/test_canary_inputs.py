@@ -26,11 +26,34 @@ def dp_with(canaries: object, **train: object) -> object:
 
 
 CASES = [
-    Case("canary-count-not-int", dp_with({"count": "many"}), AUDIT, "spec.yaml", f"{FIELD}.count", "expected an integer"),
-    Case("canary-count-too-small", dp_with({"count": 5}), AUDIT, "spec.yaml", f"{FIELD}.count", "greater than or equal to 20"),
+    Case(
+        "canary-count-not-int",
+        dp_with({"count": "many"}),
+        AUDIT,
+        "spec.yaml",
+        f"{FIELD}.count",
+        "expected an integer",
+    ),
+    Case(
+        "canary-count-too-small",
+        dp_with({"count": 5}),
+        AUDIT,
+        "spec.yaml",
+        f"{FIELD}.count",
+        "greater than or equal to 20",
+    ),
     Case("canary-unknown-kind", dp_with({"kind": "input"}), AUDIT, "spec.yaml", f"{FIELD}.kind", "gradient"),
-    Case("canary-unknown-option", dp_with({"seed": 3}), AUDIT, "spec.yaml", f"{FIELD}.seed", "unknown option"),
-    Case("canary-gradient-norm-not-above-c", dp_with({"gradient_norm": 1.0}), AUDIT, "spec.yaml", f"{FIELD}.gradient_norm", "greater than 1"),
+    Case(
+        "canary-unknown-option", dp_with({"seed": 3}), AUDIT, "spec.yaml", f"{FIELD}.seed", "unknown option"
+    ),
+    Case(
+        "canary-gradient-norm-not-above-c",
+        dp_with({"gradient_norm": 1.0}),
+        AUDIT,
+        "spec.yaml",
+        f"{FIELD}.gradient_norm",
+        "greater than 1",
+    ),
     Case(
         "canary-without-dp",
         steps(tabular(spec=set_("audits.privacy", {"canaries": {"count": 100}}))),

@@ -39,7 +39,9 @@ class _NotSequential(nn.Module):
     ("mode", "engine"),
     [("auto", "fused-mlp"), ("fast", "fast"), ("hooks", "opacus-hooks"), ("ghost", "opacus-ghost")],
 )
-def test_each_engine_clips_the_canary_to_c_and_the_scores_are_noise_plus_signal(mode: str, engine: str) -> None:
+def test_each_engine_clips_the_canary_to_c_and_the_scores_are_noise_plus_signal(
+    mode: str, engine: str
+) -> None:
     result = h.run(0, 8.0, model=_NotSequential() if mode == "fast" else None, mode=mode)
     assert result.engine == engine
     privacy = result.ledger["privacy"]
@@ -105,12 +107,24 @@ def test_engines_without_canary_support_and_bad_settings_are_refused() -> None:
     y = torch.randint(0, 2, (64,))
     cnn = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 40))
     privacy = PrivacySettings(target_epsilon=2.0, delta=1e-5, max_grad_norm=1.0)
-    trainer = Trainer(model=cnn, train_data=(x, y), privacy=privacy, epochs=1, batch_size=64,
-                      canaries=CanaryOptions(count=100))
+    trainer = Trainer(
+        model=cnn,
+        train_data=(x, y),
+        privacy=privacy,
+        epochs=1,
+        batch_size=64,
+        canaries=CanaryOptions(count=100),
+    )
     with pytest.raises(CanaryError, match="fused-sequential"):
         trainer.fit()
     with pytest.raises(ValueError, match="set privacy"):
         Trainer(model=h.mlp(), train_data=h.data(0), canaries=CanaryOptions(count=100))
     with pytest.raises(CanaryError, match="as many weights"):
-        Trainer(model=nn.Sequential(nn.Linear(h.FEATURES, 2)), train_data=h.data(0), privacy=privacy,
-                epochs=1, batch_size=64, canaries=CanaryOptions(count=100)).fit()
+        Trainer(
+            model=nn.Sequential(nn.Linear(h.FEATURES, 2)),
+            train_data=h.data(0),
+            privacy=privacy,
+            epochs=1,
+            batch_size=64,
+            canaries=CanaryOptions(count=100),
+        ).fit()
