@@ -220,11 +220,9 @@ class GradientCanaries:
         coef: torch.Tensor,
         n_real: int,
     ) -> None:
-        """r_t from the fast paths: the real rows' clipped ``Σ_i c_i g_i a_iᵀ`` at the canary
-        coordinates, with the engine's own factors ``coef`` and its own (batch-first) view of the
-        records (``reshape(batch, -1, d)``, as the engine reads them)."""
-        import torch
-
+        """r_t from the fast paths: the real rows' clipped ``Σ_i c_i g_i a_iᵀ`` of the canary layer,
+        with the engine's own factors ``coef`` and its own (batch-first) view of the records
+        (``reshape(batch, -1, d)``, as the engine reads them), taken off the score accumulator."""
         batch = int(coef.shape[0])
         real_coef: Any = None
         acc = self._acc
