@@ -39,6 +39,7 @@ gradients. The ledger says the model is not the release candidate unless the spe
 from __future__ import annotations
 
 import secrets
+import math
 from typing import TYPE_CHECKING, Any
 
 from governance.canary_options import CanaryOptions
@@ -94,7 +95,15 @@ class GradientCanaries:
 
     # -- set-up -------------------------------------------------------------------------------
 
-    def bind(self, model: nn.Module, *, engine: str, sample_rate: float, expected_batch_size: int) -> None:
+    def bind(
+        self,
+        model: nn.Module,
+        *,
+        engine: str,
+        sample_rate: float,
+        expected_batch_size: int,
+        noise_multiplier: float,
+    ) -> None:
         """Choose the canary layer (the largest trainable Linear) and the canaries' coordinates."""
         import numpy as np
         import torch
@@ -126,6 +135,9 @@ class GradientCanaries:
         self._rows_l = self._flat // in_f
         self._cols_k = self._flat % in_f
         self._acc = torch.zeros_like(layer.weight, memory_format=torch.contiguous_format)
+        self._x = torch.empty(self.count, dtype=layer.weight.dtype, device=device)
+        self._scores = torch.zeros(self.count, dtype=torch.float64, device=device)
+        self.noise_multiplier = float(noise_multiplier)
         self._included_cpu = torch.as_tensor(np.asarray(self._included))
         # Per-step sampling: its own generator, seeded from the same OS-entropy source.
         self._sampler = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
@@ -262,6 +274,22 @@ class GradientCanaries:
             return
         with torch.no_grad():
             self._acc.add_(grad)
+            # x_t: this step's canary-aligned component in units of C/B: N(0, σ²), plus 1 when the
+            # canary was in the batch (clipped to C).
+            x = torch.index_select(self._acc.view(-1), 0, self._flat, out=self._x)
+            x.mul_(self.expected_batch_size / self.max_grad_norm)
+            self._acc.zero_()
+            q, sigma = self.sample_rate, self.noise_multiplier
+            if q >= 1.0:
+                self._scores.add_(x)  # the log-likelihood ratio below is affine in x: the sum ranks alike
+                return
+            # log[(1 − q)·N(x; 0, σ²) + q·N(x; 1, σ²)] − log N(x; 0, σ²): the per-step log-likelihood
+            # ratio of "in" to "out" under the subsampled Gaussian. A fixed function of the released
+            # update (q and σ are public), so the score stays post-processing; summing it over the
+            # steps is the optimal test of a canary that is in a q share of the batches, where the
+            # plain sum drowns its few sampled steps in every step's noise.
+            x.sub_(0.5).mul_(1.0 / sigma**2).add_(math.log(q))
+            self._scores.add_(torch.logaddexp(x, x.new_tensor(math.log1p(-q))))
 
     # -- Opacus ----------------------------------------------------------------------------
 
@@ -353,10 +381,9 @@ class GradientCanaries:
     # -- the end ---------------------------------------------------------------------------
 
     def scores(self) -> list[float]:
-        """Scores in units of ``C/B`` (one sampled, clipped canary step adds 1 in expectation)."""
-        scale = self.max_grad_norm / self.expected_batch_size
-        scores = self._acc.reshape(-1)[self._flat].double().cpu() / scale
-        return [float(s) for s in scores]
+        """Σ_t x_t for full-batch runs (one clipped canary step adds 1); Σ_t of the per-step
+        log-likelihood ratio when the canaries are subsampled (:meth:`end_step`)."""
+        return [float(s) for s in self._scores.cpu()]
 
     def ledger(self, *, noise_multiplier: float, steps: int) -> dict[str, Any]:
         """``privacy.canaries`` of training.json: the set-up, the scores and, now that the run is
@@ -380,6 +407,7 @@ class GradientCanaries:
             # canary layer's weight, so anyone can recompute the scores from the updates.
             "coordinates": [int(j) for j in self._flat.cpu()],
             "included": included,
+            "score": "sum" if self.sample_rate >= 1.0 else "subsampled-gaussian-llr",
             "scores": self.scores(),
         }
 

@@ -339,7 +339,9 @@ class Trainer:
             mode = proof.grad_sample_mode
             sample_rate = 1.0 / len(loader)
             engine.accountant.history = list(accountant_history)
-            self._canaries = self._bind_canaries(model, dp_model, criterion, proof, sample_rate, n_rows)
+            self._canaries = self._bind_canaries(
+                model, dp_model, criterion, proof, sample_rate, n_rows, float(noise_multiplier or 0.0)
+            )
 
         records: list[dict[str, Any]] = list(prior_history)
         steps_done = sum(int(r["steps"]) for r in records)
@@ -669,6 +671,7 @@ class Trainer:
         proof: EngineProof,
         sample_rate: float,
         rows: int,
+        noise_multiplier: float,
     ) -> Any:
         """Issue 18: the run's gradient canaries, bound to the engine that trains it (None without)."""
         if self.canary_options is None:
@@ -685,7 +688,11 @@ class Trainer:
         assert self.privacy is not None
         canaries = GradientCanaries(self.canary_options, max_grad_norm=self.privacy.max_grad_norm)
         canaries.bind(
-            model, engine=proof.engine, sample_rate=sample_rate, expected_batch_size=int(rows * sample_rate)
+            model,
+            engine=proof.engine,
+            sample_rate=sample_rate,
+            expected_batch_size=int(rows * sample_rate),
+            noise_multiplier=float(noise_multiplier),
         )
         if proof.engine == "opacus-ghost":
             canaries.wrap_ghost(dp_model)

@@ -67,8 +67,11 @@ def test_without_noise_a_canary_scores_exactly_its_clipped_steps() -> None:
     np.testing.assert_allclose(scores[~included], 0.0, atol=1e-4)
 
 
-def test_poisson_sampling_draws_canaries_like_rows() -> None:
-    """q = 1/4: an included canary is in about a quarter of the batches."""
+def test_poisson_sampling_draws_canaries_like_rows_and_scores_them_by_likelihood_ratio() -> None:
+    """q = 1/4, the fused step's noise removed: x_t is exactly 1 in a step where the canary was
+    drawn and 0 otherwise, so a score is n·f(1) + (T − n)·f(0) with f the per-step log-likelihood
+    ratio of the subsampled Gaussian and n the canary's sampled steps; the n of the included
+    canaries add up to the canary rows the run added, about q·T each."""
     x, y = h.data(0)
     trainer = Trainer(
         model=h.mlp(),
@@ -80,15 +83,21 @@ def test_poisson_sampling_draws_canaries_like_rows() -> None:
         seed=0,
         canaries=CanaryOptions(count=1000),
     )
-    ledger = trainer.fit().ledger
+    with h.noise_scaled(0.0):
+        ledger = trainer.fit().ledger
     canaries = ledger["privacy"]["canaries"]
-    assert canaries["sample_rate"] == pytest.approx(0.25)
-    expected_rows = sum(canaries["included"]) * 0.25 * ledger["privacy"]["steps"]
-    assert canaries["rows_added"] == pytest.approx(expected_rows, rel=0.1)
+    q, sigma, steps = canaries["sample_rate"], canaries["noise_multiplier"], ledger["privacy"]["steps"]
+    assert q == pytest.approx(0.25) and canaries["score"] == "subsampled-gaussian-llr"
+
+    def f(value: float) -> float:
+        return float(np.logaddexp(np.log1p(-q), np.log(q) + (value - 0.5) / sigma**2))
+
     scores, included = _scores(ledger)
-    assert scores[included].mean() - scores[~included].mean() == pytest.approx(
-        0.25 * ledger["privacy"]["steps"], abs=1.0
-    )
+    np.testing.assert_allclose(scores[~included], steps * f(0.0), rtol=1e-5)
+    sampled = (scores[included] - steps * f(0.0)) / (f(1.0) - f(0.0))
+    np.testing.assert_allclose(sampled, np.round(sampled), atol=1e-3)
+    assert round(sampled.sum()) == canaries["rows_added"]
+    assert sampled.mean() == pytest.approx(q * steps, rel=0.1)
 
 
 def test_ledger_reveals_the_bits_only_after_the_run_and_never_a_seed() -> None:
