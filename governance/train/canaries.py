@@ -38,8 +38,8 @@ gradients. The ledger says the model is not the release candidate unless the spe
 
 from __future__ import annotations
 
-import secrets
 import math
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from governance.canary_options import CanaryOptions
