@@ -138,6 +138,11 @@ class GradientCanaries:
         self._x = torch.empty(self.count, dtype=layer.weight.dtype, device=device)
         self._scores = torch.zeros(self.count, dtype=torch.float64, device=device)
         self.noise_multiplier = float(noise_multiplier)
+        if 0 < self.sample_rate < 1:
+            sigma2 = self.noise_multiplier**2
+            self._llr_scale = self.expected_batch_size / self.max_grad_norm / sigma2
+            self._llr_shift = math.log(self.sample_rate) - 0.5 / sigma2
+            self._log_out = torch.tensor(math.log1p(-self.sample_rate), dtype=self._x.dtype, device=device)
         self._included_cpu = torch.as_tensor(np.asarray(self._included))
         # Per-step sampling: its own generator, seeded from the same OS-entropy source.
         self._sampler = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
@@ -277,19 +282,19 @@ class GradientCanaries:
             # x_t: this step's canary-aligned component in units of C/B: N(0, σ²), plus 1 when the
             # canary was in the batch (clipped to C).
             x = torch.index_select(self._acc.view(-1), 0, self._flat, out=self._x)
-            x.mul_(self.expected_batch_size / self.max_grad_norm)
             self._acc.zero_()
-            q, sigma = self.sample_rate, self.noise_multiplier
-            if q >= 1.0:
-                self._scores.add_(x)  # the log-likelihood ratio below is affine in x: the sum ranks alike
+            if self.sample_rate >= 1.0:
+                # The log-likelihood ratio below is affine in x: the plain sum ranks alike.
+                self._scores.add_(x, alpha=self.expected_batch_size / self.max_grad_norm)
                 return
             # log[(1 − q)·N(x; 0, σ²) + q·N(x; 1, σ²)] − log N(x; 0, σ²): the per-step log-likelihood
             # ratio of "in" to "out" under the subsampled Gaussian. A fixed function of the released
             # update (q and σ are public), so the score stays post-processing; summing it over the
             # steps is the optimal test of a canary that is in a q share of the batches, where the
             # plain sum drowns its few sampled steps in every step's noise.
-            x.sub_(0.5).mul_(1.0 / sigma**2).add_(math.log(q))
-            self._scores.add_(torch.logaddexp(x, x.new_tensor(math.log1p(-q))))
+            # (x − ½)/σ² + log q, with x still in the units of the gradient.
+            x.mul_(self._llr_scale).add_(self._llr_shift)
+            self._scores.add_(torch.logaddexp(x, self._log_out, out=x))
 
     # -- Opacus ----------------------------------------------------------------------------
 
