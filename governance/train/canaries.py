@@ -135,14 +135,15 @@ class GradientCanaries:
         self._rows_l = self._flat // in_f
         self._cols_k = self._flat % in_f
         self._acc = torch.zeros_like(layer.weight, memory_format=torch.contiguous_format)
-        self._x = torch.empty(self.count, dtype=layer.weight.dtype, device=device)
+        self._xs = torch.empty((SAMPLING_BLOCK, self.count), dtype=layer.weight.dtype, device=device)
+        self._xs_at = 0
         self._scores = torch.zeros(self.count, dtype=torch.float64, device=device)
         self.noise_multiplier = float(noise_multiplier)
         if 0 < self.sample_rate < 1:
             sigma2 = self.noise_multiplier**2
             self._llr_scale = self.expected_batch_size / self.max_grad_norm / sigma2
             self._llr_shift = math.log(self.sample_rate) - 0.5 / sigma2
-            self._log_out = torch.tensor(math.log1p(-self.sample_rate), dtype=self._x.dtype, device=device)
+            self._log_out = torch.tensor(math.log1p(-self.sample_rate), dtype=self._xs.dtype, device=device)
         self._included_cpu = torch.as_tensor(np.asarray(self._included))
         # Per-step sampling: its own generator, seeded from the same OS-entropy source.
         self._sampler = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
@@ -279,22 +280,33 @@ class GradientCanaries:
             return
         with torch.no_grad():
             self._acc.add_(grad)
-            # x_t: this step's canary-aligned component in units of C/B: N(0, σ²), plus 1 when the
-            # canary was in the batch (clipped to C).
-            x = torch.index_select(self._acc.view(-1), 0, self._flat, out=self._x)
+            # x_t: this step's canary-aligned component (units of the gradient; C/B is one clipped
+            # canary): noise, plus C/B when the canary was in the batch. Kept for a block of steps.
+            torch.index_select(self._acc.view(-1), 0, self._flat, out=self._xs[self._xs_at])
             self._acc.zero_()
-            if self.sample_rate >= 1.0:
-                # The log-likelihood ratio below is affine in x: the plain sum ranks alike.
-                self._scores.add_(x, alpha=self.expected_batch_size / self.max_grad_norm)
-                return
-            # log[(1 − q)·N(x; 0, σ²) + q·N(x; 1, σ²)] − log N(x; 0, σ²): the per-step log-likelihood
-            # ratio of "in" to "out" under the subsampled Gaussian. A fixed function of the released
-            # update (q and σ are public), so the score stays post-processing; summing it over the
-            # steps is the optimal test of a canary that is in a q share of the batches, where the
-            # plain sum drowns its few sampled steps in every step's noise.
-            # (x − ½)/σ² + log q, with x still in the units of the gradient.
-            x.mul_(self._llr_scale).add_(self._llr_shift)
-            self._scores.add_(torch.logaddexp(x, self._log_out, out=x))
+            self._xs_at += 1
+            if self._xs_at == len(self._xs):
+                self._score_block()
+
+    def _score_block(self) -> None:
+        """Fold the kept steps' x_t into the scores."""
+        import torch
+
+        xs = self._xs[: self._xs_at]
+        self._xs_at = 0
+        if not len(xs):
+            return
+        if self.sample_rate >= 1.0:
+            # The log-likelihood ratio below is affine in x: the plain sum ranks alike.
+            self._scores.add_(xs.sum(dim=0), alpha=self.expected_batch_size / self.max_grad_norm)
+            return
+        # log[(1 − q)·N(x; 0, σ²) + q·N(x; 1, σ²)] − log N(x; 0, σ²) in units of C/B: the per-step
+        # log-likelihood ratio of "in" to "out" under the subsampled Gaussian. A fixed function of
+        # the released update (q and σ are public), so the score stays post-processing; its sum over
+        # the steps is the optimal test of a canary that is in a q share of the batches, where the
+        # plain sum drowns its few sampled steps in every step's noise.
+        llr = xs.mul(self._llr_scale).add_(self._llr_shift)  # (x − ½)/σ² + log q
+        self._scores.add_(torch.logaddexp(llr, self._log_out).sum(dim=0))
 
     # -- Opacus ----------------------------------------------------------------------------
 
@@ -388,6 +400,7 @@ class GradientCanaries:
     def scores(self) -> list[float]:
         """Σ_t x_t for full-batch runs (one clipped canary step adds 1); Σ_t of the per-step
         log-likelihood ratio when the canaries are subsampled (:meth:`end_step`)."""
+        self._score_block()
         return [float(s) for s in self._scores.cpu()]
 
     def ledger(self, *, noise_multiplier: float, steps: int) -> dict[str, Any]:
