@@ -336,7 +336,9 @@ class GradientCanaries:
         assert layer is not None
         params = optimizer.params
         samples = [p.grad_sample for p in params]
-        n = int(samples[0].shape[0]) if samples and samples[0] is not None else 0
+        if not samples or any(sample is None for sample in samples):
+            return  # nothing was sampled for Opacus to clip (its step skips too)
+        n = int(samples[0].shape[0])
         if n:
             norms = torch.stack([s.reshape(n, -1).norm(2, dim=-1) for s in samples], dim=1).norm(2, dim=1)
             factor = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
