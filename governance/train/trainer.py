@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import DataLoader, Dataset
 
+    from governance.canary_options import CanaryOptions
+
 __all__ = ["EpochRecord", "PrivacySettings", "Trainer", "TrainingResult"]
 
 LEDGER_VERSION = 1
@@ -209,7 +211,7 @@ class Trainer:
         callbacks: Sequence[Callable[[EpochRecord], None]] = (),
         num_threads: int | Literal["auto"] | None = "auto",
         data_digest: str | None = None,
-        canaries: Any = None,
+        canaries: CanaryOptions | None = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
