@@ -20,12 +20,16 @@ It goes through the clipping and noise code of whichever engine trains the model
   ``get_clipping_coef`` reads; its clipped vector is added to the clipped sum before Opacus adds
   the noise.
 
-Score of canary ``i``: the canary-aligned component of each noisy update summed over the steps,
-``Σ_t (ĝ_t[j_i] − r_t[j_i])``, where ``ĝ_t`` is the privatised gradient the optimizer applies and
+Score of canary ``i``: built from the canary-aligned component of each noisy update,
+``x_t = ĝ_t[j_i] − r_t[j_i]``, where ``ĝ_t`` is the privatised gradient the optimizer applies and
 ``r_t`` the real rows' clipped contribution to that coordinate, as the engine computed it (the
 auditor owns the run and the data, so subtracting it is post-processing: it depends on canary
 ``i`` only through earlier noisy updates). What is left is the noise plus canary ``i``'s clipped
-contribution, so the scores of an honest run are the paper's idealised Gaussian game.
+contribution. Full batch (q = 1): the score is ``Σ_t x_t``, and the scores of an honest run are
+the paper's idealised Gaussian game. Subsampled (q < 1): ``Σ_t`` of the per-step log-likelihood
+ratio of ``x_t`` under "in" (the mixture ``(1−q)·N(0, σ²) + q·N(1, σ²)`` in units of C/B) against
+"out" (``N(0, σ²)``), a fixed function of the released updates with public q and σ, which never
+uses the secret steps in which the canary was drawn (:meth:`GradientCanaries.end_step`).
 
 A correct engine contributes exactly ``C`` per sampled step whatever ``gradient_norm`` is; an
 engine that forgets to clip contributes ``gradient_norm × C``, one that computes the norm wrongly
