@@ -144,6 +144,9 @@ CATALOG: dict[str, list[str]] = {
         # CONTRACT §9
         "privacy.canary.epsilon_lower_bound",
         "privacy.canary.count",
+        # issue 18: the idealised bound for the claimed (ε, δ), and whether the canary model may ship
+        "privacy.canary.reference_bound",
+        "privacy.canary.release_candidate",
     ],
     # CONTRACT §9 (round 2)
     "privacy_cost": [

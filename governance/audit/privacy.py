@@ -44,6 +44,7 @@ from governance.audit._mia import (
     tpr_at_fpr,
 )
 from governance.audit.base import Audit
+from governance.canary_options import CanaryOptions
 from governance.results import AuditSection, Finding, SectionStatus, Severity, metric_id
 
 if TYPE_CHECKING:
@@ -79,6 +80,9 @@ class PrivacyOptions(Options):
     #: A table (CSV/Parquet/JSONL, relative to the spec) of rows drawn like the train split but
     #: never trained on; non-members come from it instead of the eval split.
     nonmembers: Str | None = None
+    #: Issue 18: gradient canaries in the training run (governance.train.canaries), scored into
+    #: Steinke et al.'s one-run ε lower bound (governance.audit.canary_bound).
+    canaries: CanaryOptions | None = None
 
 
 def nonmember_path(spec: Spec, options: Mapping[str, Any]) -> Path | None:
@@ -199,6 +203,14 @@ def epsilon_finding(claimed: float | None, empirical: float, alpha: float) -> Fi
     )
 
 
+def _canary_tables(details: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    if "epsilon_lower_bound" not in details:
+        return {}
+    from governance.audit.canary_audit import canary_row
+
+    return {"canaries": [canary_row(details)]}
+
+
 def _epsilon_bound(
     m: np.ndarray,
     nm: np.ndarray,
@@ -276,6 +288,10 @@ class PrivacyAudit(Audit):
 
     def preflight(self, spec: Spec, data: DataBundle, options: Mapping[str, Any]) -> None:
         load_nonmembers(spec, data, options)
+        if options.get("canaries") is not None:
+            from governance.audit.canary_audit import check_canary_spec
+
+            check_canary_spec(spec)
 
     def input_files(self, spec: Spec, options: Mapping[str, Any]) -> tuple[Path, ...]:
         path = nonmember_path(spec, options)
@@ -299,11 +315,26 @@ class PrivacyAudit(Audit):
             metrics[metric_id(NAME, "noise_seeded")] = 1.0 if seeded else 0.0
             metrics[metric_id(NAME, "scope", "outside_count")] = float(len(scope["outside"]))
             metrics[metric_id(NAME, "scope", "report_count")] = float(len(scope["report"]))
+        canary_findings: tuple[Finding, ...] = ()
+        canary_details: dict[str, Any] = {}
+        if opts.canaries is not None:
+            from governance.audit.canary_audit import canary_section
+
+            canary_metrics, canary_details, canary_findings = canary_section(ledger_privacy, alpha=opts.alpha)
+            metrics.update(canary_metrics)
         if handle is None or data.train is None:
             reason = "no model: predictions only" if handle is None else "no train split: no members to test"
             details = {"scope": scope} if ledger_privacy else {}
+            if canary_details:
+                details["canaries"] = canary_details
             return AuditSection(
-                NAME, status=SectionStatus.SKIPPED, metrics=metrics, reason=reason, details=details
+                NAME,
+                status=SectionStatus.SKIPPED,
+                metrics=metrics,
+                reason=reason,
+                details=details,
+                findings=canary_findings,
+                tables=_canary_tables(canary_details),
             )
 
         held_out = load_nonmembers(context.spec, data, context.options)
@@ -348,7 +379,7 @@ class PrivacyAudit(Audit):
         return AuditSection(
             NAME,
             metrics=metrics,
-            tables={"membership_inference": rows},
+            tables={"membership_inference": rows, **_canary_tables(canary_details)},
             details={
                 "strongest_attack": strongest["attack"],
                 "roc": roc,
@@ -361,8 +392,9 @@ class PrivacyAudit(Audit):
                 "bound_confidence_per_attack": 1 - opts.alpha / len(scores),
                 "accountant": ledger_privacy.get("accountant"),
                 **({"scope": scope} if ledger_privacy else {}),
+                **({"canaries": canary_details} if canary_details else {}),
             },
-            findings=() if finding is None else (finding,),
+            findings=(() if finding is None else (finding,)) + canary_findings,
             seconds=time.perf_counter() - started,
         )
 

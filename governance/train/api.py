@@ -231,6 +231,7 @@ def _train_tabular(
     store: str | PathLike[str] | None,
     sample_weights: SampleWeights | None = None,
 ) -> TrainOutcome:
+    from governance.canary_options import canary_options
     from governance.data.loading import load_bundle
     from governance.models.device import resolve_device
     from governance.train.trainer import PrivacySettings, Trainer
@@ -283,6 +284,8 @@ def _train_tabular(
         device=device,
         checkpoint_dir=checkpoints,
         resume=resume,
+        # Issue 18: a spec with audits.privacy.canaries trains its DP run with gradient canaries.
+        canaries=canary_options(spec.audits) if privacy is not None else None,
         progress=progress,
         callbacks=(recorder.epoch,) if recorder is not None else (),
         data_digest=data_digest(bundle),
@@ -292,7 +295,10 @@ def _train_tabular(
         with _budget_guard(recorder, out_dir):
             result = trainer.fit()
     except ValueError as exc:
-        raise InputError(source, "train", str(exc)) from None
+        from governance.train.canaries import CanaryError
+
+        field = "audits.privacy.canaries" if isinstance(exc, CanaryError) else "train"
+        raise InputError(source, field, str(exc)) from None
     _finish_budget(recorder, spec, result.ledger, _budget_marker(out_dir), store=store)
     ledger = dict(result.ledger)
     if ledger.get("privacy") and ledger["privacy"]["module_fixes"]:

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from torch import nn
     from torch.utils.data import DataLoader, Dataset
 
+    from governance.canary_options import CanaryOptions
+
 __all__ = ["EpochRecord", "PrivacySettings", "Trainer", "TrainingResult"]
 
 LEDGER_VERSION = 1
@@ -214,6 +216,7 @@ class Trainer:
         num_threads: int | Literal["auto"] | None = "auto",
         data_digest: str | None = None,
         sample_weights: Any = None,
+        canaries: CanaryOptions | None = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -242,8 +245,16 @@ class Trainer:
         self.data_digest = data_digest
         self._result: TrainingResult | None = None
         self._frozen_for_run: list[Any] = []  # parameters of never-called modules, during fit
+        #: Issue 18: a CanaryOptions makes this DP run carry gradient canaries (train/canaries.py).
+        self.canary_options = canaries
+        if canaries is not None and privacy is None:
+            raise ValueError("gradient canaries audit a DP run: set privacy")
+        self._canaries: Any = None
         self.sample_weights: Any = None
         if sample_weights is not None:
+            if canaries is not None:
+                # A canary row has no weight and the weights' max-normalisation would not see it.
+                raise ValueError("gradient canaries and sample_weights cannot be combined in one run")
             self._set_sample_weights(sample_weights)
 
     def _set_sample_weights(self, weights: Any) -> None:
@@ -352,6 +363,9 @@ class Trainer:
             mode = proof.grad_sample_mode
             sample_rate = 1.0 / len(loader)
             engine.accountant.history = list(accountant_history)
+            self._canaries = self._bind_canaries(
+                model, dp_model, criterion, proof, sample_rate, n_rows, float(noise_multiplier or 0.0)
+            )
 
         records: list[dict[str, Any]] = list(prior_history)
         steps_done = sum(int(r["steps"]) for r in records)
@@ -485,6 +499,10 @@ class Trainer:
             ledger["sample_weights"] = weights_ledger(self.sample_weights, private=self.privacy is not None)
             if self.privacy is not None:
                 ledger["privacy"]["scope"] = {**ledger["privacy"]["scope"], "sample_weights": SCOPE_NOTE}
+            if self._canaries is not None:
+                ledger["privacy"]["canaries"] = self._canaries.ledger(
+                    noise_multiplier=float(noise_multiplier or 0.0), steps=ledger["privacy"]["steps"]
+                )
         self._result = TrainingResult(ledger=ledger, model=model)
         return self._result
 
@@ -681,6 +699,44 @@ class Trainer:
             return dp_model, dp_opt, dp_criterion, dp_loader, engine, proof, noise_multiplier
         raise ValueError(f"Opacus cannot make this model private: {last_error}")
 
+    def _bind_canaries(
+        self,
+        model: nn.Module,
+        dp_model: Any,
+        criterion: Any,
+        proof: EngineProof,
+        sample_rate: float,
+        rows: int,
+        noise_multiplier: float,
+    ) -> Any:
+        """Issue 18: the run's gradient canaries, bound to the engine that trains it (None without)."""
+        if self.canary_options is None:
+            return None
+        from governance.train.canaries import CanaryError, GradientCanaries
+
+        if self.max_physical_batch_size:
+            raise CanaryError("gradient canaries need whole logical batches: unset max_physical_batch_size")
+        if self.resume:
+            raise CanaryError(
+                "a canary run cannot resume: its canaries' secret does not survive a checkpoint"
+            )
+
+        assert self.privacy is not None
+        canaries = GradientCanaries(self.canary_options, max_grad_norm=self.privacy.max_grad_norm)
+        canaries.bind(
+            model,
+            engine=proof.engine,
+            sample_rate=sample_rate,
+            expected_batch_size=int(rows * sample_rate),
+            noise_multiplier=float(noise_multiplier),
+        )
+        if proof.engine == "opacus-ghost":
+            canaries.wrap_ghost(dp_model)
+        elif proof.engine in (FUSED_MLP, FAST):
+            # The fast paths' clipping object: fused, the step (which is the model); fast, the criterion.
+            (dp_model if proof.engine == FUSED_MLP else criterion).canaries = canaries
+        return canaries
+
     def _prove_engine(self, model: nn.Module, criterion: Any) -> EngineProof:
         """The proof of :func:`governance.train.clipping.proof.prove` on two small batches of the
         training rows, with the fast path's gradient check on the first."""
@@ -803,10 +859,17 @@ class Trainer:
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
+                canaries = self._canaries
+                if canaries is not None:
+                    canaries.begin_step()
                 out = model(x)
                 loss = criterion(out, y, *(w.to(self.device) for w in weights))
                 loss.backward()
+                if canaries is not None:
+                    canaries.before_step(optimizer, model)
                 optimizer.step()
+                if canaries is not None:
+                    canaries.end_step()
                 n = int(y.shape[0])
                 if n and self.privacy is None:
                     total += float(loss.item()) * n

@@ -43,6 +43,7 @@ __all__ = [
     "FusedMLPStep",
     "FusedStep",
     "add_linear_clipped",
+    "clip_factors",
     "clippable",
     "plain_cross_entropy",
     "supports_fast_clipping",
@@ -190,7 +191,13 @@ class FastLinearClipping:
             if losses.numel()
             else [torch.zeros_like(o) for o in outputs]
         )
-        batch = losses.shape[0]
+        batch = n_real = losses.shape[0]
+        canaries = getattr(self, "canaries", None)  # issue 18: canary rows join the records
+        if canaries is not None:
+            layers = [layer for layer, _, _ in records]
+            xs, grads = canaries.extend_records(layers, [x for _, x, _ in records], list(grads), batch)
+            records = [(layer, x, out) for (layer, _, out), x in zip(records, xs)]
+            batch += canaries.active
         norms_sq = torch.zeros(batch, device=losses.device, dtype=losses.dtype)
         sequence: dict[int, Any] = {}
         for k, ((layer, a, _), g) in enumerate(zip(records, grads)):
@@ -224,6 +231,8 @@ class FastLinearClipping:
         coef = (self.max_grad_norm / (norms_sq.sqrt() + 1e-6)).clamp(max=1.0).mul_(scale)
         if weights is not None:  # w_i·clip(g_i): after the clipping (governance.train.sample_weights)
             coef.mul_(weights.to(device=coef.device, dtype=coef.dtype))
+        if canaries is not None:
+            canaries.note_clipped(layers, [x for _, x, _ in records], list(grads), coef, n_real)
         # Each gradient starts as its noise and the clipped sum is accumulated into it in place
         # (addmm_ for 2-D Linear weights): no per-parameter temporaries, sums, divisions or views,
         # which dominate a small model's step on CPU (docs/PERFORMANCE.md). The noise is
@@ -554,6 +563,10 @@ class FusedMLPStep(FusedStep):
                         g = g @ layer.weight
                         grads.append(g)
                 grads.reverse()  # grads[k]: gradient at the output of linears[k]
+                canaries = getattr(self, "canaries", None)  # issue 18: canary rows join the records
+                if canaries is not None:
+                    inputs, grads = canaries.extend_records(linears, inputs, grads, batch)
+                    batch = int(grads[0].shape[0])
                 # Σ_l (‖a_i‖² + 1 for the bias) ‖g_i‖². Per-layer vecdots on the contiguous
                 # tensors: one concatenation and a product with a 0/1 segment matrix measured
                 # slower (MKL is slow for a 3-column product; the copies are not free).
@@ -565,13 +578,21 @@ class FusedMLPStep(FusedStep):
                     norms.addcmul_(a_sq, torch.linalg.vecdot(g, g))
                 norms.sqrt_()
                 # min(1, C / (‖∇_i‖ + 1e-6)) / B, DPOptimizer's clipping factor with 1/B folded in.
-                coef = norms.add_(1e-6).reciprocal_().mul_(self.max_grad_norm * scale).clamp_(max=scale)
+                coef = clip_factors(norms, self.max_grad_norm, scale)
                 self._apply_weights(coef)
+                if canaries is not None:
+                    canaries.note_clipped(linears, inputs, grads, coef, int(target.shape[0]))
                 for layer, a, g in zip(linears, inputs, grads):
                     add_linear_clipped(layer, a, g, coef, noisy)
         for p in self.params:
             p.grad = noisy[id(p)]
         self._inputs, self._logits, self._target = [], None, None
+
+
+def clip_factors(norms: torch.Tensor, max_grad_norm: float, scale: float) -> torch.Tensor:
+    """``min(1, C / (‖∇_i‖ + 1e-6)) · scale`` in place on ``norms``: DPOptimizer's clipping factor
+    with the 1/B scaling folded in (the fused step's; one place, so tests can break it on purpose)."""
+    return norms.add_(1e-6).reciprocal_().mul_(max_grad_norm * scale).clamp_(max=scale)
 
 
 def add_linear_clipped(

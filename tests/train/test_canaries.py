@@ -1,0 +1,139 @@
+"""Gradient canaries through every DP engine (governance.train.canaries, issue 18).
+
+What a canary's score must be, whatever engine clips and noises it: after the real rows'
+contribution is subtracted, the noise plus exactly C per step in which the canary was sampled
+(its raw gradient is gradient_norm × C; the engine's clipping brings it to C). So in units of C/B
+an excluded canary's score is N(0, σ²T) and an included one's is shifted by its sampled steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from governance.canary_options import CanaryOptions
+from governance.train.canaries import CanaryError
+from governance.train.trainer import PrivacySettings, Trainer
+from tests.train import canary_harness as h
+
+
+def _scores(ledger: dict) -> tuple[np.ndarray, np.ndarray]:
+    canaries = ledger["privacy"]["canaries"]
+    return np.asarray(canaries["scores"]), np.asarray(canaries["included"])
+
+
+class _NotSequential(nn.Module):
+    """The MLP outside nn.Sequential: the proof admits the (unfused) fast path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = h.mlp()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mode", "engine"),
+    [("auto", "fused-mlp"), ("fast", "fast"), ("hooks", "opacus-hooks"), ("ghost", "opacus-ghost")],
+)
+def test_each_engine_clips_the_canary_to_c_and_the_scores_are_noise_plus_signal(
+    mode: str, engine: str
+) -> None:
+    result = h.run(0, 8.0, model=_NotSequential() if mode == "fast" else None, mode=mode)
+    assert result.engine == engine
+    privacy = result.ledger["privacy"]
+    scores, included = _scores(result.ledger)
+    steps = privacy["steps"]
+    spread = privacy["noise_multiplier"] * np.sqrt(steps)  # σ√T in units of C/B
+    # Excluded: pure noise (the real rows' contribution was subtracted exactly).
+    assert abs(scores[~included].mean()) < 4 * spread / np.sqrt((~included).sum())
+    assert scores[~included].std() == pytest.approx(spread, rel=0.15)
+    # Included, q = 1: exactly C in each of the T steps, i.e. T in these units (10 × C unclipped).
+    shift = scores[included].mean() - scores[~included].mean()
+    assert shift == pytest.approx(steps, abs=4 * spread * np.sqrt(2 / (len(scores) / 2)))
+
+
+def test_without_noise_a_canary_scores_exactly_its_clipped_steps() -> None:
+    """The fused step with its noise removed (a fault from canary_harness): every included canary
+    reached its coordinate with exactly C in each of the T full-batch steps, every excluded one 0."""
+    with h.noise_scaled(0.0):
+        result = h.run(0, 2.0)
+    scores, included = _scores(result.ledger)
+    steps = result.ledger["privacy"]["steps"]
+    np.testing.assert_allclose(scores[included], steps, rtol=1e-4)
+    np.testing.assert_allclose(scores[~included], 0.0, atol=1e-4)
+
+
+def test_poisson_sampling_draws_canaries_like_rows_and_scores_them_by_likelihood_ratio() -> None:
+    """q = 1/4, the fused step's noise removed: x_t is exactly 1 in a step where the canary was
+    drawn and 0 otherwise, so a score is n·f(1) + (T − n)·f(0) with f the per-step log-likelihood
+    ratio of the subsampled Gaussian and n the canary's sampled steps; the n of the included
+    canaries add up to the canary rows the run added, about q·T each."""
+    x, y = h.data(0)
+    trainer = Trainer(
+        model=h.mlp(),
+        train_data=(x, y),
+        privacy=PrivacySettings(target_epsilon=8.0, delta=h.DELTA, max_grad_norm=1.0),
+        epochs=3,
+        batch_size=h.ROWS // 4,
+        lr=0.1,
+        seed=0,
+        canaries=CanaryOptions(count=1000),
+    )
+    with h.noise_scaled(0.0):
+        ledger = trainer.fit().ledger
+    canaries = ledger["privacy"]["canaries"]
+    q, sigma, steps = canaries["sample_rate"], canaries["noise_multiplier"], ledger["privacy"]["steps"]
+    assert q == pytest.approx(0.25) and canaries["score"] == "subsampled-gaussian-llr"
+
+    def f(value: float) -> float:
+        return float(np.logaddexp(np.log1p(-q), np.log(q) + (value - 0.5) / sigma**2))
+
+    scores, included = _scores(ledger)
+    np.testing.assert_allclose(scores[~included], steps * f(0.0), rtol=1e-5)
+    sampled = (scores[included] - steps * f(0.0)) / (f(1.0) - f(0.0))
+    np.testing.assert_allclose(sampled, np.round(sampled), atol=1e-3)
+    assert round(sampled.sum()) == canaries["rows_added"]
+    assert sampled.mean() == pytest.approx(q * steps, rel=0.1)
+
+
+def test_ledger_reveals_the_bits_only_after_the_run_and_never_a_seed() -> None:
+    first, second = h.run(3, 2.0, count=200), h.run(3, 2.0, count=200)
+    a, b = first.ledger["privacy"]["canaries"], second.ledger["privacy"]["canaries"]
+    # Same spec seed, different OS-entropy secrets: the inclusion bits differ.
+    assert a["included"] != b["included"]
+    assert not {"seed", "secret", "rng"} & set(a)
+    assert len(set(a["coordinates"])) == 200 and max(a["coordinates"]) < h.FEATURES * h.HIDDEN
+    assert a["layer"] == "0" and a["release_candidate"] is False and a["count"] == 200
+    assert 0 < a["batch_share"] < 1
+
+
+def test_engines_without_canary_support_and_bad_settings_are_refused() -> None:
+    x = torch.randn(64, 1, 8, 8)
+    y = torch.randint(0, 2, (64,))
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 40))
+    privacy = PrivacySettings(target_epsilon=2.0, delta=1e-5, max_grad_norm=1.0)
+    trainer = Trainer(
+        model=cnn,
+        train_data=(x, y),
+        privacy=privacy,
+        epochs=1,
+        batch_size=64,
+        canaries=CanaryOptions(count=100),
+    )
+    with pytest.raises(CanaryError, match="fused-sequential"):
+        trainer.fit()
+    with pytest.raises(ValueError, match="set privacy"):
+        Trainer(model=h.mlp(), train_data=h.data(0), canaries=CanaryOptions(count=100))
+    with pytest.raises(CanaryError, match="as many weights"):
+        Trainer(
+            model=nn.Sequential(nn.Linear(h.FEATURES, 2)),
+            train_data=h.data(0),
+            privacy=privacy,
+            epochs=1,
+            batch_size=64,
+            canaries=CanaryOptions(count=100),
+        ).fit()
