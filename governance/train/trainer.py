@@ -493,16 +493,16 @@ class Trainer:
                 "module_fixes": list(fixes),
                 "accountant_history": [list(h) for h in spent],
             }
+            if self._canaries is not None:
+                ledger["privacy"]["canaries"] = self._canaries.ledger(
+                    noise_multiplier=float(noise_multiplier or 0.0), steps=ledger["privacy"]["steps"]
+                )
         if self.sample_weights is not None:
             from governance.train.sample_weights import SCOPE_NOTE, weights_ledger
 
             ledger["sample_weights"] = weights_ledger(self.sample_weights, private=self.privacy is not None)
             if self.privacy is not None:
                 ledger["privacy"]["scope"] = {**ledger["privacy"]["scope"], "sample_weights": SCOPE_NOTE}
-            if self._canaries is not None:
-                ledger["privacy"]["canaries"] = self._canaries.ledger(
-                    noise_multiplier=float(noise_multiplier or 0.0), steps=ledger["privacy"]["steps"]
-                )
         self._result = TrainingResult(ledger=ledger, model=model)
         return self._result
 
