@@ -755,7 +755,17 @@ class Trainer:
             requested=self.privacy.grad_sample_mode,
             fast_allowed=not self.max_physical_batch_size,
             gradient_check=check,
+            unavailable=self._engines_unavailable(),
         )
+
+    def _engines_unavailable(self) -> dict[str, str]:
+        """Engines this run cannot use although the proof may admit them."""
+        if self.canary_options is None:
+            return {}
+        from governance.train.canaries import CANARY_ENGINES
+
+        why = "gradient canaries do not run through this engine"
+        return {engine: why for engine in (FUSED_MLP, FUSED_SEQUENTIAL) if engine not in CANARY_ENGINES}
 
     @contextlib.contextmanager
     def _engine_removed_after(self, engine: Any, dp_model: Any, criterion: Any) -> Iterator[None]:

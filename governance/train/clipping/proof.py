@@ -206,6 +206,7 @@ def prove(
     requested: str = "auto",
     fast_allowed: bool = True,
     gradient_check: Callable[[], str | None] | None = None,
+    unavailable: dict[str, str] | None = None,
 ) -> EngineProof:
     """Choose the fastest engine proven for ``model``, or raise for an explicit mode that fails.
 
@@ -223,6 +224,9 @@ def prove(
         False where the fast paths cannot run at all (``max_physical_batch_size``).
     gradient_check
         Runs check (5) for the ``fast`` path: None when it passed, else the reason.
+    unavailable
+        Engines the run cannot use whatever the proof says (engine → why), e.g. the fused CNN
+        step for a run carrying gradient canaries; ``auto`` then takes the next proven engine.
 
     Raises
     ------
@@ -281,6 +285,8 @@ def prove(
     from torch import nn
 
     fused_reason = structural
+    if fused_engine is not None and unavailable and fused_engine in unavailable:
+        fused_reason = fused_reason or unavailable[fused_engine]
     if fused_engine is not None:
         # The fused steps' Linear takes (n, features) only; a Linear on (n, T, d) is the fast path's.
         flat = [n for n in seen.trainable if type(modules[n]) is nn.Linear and seen.ndims[n] != (2,)]
