@@ -209,6 +209,7 @@ class Trainer:
         callbacks: Sequence[Callable[[EpochRecord], None]] = (),
         num_threads: int | Literal["auto"] | None = "auto",
         data_digest: str | None = None,
+        world: Any = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -235,6 +236,8 @@ class Trainer:
         self.num_threads = num_threads
         #: SHA-256 of the training rows (part of the --resume fingerprint and the ledger).
         self.data_digest = data_digest
+        #: A governance.train.distributed.World when training runs across processes (issue 17).
+        self.world = world
         self._result: TrainingResult | None = None
         self._frozen_for_run: list[Any] = []  # parameters of never-called modules, during fit
 
@@ -428,6 +431,7 @@ class Trainer:
             "eval_accuracy": records[-1]["eval_accuracy"] if records else None,
             "resumed": checkpoint is not None,
             "attempts": attempts,
+            "world_size": 1 if self.world is None else self.world.size,
         }
         if self.privacy is not None:
             spent = [tuple(h) for h in engine.accountant.history]
@@ -554,6 +558,10 @@ class Trainer:
             generator=loader.batch_sampler.generator,  # type: ignore[union-attr]
             as_list=not tensor_rows,
         )
+        if self.world is not None:
+            from governance.train.distributed import RankShare
+
+            sampler = RankShare(sampler, self.world)  # type: ignore[assignment]
         collate: Any = _collate
         if not tensor_rows:
             # A Poisson batch can be empty: learn the batch structure as Opacus' DPDataLoader does.
@@ -621,7 +629,7 @@ class Trainer:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     wrapped = engine.make_private(
-                        module=model,
+                        module=model if self.world is None else _distributed(model),
                         optimizer=optimizer,
                         data_loader=loader,
                         criterion=criterion,
@@ -666,7 +674,8 @@ class Trainer:
             criterion,
             (first, second),
             requested=self.privacy.grad_sample_mode,
-            fast_allowed=not self.max_physical_batch_size,
+            # Under DDP the clipped sums are reduced by Opacus' DistributedDPOptimizer.
+            fast_allowed=not self.max_physical_batch_size and self.world is None,
             gradient_check=check,
         )
 
@@ -824,7 +833,13 @@ class Trainer:
             return None
         from governance.train.checkpoint import load_checkpoint
 
-        checkpoint = load_checkpoint(self.checkpoint_dir)
+        if self.world is not None:
+            from governance.train.distributed import checkpoint_on_main
+
+            directory = self.checkpoint_dir
+            checkpoint = checkpoint_on_main(self.world, lambda: load_checkpoint(directory))
+        else:
+            checkpoint = load_checkpoint(self.checkpoint_dir)
         if checkpoint is None:
             return None
         old = checkpoint.state.get("fingerprint", {})
@@ -846,7 +861,7 @@ class Trainer:
         noise_gen: torch.Generator,
         state: dict[str, Any],
     ) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or (self.world is not None and not self.world.is_main):
             return
         import torch
 
@@ -905,6 +920,12 @@ def _first_targets(dataset: Any, rows: int) -> torch.Tensor:
     if hasattr(dataset, "gather"):
         return dataset.gather(list(range(rows)))[1]
     return default_collate([dataset[i] for i in range(rows)])[1]
+
+
+def _distributed(model: nn.Module) -> nn.Module:
+    from governance.train.distributed import wrap_module
+
+    return wrap_module(model)
 
 
 def _accounted_steps(engine: Any) -> int:

@@ -1,0 +1,365 @@
+"""DP training across processes: ``governance train --processes N`` and ``torchrun``.
+
+One training, N processes (ranks), the same privacy mechanism as one process:
+
+* **The same batches.** Every rank draws the *global* Poisson batch from the same seeded
+  sampler (:class:`governance.train.sampling.PoissonBatchSampler`, identical generator state on
+  every rank) and keeps its share, ``batch[rank::world_size]`` (:class:`RankShare`). The union of
+  the shares is exactly the batch one process would draw, every rank takes the same number of
+  steps (an empty share is still a step, so collectives never fall out of step), and the sample
+  rate ``q = expected batch / rows`` and the steps are the one-process values.
+  Opacus' ``DistributedUniformWithReplacementSampler`` is also Poisson overall, but it draws a
+  different batch than one process (so weights could not be compared) and skips a rank's empty
+  batch, which leaves that rank one collective behind the others.
+* **The same sum, noised once.** Opacus' ``DistributedDPOptimizer`` (chosen by ``make_private``
+  because the module is wrapped in Opacus' ``DifferentiallyPrivateDistributedDataParallel``)
+  clips each rank's samples, adds the Gaussian noise ``N(0, σ²C²)`` on rank 0 only, and
+  all-reduces; each rank divides by ``expected batch / world_size`` and the all-reduce by
+  ``world_size``, so the update is ``(Σ clipped + noise) / expected batch``, the one-process
+  update. Hence the accountant sees the same (σ, q, steps) and ε is identical.
+* **Opacus under DDP.** Our fused and fast clipping paths compute clipping and noise in one
+  step in-process; under DDP the engine proof runs with ``fast_allowed=False`` and routes to
+  Opacus (ghost clipping where it proves it, else hooks). ``training.json`` records the engine
+  and ``world_size``.
+* **Rank 0 writes.** Only rank 0 stages the model folder, writes checkpoints, the ledger and the
+  budget row; on ``--resume`` it reads the checkpoint and sends it to the other ranks.
+
+``--processes N`` starts N local ranks of the same ``governance train`` command with the
+environment ``torchrun`` sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+``MASTER_PORT``), so both launchers take one code path: gloo on CPU, NCCL on GPUs (one GPU per
+local rank).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from governance.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = [
+    "RankShare",
+    "World",
+    "backend_for",
+    "check_processes",
+    "device_for",
+    "joined",
+    "launch",
+    "on_main",
+    "world_from_env",
+]
+
+T = TypeVar("T")
+
+ERR_PROCESSES = "expected a number of processes from 1 to {limit} ({why}), got {n}"
+ERR_TORCHRUN = "--processes {n} disagrees with the WORLD_SIZE {size} torchrun set; pass one or the other"
+ERR_TEXT = "--processes and torchrun train tabular and image models; Hugging Face models train in one process"
+ERR_OTHER_RANK = "rank {rank} failed: {message}"
+#: Seconds the launcher waits for the other ranks after one failed before it stops them.
+GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in the training: its rank, the number of ranks, its local rank."""
+
+    rank: int
+    size: int
+    local_rank: int = 0
+    backend: str = "gloo"
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that writes."""
+        return self.rank == 0
+
+    def share(self, obj: T | None) -> T:
+        """Rank 0's ``obj`` on every rank (a pickled broadcast among our own ranks)."""
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]  # type: ignore[return-value]
+
+    def agree(self, error: InputError | None) -> None:
+        """Raise, on every rank, the first rank's :class:`InputError` (or nothing if none had one).
+
+        Called after work only some ranks do (rank 0's lock on the output folder, its budget
+        check), so that a refusal there ends every rank instead of leaving the others waiting in
+        the next collective.
+        """
+        import torch.distributed as dist
+
+        mine = None if error is None else (error.source, error.field, error.message)
+        everyone: list[Any] = [None] * self.size
+        dist.all_gather_object(everyone, mine)
+        for rank, found in enumerate(everyone):
+            if found is not None:
+                if rank == self.rank and error is not None:
+                    raise error
+                source, field, message = found
+                raise InputError(source, field, message if rank == 0 else ERR_OTHER_RANK.format(
+                    rank=rank, message=message
+                ))
+
+
+def world_from_env(environ: Any = None) -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) from ``torchrun``'s variables, or None in one process."""
+    env = os.environ if environ is None else environ
+    size = int(env.get("WORLD_SIZE", "1") or 1)
+    if size <= 1:
+        return None
+    return int(env.get("RANK", "0")), size, int(env.get("LOCAL_RANK", env.get("RANK", "0")))
+
+
+def backend_for(device: str) -> str:
+    """NCCL for CUDA devices, gloo for the CPU."""
+    return "nccl" if device.startswith("cuda") else "gloo"
+
+
+def device_for(device: str, world: World | None) -> str:
+    """Each rank's device: ``cuda:LOCAL_RANK`` under a multi-rank CUDA run, else ``device``."""
+    if world is None or not device.startswith("cuda"):
+        return device
+    return f"cuda:{world.local_rank}"
+
+
+@contextlib.contextmanager
+def joined(device: str) -> Iterator[World | None]:
+    """Join the process group ``torchrun`` (or ``--processes``) described in the environment.
+
+    Yields None in a single process; otherwise the :class:`World`, and the group is destroyed
+    on the way out. ``device`` is the resolved device (``cpu``, ``cuda``): it picks the backend.
+    """
+    found = world_from_env()
+    if found is None:
+        yield None
+        return
+    import torch
+    import torch.distributed as dist
+
+    rank, size, local_rank = found
+    backend = backend_for(device)
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend=backend, rank=rank, world_size=size)
+    try:
+        yield World(rank=rank, size=size, local_rank=local_rank, backend=backend)
+    finally:
+        dist.destroy_process_group()
+
+
+def on_main(world: World | None, work: Callable[[], T]) -> T | None:
+    """Run ``work`` on rank 0 only (or here, in one process); its InputError ends every rank."""
+    if world is None:
+        return work()
+    result: T | None = None
+    error: InputError | None = None
+    if world.is_main:
+        try:
+            result = work()
+        except InputError as exc:
+            error = exc
+    world.agree(error)
+    return result
+
+
+class RankShare:
+    """This rank's share of each global Poisson batch: ``batch[rank::world_size]``.
+
+    ``batches`` yields the global batches (index tensors or lists); every rank builds it with the
+    same generator state, so every rank sees the same global batch and the shares partition it.
+    Attributes of the wrapped sampler (``generator``, ``sample_rate``, ``steps``,
+    ``num_samples``) read through, so checkpoints and Opacus see the one-process sampler.
+    """
+
+    def __init__(self, batches: Any, world: World) -> None:
+        self.batches = batches
+        self.world = world
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[Any]:
+        rank, size = self.world.rank, self.world.size
+        for batch in self.batches:
+            yield batch[rank::size]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("batches", "world"):
+            raise AttributeError(name)
+        return getattr(self.batches, name)
+
+
+def wrap_module(model: nn.Module) -> nn.Module:
+    """Opacus' DPDDP: rank 0's parameters broadcast to every rank; gradients are reduced by
+    ``DistributedDPOptimizer`` after clipping and noise, never by autograd hooks."""
+    from opacus.distributed import DifferentiallyPrivateDistributedDataParallel
+
+    return DifferentiallyPrivateDistributedDataParallel(model)
+
+
+def check_processes(n: int, device: str, *, source: str = "--processes") -> None:
+    """Refuse a number of local processes this machine cannot run: < 1, more than the CPU
+    cores on the CPU (every extra rank only contends), more than the GPUs on CUDA (NCCL needs
+    one GPU per rank)."""
+    if device.startswith("cuda"):
+        import torch
+
+        limit, why = torch.cuda.device_count(), "one GPU per process"
+    else:
+        limit, why = os.cpu_count() or 1, "at most one process per CPU core"
+    if not 1 <= n <= limit:
+        raise InputError(source, None, ERR_PROCESSES.format(limit=limit, why=why, n=n))
+
+
+def check_torchrun_agrees(n: int | None) -> None:
+    """Under torchrun ``--processes`` may only repeat WORLD_SIZE."""
+    found = world_from_env()
+    if n is not None and found is not None and found[1] != n:
+        raise InputError("--processes", None, ERR_TORCHRUN.format(n=n, size=found[1]))
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for rank 0's rendezvous store."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch(argv: Sequence[str], processes: int) -> int:
+    """Run ``python -m governance *argv`` as ``processes`` local ranks; the exit code of the run.
+
+    Rank 0's output goes to this process's stderr as it comes; the other ranks' is kept and shown
+    only when one of them fails where rank 0 did not (rank 0 prints the shared refusals). When a
+    rank fails the others get :data:`GRACE_SECONDS` to end on their own, then are stopped.
+    """
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    logs: list[Any] = []
+    try:
+        for rank in range(processes):
+            env = {
+                **os.environ,
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": str(processes),
+                "LOCAL_WORLD_SIZE": str(processes),
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+            }
+            log = None if rank == 0 else tempfile.TemporaryFile()
+            logs.append(log)
+            procs.append(
+                subprocess.Popen([sys.executable, "-m", "governance", *argv], env=env, stderr=log)
+            )
+        codes = _wait_all(procs)
+    except BaseException:
+        for p in procs:
+            _stop(p)
+        raise
+    finally:
+        shown = []
+        for rank, (p, log) in enumerate(zip(procs, logs)):
+            if log is not None:
+                log.seek(0)
+                text = log.read().decode(errors="replace").strip()
+                log.close()
+                if p.returncode and text and not procs[0].returncode:
+                    shown.append(text.splitlines()[-1])
+        for line in shown[:1]:
+            print(line, file=sys.stderr)
+    first = codes[0]
+    if first:
+        return first
+    return next((c for c in codes if c), 0)
+
+
+def _wait_all(procs: list[subprocess.Popen[bytes]]) -> list[int]:
+    failed_at: float | None = None
+    while True:
+        codes = [p.poll() for p in procs]
+        if all(c is not None for c in codes):
+            return [int(c) for c in codes]  # type: ignore[arg-type]
+        if failed_at is None and any(c for c in codes):
+            failed_at = time.monotonic()
+        if failed_at is not None and time.monotonic() - failed_at > GRACE_SECONDS:
+            for p in procs:
+                _stop(p)
+        time.sleep(0.05)
+
+
+def _stop(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def argv_for_ranks(parser: Any, args: Any, command: str, *, drop: Sequence[str] = ("processes",)) -> list[str]:
+    """The command line that reproduces ``args`` for ``command``, minus ``drop`` (argparse's own
+    description of the subcommand, so flags added later travel without a change here)."""
+    import argparse
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    cmd_parser = sub.choices[command]
+    out: list[str] = ["--debug"] if getattr(args, "debug", False) else []
+    out.append(command)
+    positionals: list[str] = []
+    for action in cmd_parser._actions:
+        if isinstance(action, argparse._HelpAction) or action.dest in drop:
+            continue
+        value = getattr(args, action.dest, action.default)
+        if not action.option_strings:
+            positionals.extend(value if isinstance(value, list) else [str(value)])
+        elif isinstance(action, argparse._StoreTrueAction):
+            if value:
+                out.append(action.option_strings[-1])
+        elif isinstance(action, argparse._StoreFalseAction):
+            if not value:
+                out.append(action.option_strings[-1])
+        elif value is not None and value != action.default:
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                out.extend([action.option_strings[-1], str(v)])
+    return out + positionals
+
+
+def checkpoint_on_main(world: World, load: Callable[[], Any]) -> Any:
+    """Rank 0 reads the checkpoint (``load`` may raise InputError); every rank gets it."""
+    result: Any = None
+    error: InputError | None = None
+    if world.is_main:
+        try:
+            result = load()
+        except InputError as exc:
+            error = exc
+    world.agree(error)
+    return world.share(result)
+
+
+def same_on_every_rank(world: World, tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is bit-identical on every rank (a test and benchmark check)."""
+    import torch
+    import torch.distributed as dist
+
+    mine = tensor.detach().cpu().double().contiguous().view(-1)
+    everyone = [torch.empty_like(mine) for _ in range(world.size)]
+    dist.all_gather(everyone, mine)
+    return all(torch.equal(everyone[0], t) for t in everyone)
