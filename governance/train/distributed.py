@@ -65,6 +65,7 @@ T = TypeVar("T")
 ERR_PROCESSES = "expected a number of processes from 1 to {limit} ({why}), got {n}"
 ERR_TORCHRUN = "--processes {n} disagrees with the WORLD_SIZE {size} torchrun set; pass one or the other"
 ERR_TEXT = "--processes and torchrun train tabular and image models; Hugging Face models train in one process"
+ERR_PLAIN = "--processes and torchrun run DP training (a train.privacy section); non-private training runs in one process"
 ERR_OTHER_RANK = "rank {rank} failed: {message}"
 #: Seconds the launcher waits for the other ranks after one failed before it stops them.
 GRACE_SECONDS = 5.0
@@ -156,6 +157,10 @@ def joined(device: str) -> Iterator[World | None]:
     dist.init_process_group(backend=backend, rank=rank, world_size=size)
     try:
         yield World(rank=rank, size=size, local_rank=local_rank, backend=backend)
+        # Leave together: a rank that tears its connections down while another still uses them
+        # can abort gloo's transport (std::terminate) in either one. After an error there is no
+        # barrier (the others may be gone); the launcher stops them.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -173,6 +178,23 @@ def on_main(world: World | None, work: Callable[[], T]) -> T | None:
             error = exc
     world.agree(error)
     return result
+
+
+@contextlib.contextmanager
+def staged_on_main(world: World, stage: Callable[[], contextlib.AbstractContextManager[T]]) -> Iterator[T | None]:
+    """Enter ``stage()`` (the model folder's staging context) on rank 0 only; the other ranks
+    get None. A refusal on rank 0 (another run holds the folder) ends every rank."""
+    with contextlib.ExitStack() as stack:
+        yield on_main(world, lambda: stack.enter_context(stage()))
+
+
+def check_trainable_across_processes(spec: Any) -> None:
+    """Only DP training of tabular/image models runs across processes (not Hugging Face
+    fine-tuning, not non-private training: its batches are not sharded)."""
+    if spec.model.architecture == "hf":
+        raise InputError(spec.source, "model.architecture", ERR_TEXT)
+    if spec.train is not None and spec.train.privacy is None:
+        raise InputError(spec.source, "train.privacy", ERR_PLAIN)
 
 
 class RankShare:
@@ -231,6 +253,31 @@ def check_torchrun_agrees(n: int | None) -> None:
         raise InputError("--processes", None, ERR_TORCHRUN.format(n=n, size=found[1]))
 
 
+def needs_launch(processes: int | None) -> bool:
+    """Whether ``--processes`` asks this process to start the ranks (not already one of them)."""
+    if processes is None or world_from_env() is not None:
+        return False
+    return processes != 1
+
+
+def resolved(device: str) -> str:
+    from governance.models.device import resolve_device
+
+    return resolve_device(device)
+
+
+def launch_command(spec: Any, args: Any, command: str) -> int:
+    """Check what can be checked here (the number of processes, the model kind, code trust),
+    then run ``command`` as ``args.processes`` local ranks (:func:`launch`)."""
+    from governance.cli import build_parser
+    from governance.train.api import require_trust
+
+    check_processes(int(args.processes), resolved(args.device))
+    check_trainable_across_processes(spec)
+    require_trust(spec, bool(getattr(args, "trust_code", False)))
+    return launch(argv_for_ranks(build_parser(), args, command), int(args.processes))
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now, for rank 0's rendezvous store."""
     import socket
@@ -247,9 +294,14 @@ def launch(argv: Sequence[str], processes: int) -> int:
     only when one of them fails where rank 0 did not (rank 0 prints the shared refusals). When a
     rank fails the others get :data:`GRACE_SECONDS` to end on their own, then are stopped.
     """
+    import signal
+
     port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Any] = []
+    codes: list[int] = []
+    # A terminated launcher stops its ranks too (they would otherwise wait in a collective).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for rank in range(processes):
             env = {
@@ -272,6 +324,7 @@ def launch(argv: Sequence[str], processes: int) -> int:
             _stop(p)
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         shown = []
         for rank, (p, log) in enumerate(zip(procs, logs)):
             if log is not None:
@@ -286,6 +339,10 @@ def launch(argv: Sequence[str], processes: int) -> int:
     if first:
         return first
     return next((c for c in codes if c), 0)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_all(procs: list[subprocess.Popen[bytes]]) -> list[int]:

@@ -64,6 +64,12 @@ WARN_SEEDED_NOISE = (
 )
 ERR_RESUME_MISMATCH = "checkpoint was written by a different configuration ({key}: {old!r} != {new!r})"
 
+#: Why the fused/fast clipping paths do not run across processes (the engine proof records it).
+FAST_REFUSED_UNDER_DDP = (
+    "training runs across processes: Opacus' DistributedDPOptimizer clips on each rank, "
+    "all-reduces the clipped sums and adds the noise once, on rank 0"
+)
+
 DataLike = Any  # (X, y) tensors/arrays or a torch Dataset
 
 
@@ -186,6 +192,11 @@ class Trainer:
         setting; ``auto`` (default) uses one thread for models under a million parameters on
         CPU: their per-step work is too small to split, and on a busy machine extra threads
         only contend (we measured 20-30x slower steps with two threads on a loaded 2-core box).
+    world
+        A :class:`governance.train.distributed.World` (an initialised process group) to train
+        across processes: each rank takes its share of the one-process Poisson batch, Opacus'
+        DistributedDPOptimizer reduces the clipped sums and rank 0 adds the noise, so ε, σ, q and
+        the steps are those of one process; only rank 0 writes checkpoints.
     """
 
     def __init__(
@@ -215,6 +226,8 @@ class Trainer:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if world is not None and privacy is None:
+            raise ValueError("training across processes (world) needs privacy settings: it runs DP-SGD")
         if optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
         self.model = model
@@ -677,6 +690,7 @@ class Trainer:
             # Under DDP the clipped sums are reduced by Opacus' DistributedDPOptimizer.
             fast_allowed=not self.max_physical_batch_size and self.world is None,
             gradient_check=check,
+            fast_refused=None if self.world is None else FAST_REFUSED_UNDER_DDP,
         )
 
     @contextlib.contextmanager

@@ -1,0 +1,298 @@
+"""DP training across processes (issue 17): the 2-process ledger and weights equal one process's,
+resume with 2 processes, the rank shares of the Poisson batch, bad input, backend choice."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from governance.cli import build_parser, main
+from governance.train.distributed import (
+    RankShare,
+    World,
+    argv_for_ranks,
+    backend_for,
+    device_for,
+    free_port,
+    joined,
+    world_from_env,
+)
+from governance.train.dp import PrivacySettings
+from governance.train.sampling import PoissonBatchSampler
+from governance.train.trainer import EpochRecord, Trainer
+from tests.data.helpers import spec_dict, write_spec, write_split
+
+#: The privacy numbers a 2-process run must share with one process, exactly.
+SAME_PRIVACY = (
+    "accountant",
+    "noise_multiplier",
+    "sample_rate",
+    "steps",
+    "max_grad_norm",
+    "delta",
+    "epsilon",
+    "target_epsilon",
+    "accountant_history",
+    "noise_source",
+    "poisson_sampling",
+    "stopped_early",
+)
+SAME_RUN = ("epochs", "planned_epochs", "steps", "batch_size", "rows", "data_digest", "seed")
+
+
+# -- the rank shares -------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 300),
+    rate=st.floats(0.001, 1.0),
+    steps=st.integers(1, 20),
+    size=st.integers(1, 5),
+    seed=st.integers(0, 2**31),
+)
+def test_rank_shares_partition_the_one_process_batch(
+    rows: int, rate: float, steps: int, size: int, seed: int
+) -> None:
+    def sampler() -> PoissonBatchSampler:
+        gen = torch.Generator().manual_seed(seed)
+        return PoissonBatchSampler(num_samples=rows, sample_rate=rate, steps=steps, generator=gen)
+
+    one = [b.tolist() for b in sampler()]
+    shares = [list(RankShare(sampler(), World(rank=r, size=size))) for r in range(size)]
+    assert all(len(s) == steps for s in shares)  # every rank steps the same number of times
+    for step, batch in enumerate(one):
+        parts = [shares[r][step].tolist() for r in range(size)]
+        assert sorted(i for part in parts for i in part) == batch  # disjoint, and the union is the batch
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced
+    share = RankShare(sampler(), World(rank=0, size=size))
+    assert (share.sample_rate, share.steps, share.num_samples) == (rate, steps, rows)
+
+
+# -- backend, device, environment ------------------------------------------------------------
+
+
+def test_backend_and_device_follow_the_device() -> None:
+    world = World(rank=3, size=4, local_rank=1)
+    assert backend_for("cpu") == "gloo" and backend_for("cuda") == "nccl" and backend_for("cuda:1") == "nccl"
+    assert device_for("cuda", world) == "cuda:1"  # one GPU per local rank
+    assert device_for("cpu", world) == "cpu" and device_for("cuda", None) == "cuda"
+
+
+def test_world_comes_from_torchrun_variables() -> None:
+    assert world_from_env({}) is None
+    assert world_from_env({"WORLD_SIZE": "1", "RANK": "0"}) is None  # one process: no group
+    assert world_from_env({"WORLD_SIZE": "4", "RANK": "2", "LOCAL_RANK": "0"}) == (2, 4, 0)
+
+
+def test_ranks_get_the_same_command_line_minus_processes() -> None:
+    parser = build_parser()
+    argv = ["--debug", "train", "s.yaml", "--out", "o", "--resume", "--device", "cpu", "--processes", "2"]
+    args = parser.parse_args(argv)
+    again = parser.parse_args(argv_for_ranks(parser, args, "train"))
+    assert again.processes is None
+    assert {k: v for k, v in vars(again).items() if k != "processes"} == {
+        k: v for k, v in vars(args).items() if k != "processes"
+    }
+
+
+# -- bad input: one line, exit 2, nothing spawned --------------------------------------------
+
+
+def _dp_spec(tmp: Path, name: str = "spec.yaml", **privacy: Any) -> Path:
+    write_split(tmp)
+    settings_ = {"target_epsilon": 5.0, "delta": 1e-3, **privacy}
+    return write_spec(tmp, spec_dict(train__privacy=settings_), name)
+
+
+@pytest.mark.parametrize("processes", ["0", "-1", str((os.cpu_count() or 1) + 1)])
+def test_impossible_process_counts_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], processes: str
+) -> None:
+    spec = _dp_spec(tmp_path)
+    assert main(["train", str(spec), "--out", str(tmp_path / "out"), "--processes", processes]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--processes" in err[0] and f"got {processes}" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_private_training_is_refused_across_processes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_split(tmp_path)
+    spec = write_spec(tmp_path, spec_dict())
+    assert main(["train", str(spec), "--out", str(tmp_path / "out"), "--processes", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.privacy" in err[0]
+
+
+def test_processes_must_agree_with_torchrun(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _dp_spec(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", str(spec), "--out", str(tmp_path / "out"), "--processes", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "WORLD_SIZE 2" in err[0]
+
+
+# -- 2 gloo processes against one ------------------------------------------------------------
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+@pytest.mark.slow
+def test_two_processes_spend_the_one_process_ledger_and_reach_its_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The ledger of ``--processes 2`` equals one process's (ε to 1e-12; only world_size and the
+    engine differ), and with the noise drawn from the seed (the same draws on rank 0 as in one
+    process) the weights agree to 1e-6: the rank shares cover the one-process batch, the noise
+    is added once."""
+    monkeypatch.setenv("GOVERNANCE_STORE", str(tmp_path / "store.sqlite"))
+    auto = _dp_spec(tmp_path, "auto.yaml", reproducible_noise=True)
+    ghost = _dp_spec(tmp_path, "ghost.yaml", reproducible_noise=True, grad_sample_mode="ghost")
+    assert main(["train", str(auto), "--out", str(tmp_path / "one"), "--no-progress"]) == 0
+    assert main(["train", str(ghost), "--out", str(tmp_path / "one_ghost"), "--no-progress"]) == 0
+    assert main(["train", str(auto), "--out", str(tmp_path / "two"), "--processes", "2"]) == 0
+    assert "on 2 processes" in capfd.readouterr().err  # rank 0 speaks; the others are quiet
+
+    one = json.loads((tmp_path / "one" / "training.json").read_text())
+    two = json.loads((tmp_path / "two" / "training.json").read_text())
+    assert (one["world_size"], two["world_size"]) == (1, 2)
+    for key in SAME_RUN:
+        assert two[key] == one[key], key
+    for key in SAME_PRIVACY:
+        assert two["privacy"][key] == one["privacy"][key], key
+    assert abs(two["privacy"]["epsilon"] - one["privacy"]["epsilon"]) <= 1e-12
+    assert [h["epsilon"] for h in two["history"]] == [h["epsilon"] for h in one["history"]]
+    # The fused path is one process's; across processes the proof routes to Opacus, and says why.
+    assert one["privacy"]["engine"] == "fused-mlp" and two["privacy"]["engine"] == "opacus-ghost"
+    assert "across processes" in json.dumps(two["privacy"]["engine_proof"]["refused"])
+
+    reference = _weights(tmp_path / "one_ghost")  # the same engine, the same noise draws
+    for name, tensor in _weights(tmp_path / "two").items():
+        torch.testing.assert_close(tensor, reference[name], rtol=0, atol=1e-6)
+    # Rank 0 alone wrote: the model folders and nothing else (no checkpoints, staging, locks).
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".two", "two")))
+    assert left == ["two"]
+
+
+# -- resume with 2 processes (the Trainer API under spawn) ---------------------------------
+
+
+class _Crash(Exception):
+    pass
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 6)).astype("float32")
+    return x, (x @ rng.normal(size=6) > 0).astype("int64")
+
+
+def _trainer(world: World | None, **kw: Any) -> Trainer:
+    torch.manual_seed(0)
+    x, y = _data()
+    return Trainer(
+        model=nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2)),
+        train_data=(x[:200], y[:200]),
+        eval_data=(x[200:], y[200:]),
+        privacy=PrivacySettings(
+            target_epsilon=8.0,
+            delta=1e-3,
+            noise_multiplier=1.0,
+            grad_sample_mode="hooks",
+            reproducible_noise=True,
+        ),
+        epochs=3,
+        batch_size=20,
+        lr=0.5,
+        seed=3,
+        world=world,
+        **kw,
+    )
+
+
+def _rank_main(rank: int, size: int, port: int, out: str, resume: bool) -> None:
+    """One rank: join the group from torchrun's variables, train, crash after epoch 1 unless
+    resuming; rank 0 saves what it trained."""
+    import warnings
+
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+
+    def crash(record: EpochRecord) -> None:
+        if record.epoch == 1:
+            raise _Crash
+
+    with joined("cpu") as world:
+        assert world is not None and world.rank == rank
+        trainer = _trainer(
+            world, checkpoint_dir=Path(out) / "ckpt", resume=resume, callbacks=() if resume else (crash,)
+        )
+        try:
+            result = trainer.fit()
+        except _Crash:
+            return
+        if world.is_main:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, Path(out) / "w.st")
+            (Path(out) / "ledger.json").write_text(json.dumps(result.ledger))
+
+
+@pytest.mark.slow
+def test_two_processes_resume_after_a_crash_and_match_one_uninterrupted_process(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+    from safetensors.torch import load_file
+
+    with pytest.warns(UserWarning, match="reproducible_noise"):
+        reference = _trainer(None).fit()
+    mp.start_processes(_rank_main, args=(2, free_port(), str(tmp_path), False), nprocs=2, start_method="spawn")
+    state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
+    assert state["epoch"] == 1 and not (tmp_path / "ledger.json").exists()
+    mp.start_processes(_rank_main, args=(2, free_port(), str(tmp_path), True), nprocs=2, start_method="spawn")
+
+    ledger = json.loads((tmp_path / "ledger.json").read_text())
+    assert ledger["resumed"] and ledger["attempts"] == 2 and ledger["world_size"] == 2
+    for key in SAME_PRIVACY:
+        assert ledger["privacy"][key] == reference.ledger["privacy"][key], key
+    assert [h["steps"] for h in ledger["history"]] == [h["steps"] for h in reference.ledger["history"]]
+    weights = load_file(tmp_path / "w.st")
+    for name, tensor in reference.model.state_dict().items():
+        torch.testing.assert_close(weights[name], tensor, rtol=0, atol=1e-6)
+
+
+# -- GPUs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_two_gpus_train_with_nccl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    monkeypatch.setenv("GOVERNANCE_STORE", str(tmp_path / "store.sqlite"))
+    spec = _dp_spec(tmp_path, reproducible_noise=True)
+    out = tmp_path / "two"
+    assert main(["train", str(spec), "--out", str(out), "--processes", "2", "--device", "cuda"]) == 0
+    ledger = json.loads((out / "training.json").read_text())
+    assert ledger["world_size"] == 2 and ledger["device"] == "cuda:0"
+
