@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from governance.errors import InputError
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
 __all__ = [
@@ -110,9 +109,9 @@ class World:
                 if rank == self.rank and error is not None:
                     raise error
                 source, field, message = found
-                raise InputError(source, field, message if rank == 0 else ERR_OTHER_RANK.format(
-                    rank=rank, message=message
-                ))
+                raise InputError(
+                    source, field, message if rank == 0 else ERR_OTHER_RANK.format(rank=rank, message=message)
+                )
 
 
 def world_from_env(environ: Any = None) -> tuple[int, int, int] | None:
@@ -181,7 +180,9 @@ def on_main(world: World | None, work: Callable[[], T]) -> T | None:
 
 
 @contextlib.contextmanager
-def staged_on_main(world: World, stage: Callable[[], contextlib.AbstractContextManager[T]]) -> Iterator[T | None]:
+def staged_on_main(
+    world: World, stage: Callable[[], contextlib.AbstractContextManager[T]]
+) -> Iterator[T | None]:
     """Enter ``stage()`` (the model folder's staging context) on rank 0 only; the other ranks
     get None. A refusal on rank 0 (another run holds the folder) ends every rank."""
     with contextlib.ExitStack() as stack:
@@ -290,55 +291,50 @@ def free_port() -> int:
 def launch(argv: Sequence[str], processes: int) -> int:
     """Run ``python -m governance *argv`` as ``processes`` local ranks; the exit code of the run.
 
-    Rank 0's output goes to this process's stderr as it comes; the other ranks' is kept and shown
-    only when one of them fails where rank 0 did not (rank 0 prints the shared refusals). When a
-    rank fails the others get :data:`GRACE_SECONDS` to end on their own, then are stopped.
+    Rank 0's output goes to this process's stderr as it comes (it prints the summary and the
+    refusals every rank shares); another rank's last line is shown only when that rank failed
+    and rank 0 did not fail on its own. When a rank fails the others get :data:`GRACE_SECONDS`
+    to end, then are stopped. Exit code: rank 0's failure, else another rank's, else 0.
     """
     import signal
 
     port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
-    logs: list[Any] = []
-    codes: list[int] = []
     # A terminated launcher stops its ranks too (they would otherwise wait in a collective).
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        for rank in range(processes):
-            env = {
-                **os.environ,
-                "RANK": str(rank),
-                "LOCAL_RANK": str(rank),
-                "WORLD_SIZE": str(processes),
-                "LOCAL_WORLD_SIZE": str(processes),
-                "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": str(port),
-            }
-            log = None if rank == 0 else tempfile.TemporaryFile()
-            logs.append(log)
-            procs.append(
-                subprocess.Popen([sys.executable, "-m", "governance", *argv], env=env, stderr=log)
-            )
-        codes = _wait_all(procs)
-    except BaseException:
-        for p in procs:
-            _stop(p)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        shown = []
-        for rank, (p, log) in enumerate(zip(procs, logs)):
-            if log is not None:
+    with contextlib.ExitStack() as stack:
+        logs = [None] + [stack.enter_context(tempfile.TemporaryFile()) for _ in range(processes - 1)]
+        try:
+            for rank, log in enumerate(logs):
+                env = {
+                    **os.environ,
+                    "RANK": str(rank),
+                    "LOCAL_RANK": str(rank),
+                    "WORLD_SIZE": str(processes),
+                    "LOCAL_WORLD_SIZE": str(processes),
+                    "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": str(port),
+                }
+                procs.append(
+                    subprocess.Popen([sys.executable, "-m", "governance", *argv], env=env, stderr=log)
+                )
+            codes = _wait_all(procs)
+        except BaseException:
+            for p in procs:
+                _stop(p)
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if codes[0] > 0:
+            return codes[0]
+        for code, log in zip(codes[1:], logs[1:]):
+            if code and log is not None:
                 log.seek(0)
-                text = log.read().decode(errors="replace").strip()
-                log.close()
-                if p.returncode and text and not procs[0].returncode:
-                    shown.append(text.splitlines()[-1])
-        for line in shown[:1]:
-            print(line, file=sys.stderr)
-    first = codes[0]
-    if first:
-        return first
-    return next((c for c in codes if c), 0)
+                lines = log.read().decode(errors="replace").strip().splitlines()
+                if lines:
+                    print(lines[-1], file=sys.stderr)
+                return code if code > 0 else 1
+    return 0 if codes[0] == 0 else 1
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -369,7 +365,9 @@ def _stop(p: subprocess.Popen[bytes]) -> None:
             p.wait()
 
 
-def argv_for_ranks(parser: Any, args: Any, command: str, *, drop: Sequence[str] = ("processes",)) -> list[str]:
+def argv_for_ranks(
+    parser: Any, args: Any, command: str, *, drop: Sequence[str] = ("processes",)
+) -> list[str]:
     """The command line that reproduces ``args`` for ``command``, minus ``drop`` (argparse's own
     description of the subcommand, so flags added later travel without a change here)."""
     import argparse
@@ -410,13 +408,3 @@ def checkpoint_on_main(world: World, load: Callable[[], Any]) -> Any:
     world.agree(error)
     return world.share(result)
 
-
-def same_on_every_rank(world: World, tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` is bit-identical on every rank (a test and benchmark check)."""
-    import torch
-    import torch.distributed as dist
-
-    mine = tensor.detach().cpu().double().contiguous().view(-1)
-    everyone = [torch.empty_like(mine) for _ in range(world.size)]
-    dist.all_gather(everyone, mine)
-    return all(torch.equal(everyone[0], t) for t in everyone)

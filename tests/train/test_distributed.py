@@ -8,12 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from governance.cli import build_parser, main
 from governance.train.distributed import (
@@ -23,13 +21,11 @@ from governance.train.distributed import (
     backend_for,
     device_for,
     free_port,
-    joined,
     world_from_env,
 )
-from governance.train.dp import PrivacySettings
 from governance.train.sampling import PoissonBatchSampler
-from governance.train.trainer import EpochRecord, Trainer
 from tests.data.helpers import spec_dict, write_spec, write_split
+from tests.train._ddp_worker import ddp_trainer, rank_main
 
 #: The privacy numbers a 2-process run must share with one process, exactly.
 SAME_PRIVACY = (
@@ -110,7 +106,8 @@ def test_ranks_get_the_same_command_line_minus_processes() -> None:
 
 def _dp_spec(tmp: Path, name: str = "spec.yaml", **privacy: Any) -> Path:
     write_split(tmp)
-    settings_ = {"target_epsilon": 5.0, "delta": 1e-3, **privacy}
+    # RDP: the test is about the ledger being the same, and RDP calibrates in milliseconds.
+    settings_ = {"target_epsilon": 5.0, "delta": 1e-3, "accountant": "rdp", **privacy}
     return write_spec(tmp, spec_dict(train__privacy=settings_), name)
 
 
@@ -195,81 +192,17 @@ def test_two_processes_spend_the_one_process_ledger_and_reach_its_weights(
 # -- resume with 2 processes (the Trainer API under spawn) ---------------------------------
 
 
-class _Crash(Exception):
-    pass
-
-
-def _data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(240, 6)).astype("float32")
-    return x, (x @ rng.normal(size=6) > 0).astype("int64")
-
-
-def _trainer(world: World | None, **kw: Any) -> Trainer:
-    torch.manual_seed(0)
-    x, y = _data()
-    return Trainer(
-        model=nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2)),
-        train_data=(x[:200], y[:200]),
-        eval_data=(x[200:], y[200:]),
-        privacy=PrivacySettings(
-            target_epsilon=8.0,
-            delta=1e-3,
-            noise_multiplier=1.0,
-            grad_sample_mode="hooks",
-            reproducible_noise=True,
-        ),
-        epochs=3,
-        batch_size=20,
-        lr=0.5,
-        seed=3,
-        world=world,
-        **kw,
-    )
-
-
-def _rank_main(rank: int, size: int, port: int, out: str, resume: bool) -> None:
-    """One rank: join the group from torchrun's variables, train, crash after epoch 1 unless
-    resuming; rank 0 saves what it trained."""
-    import warnings
-
-    os.environ.update(
-        RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
-    )
-    torch.set_num_threads(1)
-    warnings.simplefilter("ignore")
-
-    def crash(record: EpochRecord) -> None:
-        if record.epoch == 1:
-            raise _Crash
-
-    with joined("cpu") as world:
-        assert world is not None and world.rank == rank
-        trainer = _trainer(
-            world, checkpoint_dir=Path(out) / "ckpt", resume=resume, callbacks=() if resume else (crash,)
-        )
-        try:
-            result = trainer.fit()
-        except _Crash:
-            return
-        if world.is_main:
-            from safetensors.torch import save_file
-
-            save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, Path(out) / "w.st")
-            (Path(out) / "ledger.json").write_text(json.dumps(result.ledger))
-
-
 @pytest.mark.slow
 def test_two_processes_resume_after_a_crash_and_match_one_uninterrupted_process(tmp_path: Path) -> None:
     import torch.multiprocessing as mp
     from safetensors.torch import load_file
 
     with pytest.warns(UserWarning, match="reproducible_noise"):
-        reference = _trainer(None).fit()
-    mp.start_processes(_rank_main, args=(2, free_port(), str(tmp_path), False), nprocs=2, start_method="spawn")
+        reference = ddp_trainer(None).fit()
+    mp.start_processes(rank_main, args=(2, free_port(), str(tmp_path), False), nprocs=2, start_method="spawn")
     state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
     assert state["epoch"] == 1 and not (tmp_path / "ledger.json").exists()
-    mp.start_processes(_rank_main, args=(2, free_port(), str(tmp_path), True), nprocs=2, start_method="spawn")
+    mp.start_processes(rank_main, args=(2, free_port(), str(tmp_path), True), nprocs=2, start_method="spawn")
 
     ledger = json.loads((tmp_path / "ledger.json").read_text())
     assert ledger["resumed"] and ledger["attempts"] == 2 and ledger["world_size"] == 2
@@ -296,3 +229,17 @@ def test_two_gpus_train_with_nccl(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     ledger = json.loads((out / "training.json").read_text())
     assert ledger["world_size"] == 2 and ledger["device"] == "cuda:0"
 
+
+# -- the launcher ----------------------------------------------------------------------------
+
+
+def test_launcher_returns_rank_0s_exit_code_and_shows_only_its_output(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from governance.train.distributed import launch
+
+    assert launch(["--version"], 2) == 0
+    assert capfd.readouterr().out.count("governance ") == 2  # stdout is every rank's
+    assert launch(["no-such-command"], 2) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no-such-command" in err[0]  # rank 1's copy of the error is not shown
