@@ -278,6 +278,11 @@ def _train_tabular(
             grad_sample_mode=privacy_spec.grad_sample_mode,
             reproducible_noise=privacy_spec.reproducible_noise,
         )
+    digest = data_digest(bundle)
+    if world is not None:
+        from governance.train.distributed import check_same_data
+
+        check_same_data(world, digest, source)
     checkpoints = checkpoint_dir_for(out_dir)
     main = world is None or world.is_main
     if not resume and checkpoints.exists() and main:
@@ -306,7 +311,7 @@ def _train_tabular(
         resume=resume,
         progress=progress,
         callbacks=(recorder.epoch,) if recorder is not None else (),
-        data_digest=data_digest(bundle),
+        data_digest=digest,
         world=world,
     )
     try:

@@ -50,12 +50,20 @@ if TYPE_CHECKING:
 __all__ = [
     "RankShare",
     "World",
+    "argv_for_ranks",
     "backend_for",
     "check_processes",
+    "check_same_data",
+    "check_torchrun_agrees",
+    "check_trainable_across_processes",
+    "checkpoint_on_main",
     "device_for",
     "joined",
     "launch",
+    "launch_command",
+    "needs_launch",
     "on_main",
+    "staged_on_main",
     "world_from_env",
 ]
 
@@ -65,6 +73,7 @@ ERR_PROCESSES = "expected a number of processes from 1 to {limit} ({why}), got {
 ERR_TORCHRUN = "--processes {n} disagrees with the WORLD_SIZE {size} torchrun set; pass one or the other"
 ERR_TEXT = "--processes and torchrun train tabular and image models; Hugging Face models train in one process"
 ERR_PLAIN = "--processes and torchrun run DP training (a train.privacy section); non-private training runs in one process"
+ERR_DATA = "rank {rank} reads other rows than rank 0; every rank needs the same data files"
 ERR_OTHER_RANK = "rank {rank} failed: {message}"
 #: Seconds the launcher waits for the other ranks after one failed before it stops them.
 GRACE_SECONDS = 5.0
@@ -112,6 +121,18 @@ class World:
                 raise InputError(
                     source, field, message if rank == 0 else ERR_OTHER_RANK.format(rank=rank, message=message)
                 )
+
+
+def check_same_data(world: World, digest: str, source: str | None) -> None:
+    """Every rank must train on the same rows (a node with another copy of the file would
+    silently train on other data): compare the data digests, refuse on every rank if they differ."""
+    import torch.distributed as dist
+
+    everyone: list[Any] = [None] * world.size
+    dist.all_gather_object(everyone, digest)
+    odd = [rank for rank, d in enumerate(everyone) if d != everyone[0]]
+    if odd:
+        raise InputError(source, "data", ERR_DATA.format(rank=odd[0]))
 
 
 def world_from_env(environ: Any = None) -> tuple[int, int, int] | None:
@@ -407,4 +428,3 @@ def checkpoint_on_main(world: World, load: Callable[[], Any]) -> Any:
             error = exc
     world.agree(error)
     return world.share(result)
-
