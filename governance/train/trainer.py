@@ -64,12 +64,6 @@ WARN_SEEDED_NOISE = (
 )
 ERR_RESUME_MISMATCH = "checkpoint was written by a different configuration ({key}: {old!r} != {new!r})"
 
-#: Why the fused/fast clipping paths do not run across processes (the engine proof records it).
-FAST_REFUSED_UNDER_DDP = (
-    "training runs across processes: Opacus' DistributedDPOptimizer clips on each rank, "
-    "all-reduces the clipped sums and adds the noise once, on rank 0"
-)
-
 DataLike = Any  # (X, y) tensors/arrays or a torch Dataset
 
 
@@ -194,9 +188,10 @@ class Trainer:
         only contend (we measured 20-30x slower steps with two threads on a loaded 2-core box).
     world
         A :class:`governance.train.distributed.World` (an initialised process group) to train
-        across processes: each rank takes its share of the one-process Poisson batch, Opacus'
-        DistributedDPOptimizer reduces the clipped sums and rank 0 adds the noise, so ε, σ, q and
-        the steps are those of one process; only rank 0 writes checkpoints.
+        across processes: each rank takes its share of the one-process Poisson batch and clips
+        it, the clipped sums are all-reduced and rank 0 alone adds the noise (the fused steps,
+        or Opacus' DistributedDPOptimizer), so ε, σ, q and the steps are those of one process;
+        only rank 0 writes checkpoints.
     """
 
     def __init__(
@@ -662,6 +657,10 @@ class Trainer:
             else:
                 dp_model, dp_opt, dp_loader = wrapped
                 dp_criterion = criterion
+            if self.world is not None:
+                from governance.train.distributed import coalesce_reduction
+
+                coalesce_reduction(dp_opt)
             if privacy.poisson_sampling:
                 # What make_private(poisson_sampling=True) would do: with Poisson batches a step
                 # must never accumulate gradients of two batches.
@@ -682,16 +681,30 @@ class Trainer:
         second = batches[1].to(self.device)
         targets = _first_targets(self.train_set, int(first.shape[0])).to(self.device)
         check = fast_gradient_check(model, criterion, first, targets)
-        return prove(
+        proof = prove(
             model,
             criterion,
             (first, second),
             requested=self.privacy.grad_sample_mode,
-            # Under DDP the clipped sums are reduced by Opacus' DistributedDPOptimizer.
-            fast_allowed=not self.max_physical_batch_size and self.world is None,
+            fast_allowed=not self.max_physical_batch_size,
             gradient_check=check,
-            fast_refused=None if self.world is None else FAST_REFUSED_UNDER_DDP,
         )
+        if self.world is not None:
+            from governance.train.distributed import engine_across_processes
+
+            proof = engine_across_processes(
+                proof,
+                self.privacy.grad_sample_mode,
+                lambda: prove(
+                    model,
+                    criterion,
+                    (first, second),
+                    requested="auto",
+                    fast_allowed=False,
+                    gradient_check=check,
+                ),
+            )
+        return proof
 
     @contextlib.contextmanager
     def _engine_removed_after(self, engine: Any, dp_model: Any, criterion: Any) -> Iterator[None]:
@@ -747,12 +760,18 @@ class Trainer:
             optimizer, accountant, noise_multiplier=noise_multiplier, sample_rate=sample_rate
         )
         engine = SimpleNamespace(accountant=accountant)
+        # Across processes: rank 0 alone draws the noise; the step all-reduces the gradients.
+        step_sigma = noise_multiplier if self.world is None or self.world.is_main else 0.0
+        if self.world is not None:
+            from governance.train.distributed import SummedAcrossRanks
+
+            fast_optimizer = SummedAcrossRanks(fast_optimizer)  # type: ignore[assignment]
         if proof.engine in (FUSED_MLP, FUSED_SEQUENTIAL):
             fused_step = FusedMLPStep if proof.engine == FUSED_MLP else FusedSequentialStep
             step = fused_step(
                 model,
                 optimizer,
-                noise_multiplier=noise_multiplier,
+                noise_multiplier=step_sigma,
                 max_grad_norm=self.privacy.max_grad_norm,
                 expected_batch_size=expected_batch_size,
                 generator=noise_gen,
@@ -762,7 +781,7 @@ class Trainer:
             model,
             optimizer,
             criterion,
-            noise_multiplier=noise_multiplier,
+            noise_multiplier=step_sigma,
             max_grad_norm=self.privacy.max_grad_norm,
             expected_batch_size=expected_batch_size,
             generator=noise_gen,

@@ -12,14 +12,17 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from governance.cli import build_parser, main
 from governance.train.distributed import (
+    ERR_FAST,
     RankShare,
     World,
     argv_for_ranks,
     backend_for,
     device_for,
+    engine_across_processes,
     free_port,
     world_from_env,
 )
@@ -157,15 +160,13 @@ def test_two_processes_spend_the_one_process_ledger_and_reach_its_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """The ledger of ``--processes 2`` equals one process's (ε to 1e-12; only world_size and the
-    engine differ), and with the noise drawn from the seed (the same draws on rank 0 as in one
-    process) the weights agree to 1e-6: the rank shares cover the one-process batch, the noise
-    is added once."""
+    times differ), and with the noise drawn from the seed (rank 0 draws what one process draws)
+    the weights agree to 1e-6: the rank shares cover the one-process batch and the noise is
+    added once (twice, or on the wrong scale, would move the weights by the noise's size)."""
     monkeypatch.setenv("GOVERNANCE_STORE", str(tmp_path / "store.sqlite"))
-    auto = _dp_spec(tmp_path, "auto.yaml", reproducible_noise=True)
-    ghost = _dp_spec(tmp_path, "ghost.yaml", reproducible_noise=True, grad_sample_mode="ghost")
-    assert main(["train", str(auto), "--out", str(tmp_path / "one"), "--no-progress"]) == 0
-    assert main(["train", str(ghost), "--out", str(tmp_path / "one_ghost"), "--no-progress"]) == 0
-    assert main(["train", str(auto), "--out", str(tmp_path / "two"), "--processes", "2"]) == 0
+    spec = _dp_spec(tmp_path, reproducible_noise=True)
+    assert main(["train", str(spec), "--out", str(tmp_path / "one"), "--no-progress"]) == 0
+    assert main(["train", str(spec), "--out", str(tmp_path / "two"), "--processes", "2"]) == 0
     assert "on 2 processes" in capfd.readouterr().err  # rank 0 speaks; the others are quiet
 
     one = json.loads((tmp_path / "one" / "training.json").read_text())
@@ -173,15 +174,13 @@ def test_two_processes_spend_the_one_process_ledger_and_reach_its_weights(
     assert (one["world_size"], two["world_size"]) == (1, 2)
     for key in SAME_RUN:
         assert two[key] == one[key], key
-    for key in SAME_PRIVACY:
+    for key in (*SAME_PRIVACY, "engine", "engine_proof", "grad_sample_mode"):
         assert two["privacy"][key] == one["privacy"][key], key
     assert abs(two["privacy"]["epsilon"] - one["privacy"]["epsilon"]) <= 1e-12
     assert [h["epsilon"] for h in two["history"]] == [h["epsilon"] for h in one["history"]]
-    # The fused path is one process's; across processes the proof routes to Opacus, and says why.
-    assert one["privacy"]["engine"] == "fused-mlp" and two["privacy"]["engine"] == "opacus-ghost"
-    assert "across processes" in json.dumps(two["privacy"]["engine_proof"]["refused"])
+    assert two["privacy"]["engine"] == "fused-mlp"  # the fused step runs across processes too
 
-    reference = _weights(tmp_path / "one_ghost")  # the same engine, the same noise draws
+    reference = _weights(tmp_path / "one")
     for name, tensor in _weights(tmp_path / "two").items():
         torch.testing.assert_close(tensor, reference[name], rtol=0, atol=1e-6)
     # Rank 0 alone wrote: the model folders and nothing else (no checkpoints, staging, locks).
@@ -189,7 +188,30 @@ def test_two_processes_spend_the_one_process_ledger_and_reach_its_weights(
     assert left == ["two"]
 
 
-# -- resume with 2 processes (the Trainer API under spawn) ---------------------------------
+# -- which engine runs across processes -----------------------------------------------------
+
+
+def _proofs(requested: str) -> Any:
+    from governance.train.clipping.proof import prove
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 2))
+    criterion = nn.CrossEntropyLoss()
+    batches = (torch.randn(6, 4), torch.randn(4, 4))
+    first = prove(model, criterion, batches, requested=requested)
+    return first, lambda: prove(model, criterion, batches, requested="auto", fast_allowed=False)
+
+
+def test_the_fast_path_routes_to_opacus_across_processes_and_says_why() -> None:
+    proof, without_fast = _proofs("auto")
+    assert proof.engine == "fast"  # one process: the single-pass path
+    routed = engine_across_processes(proof, "auto", without_fast)
+    assert routed.engine.startswith("opacus-") and routed.refused["fast"] == ERR_FAST
+    assert "max_physical_batch_size" not in json.dumps(routed.to_dict())  # only the true reason
+    with pytest.raises(ValueError, match="'fast' does not run across processes"):
+        engine_across_processes(*_proofs("fast")[:1], "fast", without_fast)
+    fused = type(proof)("fused-mlp", True, {})
+    assert engine_across_processes(fused, "auto", without_fast) is fused  # fused steps run as they are
 
 
 @pytest.mark.slow

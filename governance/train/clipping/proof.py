@@ -206,7 +206,6 @@ def prove(
     requested: str = "auto",
     fast_allowed: bool = True,
     gradient_check: Callable[[], str | None] | None = None,
-    fast_refused: str | None = None,
 ) -> EngineProof:
     """Choose the fastest engine proven for ``model``, or raise for an explicit mode that fails.
 
@@ -224,8 +223,6 @@ def prove(
         False where the fast paths cannot run at all (``max_physical_batch_size``).
     gradient_check
         Runs check (5) for the ``fast`` path: None when it passed, else the reason.
-    fast_refused
-        Why ``fast_allowed`` is False, when it is not ``max_physical_batch_size`` (e.g. DDP).
 
     Raises
     ------
@@ -259,7 +256,7 @@ def prove(
     }
     reasons: list[str] = []
     if not fast_allowed:
-        reasons.append(fast_refused or "max_physical_batch_size is set (the fast paths take whole batches)")
+        reasons.append("max_physical_batch_size is set (the fast paths take whole batches)")
     if once:
         reasons.append(f"module {once[0]!r} is called {seen.calls[once[0]]} times per forward pass")
     if not_first:
