@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train in N local processes (torch.distributed: gloo on CPU, NCCL on GPUs); the same "
         "privacy ledger as one process. Under torchrun, leave it out (WORLD_SIZE decides)",
     )
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, command_parser=p)  # the ranks of --processes get the same arguments
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from governance.train import distributed
 
     if distributed.needs_launch(args.processes):
+        from governance.train.api import require_trust
+
+        require_trust(spec, args.trust_code)
         return distributed.launch_command(spec, args, "train")
     distributed.check_torchrun_agrees(args.processes)
     with distributed.joined(distributed.resolved(args.device)) as world:

@@ -390,15 +390,12 @@ def resolved(device: str) -> str:
 
 
 def launch_command(spec: Any, args: Any, command: str) -> int:
-    """Check what can be checked here (the number of processes, the model kind, code trust),
-    then run ``command`` as ``args.processes`` local ranks (:func:`launch`)."""
-    from governance.cli import build_parser
-    from governance.train.api import require_trust
-
+    """Check what can be checked before any process starts (the number of processes, the model
+    kind), then run ``command`` as ``args.processes`` local ranks (:func:`launch`) with the same
+    arguments (``args.command_parser``: the subcommand's parser, set by the command)."""
     check_processes(int(args.processes), resolved(args.device))
     check_trainable_across_processes(spec)
-    require_trust(spec, bool(getattr(args, "trust_code", False)))
-    return launch(argv_for_ranks(build_parser(), args, command), int(args.processes))
+    return launch(argv_for_ranks(args.command_parser, args, command), int(args.processes))
 
 
 def free_port() -> int:
@@ -488,14 +485,12 @@ def _stop(p: subprocess.Popen[bytes]) -> None:
 
 
 def argv_for_ranks(
-    parser: Any, args: Any, command: str, *, drop: Sequence[str] = ("processes",)
+    cmd_parser: Any, args: Any, command: str, *, drop: Sequence[str] = ("processes", "command_parser")
 ) -> list[str]:
-    """The command line that reproduces ``args`` for ``command``, minus ``drop`` (argparse's own
-    description of the subcommand, so flags added later travel without a change here)."""
+    """The command line that reproduces ``args`` for ``command``, minus ``drop``, from argparse's
+    own description of the subcommand (``cmd_parser``), so flags added later travel unchanged."""
     import argparse
 
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    cmd_parser = sub.choices[command]
     out: list[str] = ["--debug"] if getattr(args, "debug", False) else []
     out.append(command)
     positionals: list[str] = []

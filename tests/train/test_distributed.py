@@ -97,7 +97,7 @@ def test_ranks_get_the_same_command_line_minus_processes() -> None:
     parser = build_parser()
     argv = ["--debug", "train", "s.yaml", "--out", "o", "--resume", "--device", "cpu", "--processes", "2"]
     args = parser.parse_args(argv)
-    again = parser.parse_args(argv_for_ranks(parser, args, "train"))
+    again = parser.parse_args(argv_for_ranks(args.command_parser, args, "train"))
     assert again.processes is None
     assert {k: v for k, v in vars(again).items() if k != "processes"} == {
         k: v for k, v in vars(args).items() if k != "processes"
