@@ -87,6 +87,19 @@ def test_backend_and_device_follow_the_device() -> None:
     assert device_for("cpu", world) == "cpu" and device_for("cuda", None) == "cuda"
 
 
+def test_processes_are_bounded_by_gpus_on_cuda_and_cores_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from governance.errors import InputError
+    from governance.train.distributed import check_processes
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_processes(2, "cuda")
+    with pytest.raises(InputError, match="one GPU per process"):
+        check_processes(3, "cuda")
+    check_processes(os.cpu_count() or 1, "cpu")
+    with pytest.raises(InputError, match="one process per CPU core"):
+        check_processes((os.cpu_count() or 1) + 1, "cpu")
+
+
 def test_world_comes_from_torchrun_variables() -> None:
     assert world_from_env({}) is None
     assert world_from_env({"WORLD_SIZE": "1", "RANK": "0"}) is None  # one process: no group
@@ -237,6 +250,16 @@ def test_two_processes_resume_after_a_crash_and_match_one_uninterrupted_process(
 
 
 # -- GPUs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+def test_more_processes_than_gpus_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _dp_spec(tmp_path)
+    too_many = str(torch.cuda.device_count() + 1)
+    argv = ["train", str(spec), "--out", str(tmp_path / "out"), "--processes", too_many, "--device", "cuda"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "one GPU per process" in err[0]
 
 
 @pytest.mark.gpu
