@@ -201,6 +201,45 @@ def test_two_processes_spend_the_one_process_ledger_and_reach_its_weights(
     assert left == ["two"]
 
 
+@pytest.mark.slow
+def test_two_processes_resume_an_interrupted_run_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--processes 2 --resume`` continues an interrupted run's checkpoint (rank 0 reads it, both
+    ranks continue) to the uninterrupted run's ledger and weights; the checkpoint is gone after.
+    The interrupted run was one process: the mechanism is the same, so the checkpoint is too."""
+    from governance.train.trainer import Trainer
+
+    monkeypatch.setenv("GOVERNANCE_STORE", str(tmp_path / "store.sqlite"))
+    spec = _dp_spec(tmp_path, reproducible_noise=True)
+    assert main(["train", str(spec), "--out", str(tmp_path / "one"), "--no-progress"]) == 0
+
+    save = Trainer._save_checkpoint
+
+    def save_then_stop(self: Trainer, *args: Any) -> None:
+        save(self, *args)
+        if args[-1]["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_save_checkpoint", save_then_stop)
+        assert main(["train", str(spec), "--out", str(tmp_path / "two"), "--no-progress"]) == 130
+    assert (tmp_path / ".two.checkpoint" / "state.json").is_file() and not (tmp_path / "two").exists()
+    argv = ["train", str(spec), "--out", str(tmp_path / "two"), "--processes", "2", "--resume"]
+    assert main(argv) == 0
+
+    one = json.loads((tmp_path / "one" / "training.json").read_text())
+    two = json.loads((tmp_path / "two" / "training.json").read_text())
+    assert two["resumed"] and two["attempts"] == 2 and two["world_size"] == 2
+    for key in SAME_PRIVACY:
+        assert two["privacy"][key] == one["privacy"][key], key
+    assert [h["epsilon"] for h in two["history"]] == [h["epsilon"] for h in one["history"]]
+    reference = _weights(tmp_path / "one")
+    for name, tensor in _weights(tmp_path / "two").items():
+        torch.testing.assert_close(tensor, reference[name], rtol=0, atol=1e-6)
+    assert not (tmp_path / ".two.checkpoint").exists()
+
+
 # -- which engine runs across processes -----------------------------------------------------
 
 
