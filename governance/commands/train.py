@@ -90,7 +90,6 @@ def summary_line(ledger: dict, model_dir: object) -> str:
     ]
     if (ledger.get("world_size") or 1) > 1:
         parts[0] += f" on {ledger['world_size']} processes"
-
     if ledger.get("eval_accuracy") is not None:
         parts.append(f"eval accuracy {ledger['eval_accuracy']:.3f}")
     privacy = ledger.get("privacy")

@@ -53,6 +53,7 @@ __all__ = [
     "World",
     "argv_for_ranks",
     "backend_for",
+    "broadcast_from_main",
     "check_processes",
     "check_same_data",
     "check_torchrun_agrees",
@@ -302,6 +303,17 @@ def coalesce_reduction(optimizer: Any) -> Any:
     if hasattr(optimizer, "reduce_gradients") and hasattr(optimizer, "world_size"):
         optimizer.reduce_gradients = types.MethodType(reduce_gradients, optimizer)
     return optimizer
+
+
+def broadcast_from_main(model: nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank (what DPDDP does for Opacus' engines): a
+    user factory may initialise from its own randomness, and the ranks must start equal."""
+    import torch
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(tensor.data, src=0)
 
 
 class SummedAcrossRanks:

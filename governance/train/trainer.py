@@ -763,8 +763,9 @@ class Trainer:
         # Across processes: rank 0 alone draws the noise; the step all-reduces the gradients.
         step_sigma = noise_multiplier if self.world is None or self.world.is_main else 0.0
         if self.world is not None:
-            from governance.train.distributed import SummedAcrossRanks
+            from governance.train.distributed import SummedAcrossRanks, broadcast_from_main
 
+            broadcast_from_main(model)
             fast_optimizer = SummedAcrossRanks(fast_optimizer)  # type: ignore[assignment]
         if proof.engine in (FUSED_MLP, FUSED_SEQUENTIAL):
             fused_step = FusedMLPStep if proof.engine == FUSED_MLP else FusedSequentialStep

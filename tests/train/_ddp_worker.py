@@ -29,8 +29,8 @@ def _data() -> tuple[np.ndarray, np.ndarray]:
     return x, (x @ rng.normal(size=6) > 0).astype("int64")
 
 
-def ddp_trainer(world: World | None, **kw: Any) -> Trainer:
-    torch.manual_seed(0)
+def ddp_trainer(world: World | None, mode: str = "hooks", init_seed: int = 0, **kw: Any) -> Trainer:
+    torch.manual_seed(init_seed)
     x, y = _data()
     return Trainer(
         model=nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2)),
@@ -41,7 +41,7 @@ def ddp_trainer(world: World | None, **kw: Any) -> Trainer:
             delta=1e-3,
             accountant="rdp",
             noise_multiplier=1.0,
-            grad_sample_mode="hooks",
+            grad_sample_mode=mode,
             reproducible_noise=True,
         ),
         epochs=3,
@@ -53,9 +53,10 @@ def ddp_trainer(world: World | None, **kw: Any) -> Trainer:
     )
 
 
-def rank_main(rank: int, size: int, port: int, out: str, resume: bool) -> None:
+def rank_main(rank: int, size: int, port: int, out: str, resume: bool, mode: str) -> None:
     """One rank: join the group from torchrun's variables, train, crash after epoch 1 unless
-    resuming; rank 0 saves what it trained."""
+    resuming; every rank saves the weights it ends with (``w<rank>.st``), rank 0 the ledger.
+    The ranks initialise their models differently: rank 0's weights must reach every rank."""
     import warnings
 
     os.environ.update(
@@ -75,14 +76,20 @@ def rank_main(rank: int, size: int, port: int, out: str, resume: bool) -> None:
     with joined("cpu") as world:
         assert world is not None and world.rank == rank
         trainer = ddp_trainer(
-            world, checkpoint_dir=Path(out) / "ckpt", resume=resume, callbacks=() if resume else (crash,)
+            world,
+            mode,
+            init_seed=rank,
+            checkpoint_dir=Path(out) / "ckpt",
+            resume=resume,
+            callbacks=() if resume else (crash,),
         )
         try:
             result = trainer.fit()
         except _Crash:
             return
-        if world.is_main:
-            from safetensors.torch import save_file
+        from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, Path(out) / "w.st")
+        state = {k: v.contiguous() for k, v in result.model.state_dict().items()}
+        save_file(state, Path(out) / f"w{rank}.st")
+        if world.is_main:
             (Path(out) / "ledger.json").write_text(json.dumps(result.ledger))

@@ -267,25 +267,32 @@ def test_the_fast_path_routes_to_opacus_across_processes_and_says_why() -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_resume_after_a_crash_and_match_one_uninterrupted_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["hooks", "auto"])  # Opacus' DistributedDPOptimizer; the fused step
+def test_two_processes_resume_after_a_crash_and_match_one_uninterrupted_process(
+    tmp_path: Path, mode: str
+) -> None:
     import torch.multiprocessing as mp
     from safetensors.torch import load_file
 
     with pytest.warns(UserWarning, match="reproducible_noise"):
-        reference = ddp_trainer(None).fit()
-    mp.start_processes(rank_main, args=(2, free_port(), str(tmp_path), False), nprocs=2, start_method="spawn")
+        reference = ddp_trainer(None, mode).fit()
+    args = (2, free_port(), str(tmp_path), False, mode)
+    mp.start_processes(rank_main, args=args, nprocs=2, start_method="spawn")
     state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
     assert state["epoch"] == 1 and not (tmp_path / "ledger.json").exists()
-    mp.start_processes(rank_main, args=(2, free_port(), str(tmp_path), True), nprocs=2, start_method="spawn")
+    args = (2, free_port(), str(tmp_path), True, mode)
+    mp.start_processes(rank_main, args=args, nprocs=2, start_method="spawn")
 
     ledger = json.loads((tmp_path / "ledger.json").read_text())
     assert ledger["resumed"] and ledger["attempts"] == 2 and ledger["world_size"] == 2
+    assert ledger["privacy"]["engine"] == reference.ledger["privacy"]["engine"]
     for key in SAME_PRIVACY:
         assert ledger["privacy"][key] == reference.ledger["privacy"][key], key
     assert [h["steps"] for h in ledger["history"]] == [h["steps"] for h in reference.ledger["history"]]
-    weights = load_file(tmp_path / "w.st")
+    weights, other = load_file(tmp_path / "w0.st"), load_file(tmp_path / "w1.st")
     for name, tensor in reference.model.state_dict().items():
         torch.testing.assert_close(weights[name], tensor, rtol=0, atol=1e-6)
+        assert torch.equal(other[name], weights[name])  # the ranks never drift apart
 
 
 # -- GPUs ------------------------------------------------------------------------------------
