@@ -268,8 +268,8 @@ def sum_gradients(params: Sequence[Any], world_size: int, *, mean: bool = False)
 
     One collective per step instead of one per parameter (Opacus' ``reduce_gradients``): every
     collective waits for the slowest rank, and on a busy machine each wait costs a scheduling
-    slice (the benchmark's 2-process samples/s went from 0.37 to 0.83 of one process's). The sum
-    is elementwise, so the result equals the per-parameter one. A missing gradient counts as 0.
+    slice (docs/PERFORMANCE.md). The sum is elementwise, so the result equals the per-parameter
+    one. A missing gradient counts as 0.
     """
     import torch
     import torch.distributed as dist
@@ -317,8 +317,8 @@ def broadcast_from_main(model: nn.Module) -> None:
 
 
 class SummedAcrossRanks:
-    """The fused and fast paths across processes: their optimizer (``FastOptimizer``), with the
-    gradients summed over the ranks before each step.
+    """The fused steps across processes: their optimizer (``FastOptimizer``), with the gradients
+    summed over the ranks before each step.
 
     Each rank's step leaves ``.grad = Σ clipped (its rows) / B + noise``, with ``B`` the global
     expected batch and the noise ``N(0, σC/B)`` drawn on rank 0 only (the other ranks' steps run
