@@ -39,7 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow the spec's model.factory (Python code) to run; never needed for built-in architectures",
     )
-    p.set_defaults(run=run)
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train in N local processes (torch.distributed: gloo on CPU, NCCL on GPUs); the same "
+        "privacy ledger as one process. Under torchrun, leave it out (WORLD_SIZE decides)",
+    )
+    p.set_defaults(run=run, command_parser=p)  # the ranks of --processes get the same arguments
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,16 +57,29 @@ def run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     check_audits(spec)  # an unknown audit or a bad option is bad input before training, too
-    outcome = train(
-        spec,
-        args.out,
-        force=args.force,
-        resume=args.resume,
-        device=args.device,
-        progress=not args.no_progress,
-        trust_code=args.trust_code,
-    )
-    print(summary_line(outcome.ledger, outcome.model_dir), file=sys.stderr)
+    # -- processes (issue 17): --processes N starts N ranks of this command; torchrun starts them
+    # itself; either way each rank joins the process group from the environment below.
+    from governance.train import distributed
+
+    if distributed.needs_launch(args.processes):
+        from governance.train.api import require_trust
+
+        require_trust(spec, args.trust_code)
+        return distributed.launch_command(spec, args, "train")
+    distributed.check_torchrun_agrees(args.processes)
+    with distributed.joined(distributed.resolved(args.device)) as world:
+        outcome = train(
+            spec,
+            args.out,
+            force=args.force,
+            resume=args.resume,
+            device=args.device,
+            progress=not args.no_progress,
+            trust_code=args.trust_code,
+            world=world,
+        )
+    if world is None or world.is_main:
+        print(summary_line(outcome.ledger, outcome.model_dir), file=sys.stderr)
     return 0
 
 
@@ -67,6 +88,8 @@ def summary_line(ledger: dict, model_dir: object) -> str:
     parts = [
         f"trained {ledger.get('epochs')} epoch(s), {ledger.get('steps')} steps in {ledger.get('seconds', 0):.1f}s"
     ]
+    if (ledger.get("world_size") or 1) > 1:
+        parts[0] += f" on {ledger['world_size']} processes"
     if ledger.get("eval_accuracy") is not None:
         parts.append(f"eval accuracy {ledger['eval_accuracy']:.3f}")
     privacy = ledger.get("privacy")

@@ -100,6 +100,7 @@ def train(
     trust_code: bool = False,
     lock: bool = True,
     sample_weights: SampleWeights | None = None,
+    world: Any = None,
 ) -> TrainOutcome:
     """Gate the data, train the spec's model (privately if it asks) and write the model folder.
 
@@ -132,6 +133,10 @@ def train(
     sample_weights
         One weight per train row (reweighing): see :class:`governance.train.trainer.Trainer`; its
         origin goes to the ledger and its ``outside`` items to ``privacy.scope.outside``.
+    world
+        A :class:`governance.train.distributed.World` when this process is one rank of a
+        multi-process training (``--processes N`` or ``torchrun``): every rank trains, rank 0
+        alone writes the model folder, checkpoints and budget row.
 
     Raises
     ------
@@ -140,8 +145,6 @@ def train(
         is read), a blocking data-quality finding without ``force``, a factory that does not
         return a module, weights that do not fit.
     """
-    from governance.models.artifacts import staged_dir
-
     out_dir = Path(out_dir)
     source = str(spec.source) if spec.source is not None else None
     if spec.model.predictions is not None:
@@ -149,11 +152,15 @@ def train(
     if spec.train is None:
         raise InputError(source, "train", ERR_NO_TRAIN_SECTION)
     factory = require_trust(spec, trust_code)
+    if world is not None:
+        from governance.train.distributed import check_trainable_across_processes
+
+        check_trainable_across_processes(spec)
     # The folder is checked and locked before any data is read; the model is written into a
     # staging folder that replaces out_dir whole at the end (nothing is left on failure).
     if sample_weights is not None and spec.model.architecture == "hf":
         raise InputError(source, "model.architecture", ERR_HF_WEIGHTS)
-    with staged_dir(out_dir, lock=lock) as staging:
+    with _staged(out_dir, lock, world) as staging:
         if spec.model.architecture == "hf":
             outcome = _train_text(
                 spec,
@@ -179,9 +186,22 @@ def train(
                 factory=factory,
                 store=store,
                 sample_weights=sample_weights,
+                world=world,
             )
-    shutil.rmtree(checkpoint_dir_for(out_dir), ignore_errors=True)
+    if world is None or world.is_main:
+        shutil.rmtree(checkpoint_dir_for(out_dir), ignore_errors=True)
     return outcome
+
+
+def _staged(out_dir: Path, lock: bool, world: Any) -> contextlib.AbstractContextManager[Any]:
+    """The staging folder (:func:`staged_dir`); across processes only rank 0's (None elsewhere)."""
+    from governance.models.artifacts import staged_dir
+
+    if world is None:
+        return staged_dir(out_dir, lock=lock)
+    from governance.train.distributed import staged_on_main
+
+    return staged_on_main(world, lambda: staged_dir(out_dir, lock=lock))
 
 
 def _train_text(
@@ -230,6 +250,7 @@ def _train_tabular(
     factory: str | None,
     store: str | PathLike[str] | None,
     sample_weights: SampleWeights | None = None,
+    world: Any = None,
 ) -> TrainOutcome:
     from governance.canary_options import canary_options
     from governance.data.loading import load_bundle
@@ -242,6 +263,10 @@ def _train_tabular(
     train_frame = trainable_rows(spec, bundle)
     privacy_spec = spec.train.privacy
     device = resolve_device(device)
+    if world is not None:
+        from governance.train.distributed import device_for
+
+        device = device_for(device, world)
     findings = gate(spec, bundle, force)
 
     schema = spec.data.public_schema
@@ -264,11 +289,22 @@ def _train_tabular(
             grad_sample_mode=privacy_spec.grad_sample_mode,
             reproducible_noise=privacy_spec.reproducible_noise,
         )
+    digest = data_digest(bundle)
+    if world is not None:
+        from governance.train.distributed import check_same_data
+
+        check_same_data(world, digest, source)
     checkpoints = checkpoint_dir_for(out_dir)
-    if not resume and checkpoints.exists():
+    main = world is None or world.is_main
+    if not resume and checkpoints.exists() and main:
         shutil.rmtree(checkpoints)
     # -- evidence (issue 14): refuse a run past the data's total budget; record it as it goes.
-    recorder = _begin_budget(spec, bundle, out_dir, resume=resume, store=store)
+    if world is None:
+        recorder = _begin_budget(spec, bundle, out_dir, resume=resume, store=store)
+    else:  # rank 0 records; its refusal ends every rank
+        from governance.train.distributed import on_main
+
+        recorder = on_main(world, lambda: _begin_budget(spec, bundle, out_dir, resume=resume, store=store))
     trainer = Trainer(
         model=model,
         train_data=(x_train, y_train),
@@ -288,8 +324,9 @@ def _train_tabular(
         canaries=canary_options(spec.audits) if privacy is not None else None,
         progress=progress,
         callbacks=(recorder.epoch,) if recorder is not None else (),
-        data_digest=data_digest(bundle),
+        data_digest=digest,
         sample_weights=None if sample_weights is None else sample_weights.values,
+        world=world,
     )
     try:
         with _budget_guard(recorder, out_dir):
@@ -322,6 +359,8 @@ def _train_tabular(
             **ledger["privacy"],
             "scope": with_items(ledger["privacy"]["scope"], "outside", outside),
         }
+    if staging is None:  # a rank other than 0 of a multi-process run writes nothing
+        return TrainOutcome(model_dir=out_dir, ledger=ledger)
     ledger = _write_model_dir(staging, result.model, config, preprocessor, ledger)
     return TrainOutcome(model_dir=out_dir, ledger=ledger)
 

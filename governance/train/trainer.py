@@ -192,6 +192,12 @@ class Trainer:
         One weight per training row (in-memory data only): a weighted loss without privacy; under
         DP divided by their maximum and applied after per-sample clipping, ``w_i·clip(g_i)``, on
         every engine (:mod:`governance.train.sample_weights`); the ε is the unweighted run's.
+    world
+        A :class:`governance.train.distributed.World` (an initialised process group) to train
+        across processes: each rank takes its share of the one-process Poisson batch and clips
+        it, the clipped sums are all-reduced and rank 0 alone adds the noise (the fused steps,
+        or Opacus' DistributedDPOptimizer), so ε, σ, q and the steps are those of one process;
+        only rank 0 writes checkpoints.
     """
 
     def __init__(
@@ -217,11 +223,14 @@ class Trainer:
         data_digest: str | None = None,
         sample_weights: Any = None,
         canaries: CanaryOptions | None = None,
+        world: Any = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if world is not None and privacy is None:
+            raise ValueError("training across processes (world) needs privacy settings: it runs DP-SGD")
         if optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
         self.model = model
@@ -243,6 +252,8 @@ class Trainer:
         self.num_threads = num_threads
         #: SHA-256 of the training rows (part of the --resume fingerprint and the ledger).
         self.data_digest = data_digest
+        #: A governance.train.distributed.World when training runs across processes (issue 17).
+        self.world = world
         self._result: TrainingResult | None = None
         self._frozen_for_run: list[Any] = []  # parameters of never-called modules, during fit
         #: Issue 18: a CanaryOptions makes this DP run carry gradient canaries (train/canaries.py).
@@ -467,6 +478,7 @@ class Trainer:
             "eval_accuracy": records[-1]["eval_accuracy"] if records else None,
             "resumed": checkpoint is not None,
             "attempts": attempts,
+            "world_size": 1 if self.world is None else self.world.size,
         }
         if self.privacy is not None:
             spent = [tuple(h) for h in engine.accountant.history]
@@ -603,6 +615,10 @@ class Trainer:
             generator=loader.batch_sampler.generator,  # type: ignore[union-attr]
             as_list=not tensor_rows,
         )
+        if self.world is not None:
+            from governance.train.distributed import RankShare
+
+            sampler = RankShare(sampler, self.world)  # type: ignore[assignment]
         collate: Any = _collate
         if not tensor_rows:
             # A Poisson batch can be empty: learn the batch structure as Opacus' DPDataLoader does.
@@ -670,7 +686,7 @@ class Trainer:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     wrapped = engine.make_private(
-                        module=model,
+                        module=model if self.world is None else _distributed(model),
                         optimizer=optimizer,
                         data_loader=loader,
                         criterion=criterion,
@@ -690,6 +706,10 @@ class Trainer:
             else:
                 dp_model, dp_opt, dp_loader = wrapped
                 dp_criterion = criterion
+            if self.world is not None:
+                from governance.train.distributed import coalesce_reduction
+
+                coalesce_reduction(dp_opt)
             if privacy.poisson_sampling:
                 # What make_private(poisson_sampling=True) would do: with Poisson batches a step
                 # must never accumulate gradients of two batches.
@@ -720,6 +740,9 @@ class Trainer:
             raise CanaryError(
                 "a canary run cannot resume: its canaries' secret does not survive a checkpoint"
             )
+        if self.world is not None:
+            # The canary rows would join every rank's clipped sum, not only rank 0's.
+            raise CanaryError("gradient canaries run in one process: drop --processes")
 
         assert self.privacy is not None
         canaries = GradientCanaries(self.canary_options, max_grad_norm=self.privacy.max_grad_norm)
@@ -748,7 +771,7 @@ class Trainer:
         second = batches[1].to(self.device)
         targets = _first_targets(self.train_set, int(first.shape[0])).to(self.device)
         check = fast_gradient_check(model, criterion, first, targets)
-        return prove(
+        proof = prove(
             model,
             criterion,
             (first, second),
@@ -757,6 +780,23 @@ class Trainer:
             gradient_check=check,
             unavailable=self._engines_unavailable(),
         )
+        if self.world is not None:
+            from governance.train.distributed import engine_across_processes
+
+            proof = engine_across_processes(
+                proof,
+                self.privacy.grad_sample_mode,
+                lambda: prove(
+                    model,
+                    criterion,
+                    (first, second),
+                    requested="auto",
+                    fast_allowed=False,
+                    gradient_check=check,
+                    unavailable=self._engines_unavailable(),
+                ),
+            )
+        return proof
 
     def _engines_unavailable(self) -> dict[str, str]:
         """Engines this run cannot use although the proof may admit them."""
@@ -821,12 +861,19 @@ class Trainer:
             optimizer, accountant, noise_multiplier=noise_multiplier, sample_rate=sample_rate
         )
         engine = SimpleNamespace(accountant=accountant)
+        # Across processes: rank 0 alone draws the noise; the step all-reduces the gradients.
+        step_sigma = noise_multiplier if self.world is None or self.world.is_main else 0.0
+        if self.world is not None:
+            from governance.train.distributed import SummedAcrossRanks, broadcast_from_main
+
+            broadcast_from_main(model)
+            fast_optimizer = SummedAcrossRanks(fast_optimizer)  # type: ignore[assignment]
         if proof.engine in (FUSED_MLP, FUSED_SEQUENTIAL):
             fused_step = FusedMLPStep if proof.engine == FUSED_MLP else FusedSequentialStep
             step = fused_step(
                 model,
                 optimizer,
-                noise_multiplier=noise_multiplier,
+                noise_multiplier=step_sigma,
                 max_grad_norm=self.privacy.max_grad_norm,
                 expected_batch_size=expected_batch_size,
                 generator=noise_gen,
@@ -836,7 +883,7 @@ class Trainer:
             model,
             optimizer,
             criterion,
-            noise_multiplier=noise_multiplier,
+            noise_multiplier=step_sigma,
             max_grad_norm=self.privacy.max_grad_norm,
             expected_batch_size=expected_batch_size,
             generator=noise_gen,
@@ -928,7 +975,13 @@ class Trainer:
             return None
         from governance.train.checkpoint import load_checkpoint
 
-        checkpoint = load_checkpoint(self.checkpoint_dir)
+        if self.world is not None:
+            from governance.train.distributed import checkpoint_on_main
+
+            directory = self.checkpoint_dir
+            checkpoint = checkpoint_on_main(self.world, lambda: load_checkpoint(directory))
+        else:
+            checkpoint = load_checkpoint(self.checkpoint_dir)
         if checkpoint is None:
             return None
         old = checkpoint.state.get("fingerprint", {})
@@ -950,7 +1003,7 @@ class Trainer:
         noise_gen: torch.Generator,
         state: dict[str, Any],
     ) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or (self.world is not None and not self.world.is_main):
             return
         import torch
 
@@ -1016,6 +1069,12 @@ def _digest(tensor: torch.Tensor) -> str:
     import hashlib
 
     return hashlib.sha256(tensor.detach().cpu().double().numpy().tobytes()).hexdigest()
+
+
+def _distributed(model: nn.Module) -> nn.Module:
+    from governance.train.distributed import wrap_module
+
+    return wrap_module(model)
 
 
 def _accounted_steps(engine: Any) -> int:
