@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from governance.canary_options import CanaryOptions
-from governance.train.canaries import CanaryError
+from governance.train.canaries import CANARY_ENGINES, CanaryError
 from governance.train.trainer import PrivacySettings, Trainer
 from tests.train import canary_harness as h
 
@@ -111,7 +111,7 @@ def test_ledger_reveals_the_bits_only_after_the_run_and_never_a_seed() -> None:
     assert 0 < a["batch_share"] < 1
 
 
-def test_engines_without_canary_support_and_bad_settings_are_refused() -> None:
+def test_a_cnn_with_canaries_takes_the_next_proven_engine_and_bad_settings_are_refused() -> None:
     x = torch.randn(64, 1, 8, 8)
     y = torch.randint(0, 2, (64,))
     cnn = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 40))
@@ -124,8 +124,21 @@ def test_engines_without_canary_support_and_bad_settings_are_refused() -> None:
         batch_size=64,
         canaries=CanaryOptions(count=100),
     )
-    with pytest.raises(CanaryError, match="fused-sequential"):
-        trainer.fit()
+    # The fused CNN step carries no canaries: the proof passes it over for the next proven engine.
+    privacy_ledger = trainer.fit().ledger["privacy"]
+    assert privacy_ledger["engine"] in CANARY_ENGINES
+    assert "canaries" in privacy_ledger["engine_proof"]["refused"]["fused"]
+    assert len(privacy_ledger["canaries"]["scores"]) == 100
+    fused_only = PrivacySettings(target_epsilon=2.0, delta=1e-5, max_grad_norm=1.0, grad_sample_mode="fused")
+    with pytest.raises(ValueError, match="canaries"):
+        Trainer(
+            model=nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 40)),
+            train_data=(x, y),
+            privacy=fused_only,
+            epochs=1,
+            batch_size=64,
+            canaries=CanaryOptions(count=100),
+        ).fit()
     with pytest.raises(ValueError, match="set privacy"):
         Trainer(model=h.mlp(), train_data=h.data(0), canaries=CanaryOptions(count=100))
     with pytest.raises(CanaryError, match="as many weights"):
