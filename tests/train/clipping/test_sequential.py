@@ -239,7 +239,16 @@ def test_padding_rows_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
         ((7, 7), 2),
         ((5, 8), (2, 4)),
     ],
-    ids=["8x8 to 2", "8x8 to 4x1", "6x9 to 6x3", "12x6 to 2x3", "9x9 to 3", "global", "7x7 to 2", "5x8 to 2x4"],
+    ids=[
+        "8x8 to 2",
+        "8x8 to 4x1",
+        "6x9 to 6x3",
+        "12x6 to 2x3",
+        "9x9 to 3",
+        "global",
+        "7x7 to 2",
+        "5x8 to 2x4",
+    ],
 )
 def test_pooling_is_adaptive_pooling(size: tuple[int, int], output_size: Any) -> None:
     """The fused step's pooling gives exactly PyTorch's adaptive pooling and its gradient, bit for
