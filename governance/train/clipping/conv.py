@@ -8,9 +8,9 @@ per position, ``L`` positions) and the output gradient viewed as ``g`` of shape
 ``Σ_l g_l``, the sequence case of a ``Linear`` with positions for tokens. The per-sample
 gradients are materialised, with the same multiplications as the layer's ordinary weight
 gradient (batched products per sample), and reused for the clipped sum (one matrix-vector
-product into the noise buffer): per kernel offset straight from a padded copy of the input for
-stride-1 layers with a few channels or more (:func:`shifted_products`), else from the unfolded
-input (:func:`patches`). Only where they would outgrow the unfolded input does the ghost norm
+product into the noise buffer): per kernel row from a row-unfolded copy of the input for layers
+with stride 1 down the columns and a few channels or more (:func:`row_products`), else from the
+unfolded input (:func:`patches`). Only where they would outgrow the unfolded input does the ghost norm
 (two L×L Gram matrices) take over, with the native convolution backward for the sum.
 A ``GroupNorm``'s per-sample gradients, ``Σ_spatial g ⊙ x̂`` and ``Σ_spatial g`` per channel
 (``x̂`` its normalised input), come from one call of PyTorch's own GroupNorm backward.
@@ -51,8 +51,8 @@ __all__ = [
     "materialise_is_cheaper",
     "patches",
     "poisson_capacity",
-    "shifted_products",
-    "shifts_apply",
+    "row_products",
+    "rows_apply",
 ]
 
 #: Spare room in a grown workspace: Poisson batches vary in size from step to step.
@@ -60,9 +60,9 @@ HEADROOM = 1.125
 #: Patch rows longer than ALIGN_FROM values are padded with zeros to a multiple of ALIGN: MKL's
 #: batched products are slower on unaligned rows (docs/PERFORMANCE.md); short rows only pay.
 ALIGN, ALIGN_FROM = 8, 32
-#: Fewest input channels for which :func:`shifted_products` replaces the unfolded input: each
-#: kernel offset's product then multiplies by an (L × C_in) matrix, inefficient for tiny C_in.
-SHIFT_MIN_CHANNELS = 4
+#: Fewest input channels for which :func:`row_products` replaces the unfolded input: it copies
+#: runs of ``k_w·C_in`` values, short for tiny C_in, where the channels-first patches copy longer ones.
+ROW_MIN_CHANNELS = 4
 
 
 def conv_padding(layer: nn.Conv2d) -> tuple[int, int] | None:
@@ -277,16 +277,16 @@ def group_norm_backward(
 
 class ConvGrads:
     """What :func:`conv_grads` keeps of one Conv2d for the clipped sum: the materialised
-    per-sample weight gradients, either ``per_offset`` from :func:`shifted_products` or
+    per-sample weight gradients, either ``per_row`` from :func:`row_products` or
     ``per_sample`` ``(n, C_out·width)`` from the unfolded input (per output channel the weight's
     ``features`` in (kernel row, kernel column, input channel) order, then the bias when
     ``with_bias``, then zeros); or on the ghost path the layer input and output gradient; and
     ``bias``, the per-sample bias gradients where they are not in ``per_sample``."""
 
-    __slots__ = ("bias", "features", "grad_out", "inputs", "per_offset", "per_sample", "width", "with_bias")
+    __slots__ = ("bias", "features", "grad_out", "inputs", "per_row", "per_sample", "width", "with_bias")
 
     def __init__(self) -> None:
-        self.per_offset: torch.Tensor | None = None
+        self.per_row: torch.Tensor | None = None
         self.per_sample: torch.Tensor | None = None
         self.features = self.width = 0
         self.with_bias = False
@@ -375,32 +375,26 @@ def _zero(buffer: torch.Tensor) -> None:
     buffer.zero_()
 
 
-def shifts_apply(layer: nn.Conv2d, x: torch.Tensor, g: torch.Tensor) -> bool:
-    """Whether :func:`shifted_products` suits the layer: stride 1, at least
-    :data:`SHIFT_MIN_CHANNELS` input channels, and at most half again as many padded columns as
-    output columns (the junk positions it multiplies by zero)."""
-    padding = conv_padding(layer)
-    assert padding is not None
-    w_row = shifted_row(x.shape[3], padding[1], g.shape[3])
-    return tuple(layer.stride) == (1, 1) and x.shape[1] >= SHIFT_MIN_CHANNELS and 2 * w_row <= 3 * g.shape[3]
+def rows_apply(layer: nn.Conv2d, x: torch.Tensor) -> bool:
+    """Whether :func:`row_products` suits the layer: stride 1 down the columns (any stride along
+    the rows) and at least :data:`ROW_MIN_CHANNELS` input channels."""
+    return int(layer.stride[0]) == 1 and x.shape[1] >= ROW_MIN_CHANNELS
 
 
-def shifted_products(
-    layer: nn.Conv2d, x: torch.Tensor, g: torch.Tensor, workspace: Workspace
-) -> torch.Tensor:
-    """The per-sample weight gradients of a stride-1 Conv2d, one kernel offset at a time:
-    ``(k_h·k_w, n, C_out·C_in)``.
+def row_products(layer: nn.Conv2d, x: torch.Tensor, g: torch.Tensor, workspace: Workspace) -> torch.Tensor:
+    """The per-sample weight gradients of a Conv2d with stride 1 down the columns, one kernel row
+    at a time: ``(k_h, n, C_out·k_w·C_in)``, per kernel row in (output channel, kernel column,
+    input channel) order.
 
-    For the kernel offset ``(i, j)`` the gradient is ``Σ_l g_l x_{l+(i,j)}ᵀ``, a product of the
-    output gradient with the input shifted by the offset. With the input copied zero-padded and
-    channels-last, and positions running along whole padded rows (``L = (H_out − 1)·W_row +
-    W_out``, the output gradient zero-padded to ``W_row`` columns so the junk positions between
-    rows count for nothing), every shifted input is an ``(L, C_in)`` matrix inside that one
-    buffer, rows ``C_in`` apart: the products read it in place. Neighbouring rows share their
-    padding (:func:`shifted_row`): 9 values a row instead of 10 for the built-in CNN, 9 % fewer
-    multiplications by junk. Against the unfolded input (the
-    input copied ``k_h·k_w`` times over, 2.4 MB for the built-in CNN's second layer at batch 64)
-    this measured about 15 % faster with cold caches, as in a training step, and holds 2 MB less.
+    The input is copied once, zero-padded and channels-last, into ``(H_pad, W_out, k_w·C_in)``:
+    for each padded input row and output column, the ``k_w·C_in`` values under one kernel row.
+    With stride 1 down the columns, the output positions' values under kernel row ``i`` are then
+    the ``H_out·W_out`` consecutive entries from padded row ``i·d_h`` on: an ``(L, k_w·C_in)``
+    matrix read in place, and kernel row ``i``'s gradient is one batched product with the
+    output gradient ``(C_out, L)``. Against the fully unfolded input (``k_h·k_w·C_in`` values
+    per position, a third more copying for 3×3 kernels) and against one product per kernel
+    offset (nine narrow ``C_in``-column products), these ``k_h`` products of ``k_w·C_in``
+    columns measured 15-20 % faster for the built-in CNN's second layer (docs/PERFORMANCE.md).
     """
     import torch
 
@@ -408,54 +402,36 @@ def shifted_products(
     assert padding is not None
     n, c, h, w = x.shape
     p, h_out, w_out = g.shape[1], g.shape[2], g.shape[3]
-    (kh, kw), (dh, dw), (ph, pw) = layer.kernel_size, layer.dilation, padding
-    h_pad, w_row = h + 2 * ph, shifted_row(w, pw, w_out)
-    # Rows of w_row values: pw zeros, the input row, zeros; the right padding a kernel reads past
-    # the end of a row is the next row's left padding, and `tail` zeros close the last row.
-    tail = w + 2 * pw - w_row
-    per_sample = (h_pad * w_row + tail) * c
-    positions = (h_out - 1) * w_row + w_out
+    (kh, kw), (dh, dw), (ph, pw), sw = layer.kernel_size, layer.dilation, padding, layer.stride[1]
+    h_pad, w_pad, run, positions = h + 2 * ph, w + 2 * pw, kw * c, h_out * w_out
 
     def build() -> tuple[Any, ...]:
-        padded = workspace.take("input", n, (per_sample,), x, init=_zero)
-        wide = workspace.take("grad", n, (p, h_out, w_row), g, init=_zero)
-        out = workspace.take("per_offset", n, (kh * kw * p * c,), g).view(kh * kw, n, p, c)
-        grid = padded[:, : h_pad * w_row * c].view(n, h_pad, w_row, c)
-        products = [
-            (
-                padded.as_strided(
-                    (n, positions, c),
-                    (per_sample, c, 1),
-                    padded.storage_offset() + (i * dh * w_row + j * dw) * c,
-                ),
-                out[i * kw + j],
-            )
-            for i in range(kh)
-            for j in range(kw)
-        ]
+        padded = workspace.take("input", n, (h_pad, w_pad, c), x, init=_zero)
+        row = w_pad * c
+        source = padded.as_strided(
+            (n, h_pad, w_out, kw, c), (h_pad * row, row, sw * c, dw * c, 1), padded.storage_offset()
+        )
+        unfolded = workspace.take("rows", n, (h_pad, w_out, kw, c), x)
+        flat = unfolded.view(n, h_pad * w_out, run)
+        out = workspace.take("per_row", n, (kh * p * run,), g).view(kh, n, p, run)
+        products = [(flat[:, i * dh * w_out : i * dh * w_out + positions], out[i]) for i in range(kh)]
         return (
-            grid[:, ph : ph + h, pw : pw + w].permute(0, 3, 1, 2),  # where x goes, NCHW order
-            wide[..., :w_out],  # where g goes
-            wide.view(n, p, h_out * w_row)[:, :, :positions],
+            padded[:, ph : ph + h, pw : pw + w].permute(0, 3, 1, 2),  # where x goes, NCHW order
+            unfolded,
+            source,
             products,
-            out.view(kh * kw, n, p * c),
+            out.view(kh, n, p * run),
         )
 
-    interior, g_dest, g_wide, products, result = workspace.views(
-        ("shifted", n, c, h, w, p, h_out, w_out), build
+    interior, unfolded, source, products, result = workspace.views(
+        ("rows", n, c, h, w, p, h_out, w_out), build
     )
     interior.copy_(x)
-    g_dest.copy_(g)
-    for shifted, out_k in products:
-        torch.bmm(g_wide, shifted, out=out_k)
+    unfolded.copy_(source)
+    g3 = g.reshape(n, p, positions)
+    for under_row, out_i in products:
+        torch.bmm(g3, under_row, out=out_i)
     return result
-
-
-def shifted_row(w: int, pw: int, w_out: int) -> int:
-    """Values per row in :func:`shifted_products`' input buffer: the input row and one side's
-    padding, the two paddings between neighbouring rows being shared (zeros either way); never
-    fewer than the output row."""
-    return max(w + pw, w_out)
 
 
 def conv_grads(
@@ -470,8 +446,8 @@ def conv_grads(
     gradient ``g``, and what :func:`add_conv_clipped` needs (valid until the next call with the
     same ``workspace``).
 
-    Stride-1 layers with :data:`SHIFT_MIN_CHANNELS` input channels or more take
-    :func:`shifted_products`, the rest :func:`patches`. There the bias rides along as one more
+    Layers with stride 1 down the columns and :data:`ROW_MIN_CHANNELS` input channels or more
+    take :func:`row_products`, the rest :func:`patches`. There the bias rides along as one more
     input feature, a constant 1 in every patch: the per-sample product then yields its gradient
     ``Σ_l g_l`` too, and the ghost norm's Gram matrix of the patches its ``+1``.
     ``materialise``: None chooses by :func:`materialise_is_cheaper`; True/False force a path.
@@ -492,9 +468,9 @@ def conv_grads(
     state.features = layer.weight.numel() // layer.weight.shape[0]  # no tensor op, unlike weight[0]
     if materialise is None:
         materialise = materialise_is_cheaper(positions, state.features, p)
-    if materialise and shifts_apply(layer, x, g):
-        state.per_offset = shifted_products(layer, x, g, space)
-        norms_sq = torch.linalg.vector_norm(state.per_offset, dim=2).square_().sum(dim=0)
+    if materialise and rows_apply(layer, x):
+        state.per_row = row_products(layer, x, g, space)
+        norms_sq = torch.linalg.vector_norm(state.per_row, dim=2).square_().sum(dim=0)
         if with_bias:
             state.bias = g3.sum(dim=2)
             norms_sq.add_(torch.linalg.vecdot(state.bias, state.bias))
@@ -529,12 +505,12 @@ def add_conv_clipped(layer: nn.Conv2d, state: ConvGrads, coef: torch.Tensor, noi
 
     weight = noisy.get(id(layer.weight))
     bias = noisy.get(id(layer.bias)) if layer.bias is not None else None
-    if state.per_offset is not None:
+    if state.per_row is not None:
         if weight is not None:
-            by_offset = weight.permute(2, 3, 0, 1)  # (k_h, k_w, C_out, C_in): the products' order
-            offsets, n = state.per_offset.shape[0], state.per_offset.shape[1]
-            summed = torch.bmm(coef.view(1, 1, n).expand(offsets, 1, n), state.per_offset)
-            by_offset.add_(summed.view(by_offset.shape))
+            by_row = weight.permute(2, 0, 3, 1)  # (k_h, C_out, k_w, C_in): the products' order
+            rows, n = state.per_row.shape[0], state.per_row.shape[1]
+            summed = torch.bmm(coef.view(1, 1, n).expand(rows, 1, n), state.per_row)
+            by_row.add_(summed.view(by_row.shape))
     elif state.per_sample is not None:
         summed = (state.per_sample.t() @ coef).view(-1, state.width)
         if weight is not None:

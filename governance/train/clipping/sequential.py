@@ -209,21 +209,52 @@ class _ReLUOp(_Op):
 
 
 class _AdaptiveAvgPool2dOp(_Op):
+    """Where the output size divides the input's, adaptive pooling is average pooling over
+    non-overlapping windows, and PyTorch's ``avg_pool2d`` kernels run in about 60 % of the
+    adaptive kernels' time (docs/PERFORMANCE.md). Both sum a window in the same order; the
+    adaptive kernels divide by its height and then its width, ``avg_pool2d`` once by its area,
+    which rounds identically when one side is a power of two: only then is it used, so values
+    and gradients are bit-identical to ``nn.AdaptiveAvgPool2d``'s (``test_pooling_is_adaptive_pooling``).
+    A 1×1 output (PyTorch computes it as a mean) and other sizes keep the adaptive kernels."""
+
     def __init__(self, layer: nn.AdaptiveAvgPool2d) -> None:
         self.output_size = layer.output_size
         self.x: torch.Tensor | None = None
+        self.window: tuple[int, int] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
 
         self.x = x
+        self.window = _pool_window(x.shape[-2:], self.output_size)
+        if self.window is not None:
+            return F.avg_pool2d(x, self.window, self.window)
         return F.adaptive_avg_pool2d(x, self.output_size)
 
     def backward(self, g: torch.Tensor, norms_sq: torch.Tensor, input_grad: bool) -> torch.Tensor | None:
         import torch
 
         x, self.x = self.x, None
+        if self.window is not None:
+            window = list(self.window)
+            return torch.ops.aten.avg_pool2d_backward(g, x, window, window, [0, 0], False, True, None)
         return torch.ops.aten._adaptive_avg_pool2d_backward(g, x)
+
+
+def _pool_window(size: Any, output_size: Any) -> tuple[int, int] | None:
+    """The ``avg_pool2d`` window bit-identical to adaptive pooling from ``size`` to ``output_size``
+    (``None`` entries keep that side), or None (see :class:`_AdaptiveAvgPool2dOp`)."""
+    out = output_size if isinstance(output_size, tuple | list) else (output_size, output_size)
+    window, shape = [], []
+    for have, want in zip(size, out):
+        want = int(have) if want is None else int(want)
+        if want < 1 or have % want:
+            return None
+        window.append(int(have) // want)
+        shape.append(want)
+    if shape == [1, 1] or not any(side & (side - 1) == 0 for side in window):
+        return None
+    return (window[0], window[1])
 
 
 class _FlattenOp(_Op):

@@ -16,8 +16,8 @@ from governance.train.clipping.conv import (
     conv_grads,
     group_norm_input,
     materialise_is_cheaper,
-    shifted_products,
-    shifts_apply,
+    row_products,
+    rows_apply,
 )
 from governance.train.clipping.linear import FastLinearClipping
 from governance.train.dp import PrivacySettings, supports_fast_clipping
@@ -84,6 +84,9 @@ PER_SAMPLE_CONVS = {
     "dilation 1x2, 2x3 kernel": ({"kernel_size": (2, 3), "dilation": (1, 2), "padding": (1, 2)}, 12),
     "3x5 same, no bias": ({"kernel_size": (3, 5), "padding": "same", "bias": False}, 12),
     "stride 2": ({"kernel_size": 3, "stride": 2, "padding": 1}, 12),
+    # Per kernel row: any stride along the rows, stride 1 down the columns.
+    "strides 1x2, dilation 2x1": ({"kernel_size": 3, "stride": (1, 2), "dilation": (2, 1), "padding": 2}, 12),
+    "strides 2x1": ({"kernel_size": 3, "stride": (2, 1), "padding": 1}, 12),
     "one channel": ({"kernel_size": 3, "padding": 1}, 1),
     # More padding than the kernel reaches: output rows longer than input row + one padding.
     "over-padded": ({"kernel_size": 3, "padding": (2, 3)}, 12),
@@ -92,7 +95,7 @@ PER_SAMPLE_CONVS = {
 
 @pytest.mark.parametrize(("conv", "channels"), list(PER_SAMPLE_CONVS.values()), ids=list(PER_SAMPLE_CONVS))
 def test_per_sample_conv_gradients_both_layouts(conv: dict[str, Any], channels: int) -> None:
-    """Per kernel offset (stride 1, enough channels) or from the unfolded input: the per-sample
+    """Per kernel row (stride 1, enough channels) or from the unfolded input: the per-sample
     weight gradients and squared norms equal each sample's own backward pass."""
     torch.manual_seed(0)
     layer = nn.Conv2d(channels, 5, **conv)
@@ -106,23 +109,25 @@ def test_per_sample_conv_gradients_both_layouts(conv: dict[str, Any], channels: 
     norms_sq = torch.stack(expected).pow(2).sum(dim=1)
     got, _ = conv_grads(layer, x, g, Workspace())
     torch.testing.assert_close(got, norms_sq, rtol=1e-5, atol=1e-6)
-    assert shifts_apply(layer, x, g) == (conv.get("stride", 1) == 1 and channels > 1)
-    if shifts_apply(layer, x, g):
-        per_offset = shifted_products(layer, x, g, Workspace())  # (offsets, n, C_out·C_in)
-        weights = per_offset.view(*layer.kernel_size, 6, 5, channels).permute(2, 3, 4, 0, 1)
+    stride = conv.get("stride", 1)
+    assert rows_apply(layer, x) == ((stride if isinstance(stride, int) else stride[0]) == 1 and channels > 1)
+    if rows_apply(layer, x):
+        per_row = row_products(layer, x, g, Workspace())  # (k_h, n, C_out·k_w·C_in)
+        kh, kw = layer.kernel_size
+        weights = per_row.view(kh, 6, 5, kw, channels).permute(1, 2, 4, 0, 3)
         for i in range(len(x)):
             torch.testing.assert_close(weights[i].flatten(), expected[i][: layer.weight.numel()])
 
 
 @pytest.mark.parametrize(
     ("path", "channels"),
-    [("per_offset", 4), ("per_sample", 2), ("ghost", 2)],
-    ids=["shifted", "unfolded", "ghost"],
+    [("per_row", 4), ("per_sample", 2), ("ghost", 2)],
+    ids=["rows", "unfolded", "ghost"],
 )
 def test_every_norm_path_matches_the_reference_across_batch_sizes(
     path: str, channels: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Per-offset products, the unfolded input and the ghost norm give the same clipped sums,
+    """Per-kernel-row products, the unfolded input and the ghost norm give the same clipped sums,
     also when the batch size changes from step to step (the reused buffers shrink, grow and go
     empty)."""
     shape = (channels, 7, 7)
@@ -143,7 +148,7 @@ def test_every_norm_path_matches_the_reference_across_batch_sizes(
 
     def forced(layer: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, *rest: Any) -> Any:
         norms, state = conv_grads(layer, a, g, *rest, materialise=path != "ghost")
-        chosen.update(k for k in ("per_offset", "per_sample", "grad_out") if getattr(state, k) is not None)
+        chosen.update(k for k in ("per_row", "per_sample", "grad_out") if getattr(state, k) is not None)
         return norms, state
 
     monkeypatch.setattr("governance.train.clipping.conv.conv_grads", forced)
@@ -163,7 +168,7 @@ def test_every_norm_path_matches_the_reference_across_batch_sizes(
     assert not conv._forward_hooks
 
 
-@pytest.mark.parametrize("channels", [2, 4], ids=["unfolded", "shifted"])
+@pytest.mark.parametrize("channels", [2, 4], ids=["unfolded", "rows"])
 @pytest.mark.parametrize("frozen", ["1.weight", "1.bias", "2.weight", "2.bias"])
 def test_frozen_parameters_are_left_out_of_the_norms(frozen: str, channels: int) -> None:
     """A frozen parameter has no gradient to clip: the per-sample norms cover the rest only."""

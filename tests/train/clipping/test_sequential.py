@@ -225,3 +225,44 @@ def test_padding_rows_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
         assert loss_value == pytest.approx(results[0][0], rel=1e-6)
         for a, b in zip(grads, results[0][1]):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("size", "output_size"),
+    [
+        ((8, 8), 2),
+        ((8, 8), (4, 1)),
+        ((6, 9), (None, 3)),
+        ((12, 6), (2, 3)),
+        ((9, 9), 3),
+        ((8, 8), 1),
+        ((7, 7), 2),
+        ((5, 8), (2, 4)),
+    ],
+    ids=[
+        "8x8 to 2",
+        "8x8 to 4x1",
+        "6x9 to 6x3",
+        "12x6 to 2x3",
+        "9x9 to 3",
+        "global",
+        "7x7 to 2",
+        "5x8 to 2x4",
+    ],
+)
+def test_pooling_is_adaptive_pooling(size: tuple[int, int], output_size: Any) -> None:
+    """The fused step's pooling gives exactly PyTorch's adaptive pooling and its gradient, bit for
+    bit (average pooling where that rounds identically, the adaptive kernels elsewhere)."""
+    from governance.train.clipping.sequential import OPS, _ops
+
+    _ops()
+    layer = nn.AdaptiveAvgPool2d(output_size)
+    op = OPS[nn.AdaptiveAvgPool2d](layer)
+    torch.manual_seed(0)
+    x = (torch.randn(5, 3, *size) * 3 + 1).requires_grad_()
+    expected = layer(x)
+    got = op.forward(x.detach())
+    assert torch.equal(got, expected)
+    g = torch.randn_like(expected)
+    (expected_grad,) = torch.autograd.grad(expected, x, g)
+    assert torch.equal(op.backward(g, torch.zeros(5), True), expected_grad)
