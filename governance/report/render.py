@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance._io import atomic_write_bytes
 from governance.policy.outcome import CheckReport
-from governance.report.formats import ReportJob, format_names, get_format
+from governance.report.formats import Format, ReportJob, format_names, get_format
 from governance.results import Results
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def write_reports(
     chosen = [get_format(f) for f in formats]
     job = ReportJob(results=results, check_report=check_report, template_dir=template_dir)
     with collector_paused():
-        rendered = {f.name: f.render(job) for f in chosen}
+        rendered = _render_all(job, chosen)
     out = Path(out_dir)
     written: dict[str, Path] = {}
     for f in chosen:
@@ -104,6 +104,29 @@ def write_reports(
         atomic_write_bytes(path, rendered[f.name])
         written[f.name] = path
     return written
+
+
+def _render_all(job: ReportJob, chosen: Sequence[Format]) -> dict[str, bytes]:
+    """Every chosen format's bytes; the PDF laid out by a second process where there is a second CPU.
+
+    That child (:mod:`governance.report.pdf_process`) starts WeasyPrint while this process
+    draws the charts, then gets them; its PDF is the one this process would render, or this
+    process renders it.
+    """
+    names = [f.name for f in chosen]
+    beside = None
+    if "pdf" in names:
+        from governance.report.pdf_process import PdfProcess
+
+        beside = PdfProcess.start(job)
+    if beside is None:
+        return {f.name: f.render(job) for f in chosen}
+    with beside:
+        beside.send_charts(job)
+        rendered = {f.name: f.render(job) for f in chosen if f.name != "pdf"}
+        pdf = beside.pdf()
+    rendered["pdf"] = pdf if pdf is not None else get_format("pdf").render(job)
+    return {name: rendered[name] for name in names}
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from governance.results import Results
 
 weasyprint = pytest.importorskip("weasyprint")
 
-from governance.report.formats.pdf import CHART_SCHEME, chart_fetcher, charts_as_images  # noqa: E402
+from governance.report.formats.pdf import CHART_SCHEME, chart_fetcher, chart_images, pdf_context, pdf_html  # noqa: E402
 
 
 def _body(response: Any) -> bytes:
@@ -33,14 +33,15 @@ def _body(response: Any) -> bytes:
 
 
 def test_every_drawn_chart_becomes_an_image_of_its_own_svg(hostile_results: Results) -> None:
-    ctx = build_context(hostile_results, draw_charts=True, pdf=True)
+    ctx = build_context(hostile_results, draw_charts=True)
     drawn = [c for c in ctx.charts if c.svg is not None]
     assert drawn, "the fixture draws charts"
-    as_images, images = charts_as_images(ctx)
+    as_images, images = pdf_context(ctx), chart_images(ctx)
+    assert as_images.pdf and not ctx.pdf
     assert set(images) == {CHART_SCHEME + c.id for c in drawn}
     for before, after in zip(ctx.charts, as_images.charts, strict=True):
         if before.svg is None:
-            assert after == before
+            assert after == before and before.note
             continue
         assert images[CHART_SCHEME + before.id] == before.svg.encode("utf-8")
         width = re.search(r'viewBox="0 0 (\d+) \d+"', before.svg)
@@ -56,8 +57,15 @@ def test_every_drawn_chart_becomes_an_image_of_its_own_svg(hostile_results: Resu
     assert all(c.svg is None or c.svg.startswith("<svg") for c in ctx.charts)
 
 
+def test_pdf_html_names_the_same_images_before_the_charts_are_drawn(results: Results) -> None:
+    """What lets a second process lay the PDF out while this one draws (pdf_process)."""
+    job = ReportJob(results=results)
+    assert pdf_html(job, draw_charts=False) == pdf_html(job, draw_charts=True)
+    assert "chart:" in pdf_html(job, draw_charts=True)
+
+
 def test_the_fetcher_serves_the_charts_and_refuses_every_other_url() -> None:
-    fetch = chart_fetcher({"chart:a": b"<svg xmlns='http://www.w3.org/2000/svg'/>"})
+    fetch = chart_fetcher({"chart:a": b"<svg xmlns='http://www.w3.org/2000/svg'/>"}.get)
     assert _body(fetch("chart:a")) == b"<svg xmlns='http://www.w3.org/2000/svg'/>"
     for url in ("chart:b", "file:///etc/hostname", "http://127.0.0.1:9/x.svg", "data:image/svg+xml,<svg/>"):
         with pytest.raises(ValueError, match="fetches nothing"):
@@ -84,7 +92,7 @@ def test_pdf_draws_every_chart_and_fetches_nothing_else(
     ctx = build_context(results, draw_charts=True)
     # Every chart's words are in the PDF: the axis labels of the confusion matrix, for one.
     assert "predicted class" in text and "true class" in text
-    assert len(charts_as_images(ctx)[1]) == sum(c.svg is not None for c in ctx.charts) > 5
+    assert len(chart_images(ctx)) == sum(c.svg is not None for c in ctx.charts) > 5
 
 
 def test_reports_render_with_the_collector_paused_and_restore_it(

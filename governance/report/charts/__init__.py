@@ -157,11 +157,20 @@ def _build_one(
                         caption=spec.caption,
                         alt=spec.alt,
                         note=f"Could not be drawn ({exc.__class__.__name__}: {exc}).",
+                        width=spec.size[0],
                     )
                 )
                 continue
         charts.append(
-            Chart(id=chart_id, audit=audit, title=spec.title, caption=spec.caption, alt=spec.alt, svg=svg)
+            Chart(
+                id=chart_id,
+                audit=audit,
+                title=spec.title,
+                caption=spec.caption,
+                alt=spec.alt,
+                svg=svg,
+                width=spec.size[0],
+            )
         )
     return charts
 
