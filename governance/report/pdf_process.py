@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from governance.report._fork import fork, ignore_interrupts, stop
 from governance.report.formats.pdf import CHART_SCHEME, chart_images, html_to_pdf, pdf_html
 
 if TYPE_CHECKING:
@@ -56,32 +55,9 @@ class PdfProcess:
 
     @classmethod
     def start(cls, job: ReportJob) -> PdfProcess | None:
-        """Fork the child for ``job``; None where it cannot help (one CPU, no ``fork``) or cannot start."""
-        if sys.platform == "win32" or _cpus() < 2:
-            return None
-        import multiprocessing
-        import warnings
-
-        if multiprocessing.current_process().daemon:
-            return None  # a report worker (ReportWorker): multiprocessing lets it have no children
-        try:
-            ctx = multiprocessing.get_context("fork")
-        except ValueError:  # pragma: no cover - platforms without fork
-            return None
-        parent, child = ctx.Pipe(duplex=True)
-        process = ctx.Process(target=_lay_out, args=(child, job), name="governance-pdf", daemon=True)
-        try:
-            with warnings.catch_warnings():
-                # Python 3.12+ warns about fork in a process with threads; the child renders a
-                # template and runs WeasyPrint, it never touches the parent's thread pools.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                process.start()
-        except OSError:
-            parent.close()
-            child.close()
-            return None
-        child.close()
-        return cls(process, parent)
+        """Fork the child for ``job``; None where it cannot help or cannot start (see :mod:`._fork`)."""
+        started = fork(_lay_out, job, name="governance-pdf")
+        return None if started is None else cls(*started)
 
     def send_charts(self, job: ReportJob) -> None:
         """Draw the charts (here, if not yet drawn) and hand them to the child, if its page is ours.
@@ -118,10 +94,7 @@ class PdfProcess:
         self._conn.close()
         if self._sender is not None:
             self._sender.join(timeout=5)
-        process.join(timeout=5)
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=5)
+        stop(process, self._conn)
 
     def __enter__(self) -> PdfProcess:
         return self
@@ -147,10 +120,7 @@ class PdfProcess:
 
 def _lay_out(conn: Connection, job: ReportJob) -> None:
     """The child: the PDF's HTML from the text-only context, then WeasyPrint, charts on demand."""
-    import signal
-
-    # Ctrl-C goes to the whole process group; the parent decides what happens to the child.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_interrupts()
     try:
         html = pdf_html(job, draw_charts=False)
         conn.send(("html", _digest(html)))
@@ -184,10 +154,3 @@ class _ChartsFromParent:
 
 def _digest(html: str) -> str:
     return hashlib.sha256(html.encode("utf-8")).hexdigest()
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1

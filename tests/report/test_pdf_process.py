@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from governance.report import pdf_process
+from governance.report._fork import cpus
 from governance.report.formats import ReportJob, get_format
 from governance.report.render import _render_all
 from governance.results import Results
@@ -23,7 +24,7 @@ FORMATS = ("html", "markdown", "json", "pdf")
 @pytest.fixture
 def child_pdfs(monkeypatch: pytest.MonkeyPatch) -> list[bytes | None]:
     """What each PdfProcess.pdf() returned (None: the parent rendered the PDF itself)."""
-    if pdf_process._cpus() < 2:
+    if cpus() < 2:
         pytest.skip("one CPU: the PDF is laid out in this process")
     seen: list[bytes | None] = []
     original = pdf_process.PdfProcess.pdf
