@@ -185,7 +185,10 @@ def draw_all(planned: Sequence[tuple[Chart, ChartSpec]]) -> dict[str, Chart]:
     """
     from governance.report.charts._helper import DrawingHelper
 
-    helper = DrawingHelper.start(planned[1::2]) if len(planned) >= _SPLIT_FROM else None
+    helper = None
+    if len(planned) >= _SPLIT_FROM:
+        warm_up()  # matplotlib and every builder, imported before the fork: the helper inherits them
+        helper = DrawingHelper.start(planned[1::2], _draw)
     mine = planned[0::2] if helper is not None else planned
     drawn = {chart.id: _drawn(chart, spec) for chart, spec in mine}
     if helper is not None:

@@ -9,7 +9,7 @@ draws it again to show the real error.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from governance.report._fork import fork, ignore_interrupts, stop
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from governance.report.charts.base import Chart, ChartSpec
 
 __all__ = ["TIMEOUT_S", "DrawingHelper"]
+
+Draw = Callable[["ChartSpec", str], str]
 
 #: Seconds to wait for the helper's charts before drawing them here.
 TIMEOUT_S = 900.0
@@ -34,12 +36,10 @@ class DrawingHelper:
         self._conn = conn
 
     @classmethod
-    def start(cls, planned: Sequence[tuple[Chart, ChartSpec]]) -> DrawingHelper | None:
-        """Fork a helper drawing ``planned``; None where it cannot help or cannot start."""
-        from governance.report.charts import warm_up
-
-        warm_up()  # matplotlib and every builder, imported once, before the fork
-        started = fork(_draw_these, list(planned), name="governance-charts")
+    def start(cls, planned: Sequence[tuple[Chart, ChartSpec]], draw: Draw) -> DrawingHelper | None:
+        """Fork a helper drawing ``planned`` with ``draw(spec, chart_id) -> svg``; None where it
+        cannot help or cannot start. Import matplotlib first, so that the helper inherits it."""
+        started = fork(_draw_these, list(planned), draw, name="governance-charts")
         return None if started is None else cls(*started)
 
     def collect(self) -> dict[str, str]:
@@ -57,13 +57,11 @@ class DrawingHelper:
         return {str(k): v for k, v in got.items() if isinstance(v, str)}
 
 
-def _draw_these(conn: Connection, planned: list[tuple[Chart, ChartSpec]]) -> None:
-    from governance.report.charts import _draw
-
+def _draw_these(conn: Connection, planned: list[tuple[Chart, ChartSpec]], draw: Draw) -> None:
     ignore_interrupts()
     svgs: dict[str, str] = {}
     for chart, spec in planned:
         with contextlib.suppress(Exception):  # drawn again by the parent, which shows the error
-            svgs[chart.id] = _draw(spec, chart.id)
+            svgs[chart.id] = draw(spec, chart.id)
     with contextlib.suppress(OSError, ValueError):
         conn.send(svgs)
