@@ -8,10 +8,9 @@ this process draws the charts (matplotlib) and renders the other formats; the ch
 fetcher waits for the charts when WeasyPrint first asks for one.
 
 The child's PDF is used only when it is the PDF this process would have made: the parent
-compares the child's HTML with its own (a SHA-256 of each) before it hands the charts over. A
-chart that failed to draw (its figure then says so instead), a child that died, timed out or
-raised: the parent renders the PDF itself, so the bytes and the errors a caller sees are those
-of the one-process path.
+compares the child's HTML with its own (a SHA-256 of each). A chart that failed to draw (its
+figure then says so instead), a child that died, timed out or raised: the parent renders the
+PDF itself, so the bytes and the errors a caller sees are those of the one-process path.
 """
 
 from __future__ import annotations
@@ -60,25 +59,26 @@ class PdfProcess:
         return None if started is None else cls(*started)
 
     def send_charts(self, job: ReportJob) -> None:
-        """Draw the charts (here, if not yet drawn) and hand them to the child, if its page is ours.
+        """Draw the charts (here, if not yet drawn), hand them to the child, and check its page is ours.
 
         The charts go from a thread: the child reads them only when WeasyPrint first asks for
-        one, and meanwhile this process renders the other formats.
+        one, and meanwhile this process renders the other formats. They go before the check,
+        which costs a template rendering; a child whose page differs is stopped by :meth:`pdf`.
         """
-        digest = _digest(pdf_html(job, draw_charts=True))
-        images: dict[str, bytes] | None = chart_images(job.context(draw_charts=True))
-        reply = self._receive()
-        if reply != ("html", digest):
-            self._usable = False
-            images = None  # the child stops; pdf() returns None and the caller renders the PDF
+        images = chart_images(job.context(draw_charts=True))
         self._sender = threading.Thread(
             target=self._send, args=(images,), name="governance-pdf-charts", daemon=True
         )
         self._sender.start()
+        digest = _digest(pdf_html(job, draw_charts=True))
+        if self._receive() != ("html", digest):
+            self._usable = False
 
     def pdf(self) -> bytes | None:
         """The child's PDF, or None: the caller then renders it (and sees the real error, if any)."""
         reply = self._receive() if self._usable else None
+        if not self._usable and self._process is not None:
+            self._process.terminate()  # its page is not ours: no use waiting for it
         self.close()
         if self._usable and isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "pdf":
             pdf = reply[1]
