@@ -23,7 +23,7 @@ from governance.report.escape import md_text
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["breakable", "environment", "md_code", "md_escape", "package_templates"]
+__all__ = ["ZWSP", "breakable", "environment", "md_code", "md_escape", "package_templates"]
 
 
 def package_templates() -> Any:
@@ -69,33 +69,37 @@ def md_code(value: Any) -> Markup:
 
 
 _BREAK_AFTER = re.compile(r"([._*\[\]/])")
+#: Zero-width space: a line-break opportunity that draws nothing.
+ZWSP = "\u200b"
 #: Longest run of characters left without a break opportunity (a column fits ~20 at print size).
 _MAX_RUN = 14
 
 
 def breakable(value: Any) -> Markup:
-    """Escaped text with a line-break opportunity (``<wbr>``) after each ``. _ * [ ] /``.
+    """Escaped text with a line-break opportunity (U+200B, a zero-width space) after each ``. _ * [ ] /``.
 
     Rule and metric IDs such as ``fair.demographic_parity_ratio`` have no spaces: without these
-    a narrow table column lets them run under the next cell in print. WeasyPrint ignores
-    ``<wbr>`` where ``overflow-wrap`` is ``anywhere``, so the places that use this filter keep it
-    ``normal``; a run longer than :data:`_MAX_RUN` characters gets opportunities of its own so
-    that nothing overflows then either.
+    a narrow table column lets them run under the next cell in print. WeasyPrint ignores break
+    opportunities where ``overflow-wrap`` is ``anywhere``, so the places that use this filter keep
+    it ``normal``; a run longer than :data:`_MAX_RUN` characters gets opportunities of its own so
+    that nothing overflows then either. A character rather than ``<wbr>``: WeasyPrint draws
+    ``<wbr>`` as this very character, but as an element of its own, with its own styles and box,
+    and the PDF's tables hold about a thousand of them.
 
     Examples
     --------
-    >>> str(breakable("fair.demographic_parity<b>"))
-    'fair.<wbr>demographic_<wbr>parity&lt;b&gt;'
-    >>> str(breakable("x" * 20))
-    'xxxxxxxxxxxxxx<wbr>xxxxxx'
+    >>> str(breakable("fair.demographic_parity<b>")).replace(ZWSP, "|")
+    'fair.|demographic_|parity&lt;b&gt;'
+    >>> str(breakable("x" * 20)).replace(ZWSP, "|")
+    'xxxxxxxxxxxxxx|xxxxxx'
     """
     parts = _BREAK_AFTER.split(str(value))
     out = Markup("")
     for i, part in enumerate(parts):
         runs = [part[k : k + _MAX_RUN] for k in range(0, len(part), _MAX_RUN)] or [""]
-        out += Markup("<wbr>").join(escape(run) for run in runs)
+        out += Markup(ZWSP).join(escape(run) for run in runs)
         if i % 2 == 1:
-            out += Markup("<wbr>")
+            out += Markup(ZWSP)
     return out
 
 

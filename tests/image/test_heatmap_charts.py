@@ -79,7 +79,7 @@ def test_drawn_as_accessible_svg_with_the_diverging_palette(tmp_path: Path) -> N
     )
     # Both ends are drawn (the maps hold negative and positive values), as vector cells, not a raster.
     means = charts["attribution_heatmaps"].svg or ""
-    assert "fill: #0072b2" in means and "fill: #d55e00" in means
+    assert 'fill="#0072b2"' in means and 'fill="#d55e00"' in means
     assert "<image" not in means and "data:" not in means
     paths = write_reports(results, tmp_path, formats=("html",))
     html = Path(paths["html"]).read_text()

@@ -156,3 +156,17 @@ def test_rendering_a_report_imports_no_scipy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_chart_styles_are_presentation_attributes(results: Results) -> None:
+    """WeasyPrint reads attributes as they are; a style attribute goes through its CSS parser."""
+    for chart_id, svg in _svgs(results).items():
+        root = ET.fromstring(svg)
+        # matplotlib's "* {stroke-linejoin: round; stroke-linecap: butt}" sheet, inherited from the root.
+        assert root.get("stroke-linejoin") == "round" and root.get("stroke-linecap") == "butt", chart_id
+        assert not list(root.iter(SVG + "style")), chart_id
+        styled = [el.get("style") for el in root.iter() if el is not root and el.get("style")]
+        assert styled == [], (chart_id, styled[:3])
+        assert 'transform="rotate(-0 ' not in svg and 'transform="rotate(0 ' not in svg
+        texts = list(root.iter(SVG + "text"))
+        assert texts and all(t.get("font-size") and t.get("font-family") for t in texts), chart_id

@@ -16,7 +16,8 @@ in characters an id cannot hold (``a*b`` and ``a-b``) must not collide.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from governance.report.charts._data import NoData
@@ -25,9 +26,20 @@ from governance.report.charts.base import Chart, ChartSpec
 if TYPE_CHECKING:
     from governance.results import Results
 
-__all__ = ["Chart", "ChartSpec", "NoData", "build_charts", "chart_builders", "register_chart", "warm_up"]
+__all__ = [
+    "Chart",
+    "ChartSpec",
+    "NoData",
+    "build_charts",
+    "chart_builders",
+    "draw_all",
+    "register_chart",
+    "warm_up",
+]
 
 ERR_DUPLICATE = "chart {name!r} is already registered"
+#: Fewest charts worth a helper process (forking and sending back cost about one chart).
+_SPLIT_FROM = 4
 
 Builder = Callable[["Results"], list[ChartSpec]]
 
@@ -103,11 +115,17 @@ def build_charts(results: Results, *, draw: bool = True) -> dict[str, list[Chart
         Render SVG (HTML, PDF). Text formats pass False: they show the words, not the picture.
     """
     out: dict[str, list[Chart]] = {}
+    planned: list[tuple[Chart, ChartSpec | None]] = []
     taken: set[str] = set()
     for name, (audit, target) in _REGISTRY.items():
         if audit not in results.sections:
             continue  # an audit the run did not list has no section to show a chart (or a note) in
-        out.setdefault(audit, []).extend(_build_one(name, audit, target, results, draw=draw, taken=taken))
+        out.setdefault(audit, [])
+        planned.extend(_plan_one(name, audit, target, results, taken=taken))
+    to_draw = [(chart, spec) for chart, spec in planned if spec is not None]
+    drawn = draw_all(to_draw) if draw else {}
+    for chart, _ in planned:
+        out[chart.audit].append(drawn.get(chart.id, chart))
     return out
 
 
@@ -133,37 +151,59 @@ def unique_id(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _build_one(
-    name: str, audit: str, target: str | Builder, results: Results, *, draw: bool, taken: set[str]
-) -> list[Chart]:
+def _plan_one(
+    name: str, audit: str, target: str | Builder, results: Results, *, taken: set[str]
+) -> list[tuple[Chart, ChartSpec | None]]:
+    """The builder's charts, each with its unique id and words, and the spec to draw it (None: omitted)."""
     title = _FALLBACK_TITLES.get(name, name)
     try:
         specs = _resolve(target)(results)
     except NoData as exc:
-        return [Chart(id=unique_id(name, taken), audit=audit, title=title, note=f"Not shown: {exc}.")]
-    charts = []
-    for spec in specs:
-        chart_id = unique_id(spec.id, taken)
-        svg = None
-        if draw:
-            try:
-                svg = _draw(spec, chart_id)
-            except Exception as exc:  # a broken chart must not cost the reviewer the whole report
-                charts.append(
-                    Chart(
-                        id=chart_id,
-                        audit=audit,
-                        title=spec.title,
-                        caption=spec.caption,
-                        alt=spec.alt,
-                        note=f"Could not be drawn ({exc.__class__.__name__}: {exc}).",
-                    )
-                )
-                continue
-        charts.append(
-            Chart(id=chart_id, audit=audit, title=spec.title, caption=spec.caption, alt=spec.alt, svg=svg)
+        return [(Chart(id=unique_id(name, taken), audit=audit, title=title, note=f"Not shown: {exc}."), None)]
+    return [
+        (
+            Chart(
+                id=unique_id(spec.id, taken),
+                audit=audit,
+                title=spec.title,
+                caption=spec.caption,
+                alt=spec.alt,
+                width=spec.size[0],
+            ),
+            spec,
         )
-    return charts
+        for spec in specs
+    ]
+
+
+def draw_all(planned: Sequence[tuple[Chart, ChartSpec]]) -> dict[str, Chart]:
+    """Each chart (by id) with its SVG, or with a note saying why it could not be drawn.
+
+    With a second CPU, a forked helper draws every other chart while this process draws the
+    rest (:mod:`governance.report.charts._helper`); a chart the helper did not deliver is drawn
+    here, so the SVG and the errors are those of drawing everything here.
+    """
+    from governance.report.charts._helper import DrawingHelper
+
+    helper = None
+    if len(planned) >= _SPLIT_FROM:
+        warm_up()  # matplotlib and every builder, imported before the fork: the helper inherits them
+        helper = DrawingHelper.start(planned[1::2], _draw)
+    mine = planned[0::2] if helper is not None else planned
+    drawn = {chart.id: _drawn(chart, spec) for chart, spec in mine}
+    if helper is not None:
+        theirs = helper.collect()
+        for chart, spec in planned[1::2]:
+            svg = theirs.get(chart.id)
+            drawn[chart.id] = replace(chart, svg=svg) if svg is not None else _drawn(chart, spec)
+    return drawn
+
+
+def _drawn(chart: Chart, spec: ChartSpec) -> Chart:
+    try:
+        return replace(chart, svg=_draw(spec, chart.id))
+    except Exception as exc:  # a broken chart must not cost the reviewer the whole report
+        return replace(chart, note=f"Could not be drawn ({exc.__class__.__name__}: {exc}).")
 
 
 def _draw(spec: ChartSpec, chart_id: str) -> str:

@@ -104,7 +104,31 @@ def _spec(
     known = [r for r in rates if r is not None]
     line = FOUR_FIFTHS * max(known) if known else None
     below = [g for g, r in zip(groups, rates) if r is not None and line is not None and r < line]
+    with_ci = any(ci(r, k) for r in group_rows for k, _ in shown)
 
+    def plot(fig: Figure) -> None:
+        _plot_rates(fig, attr, group_rows, groups, shown, line, with_ci=with_ci)
+
+    height = 96 + 31 * len(groups) + (22 if line is not None else 0)
+    return ChartSpec(
+        id=f"group_rates-{attr}",
+        title=f"Selection rate, TPR and FPR by {attr}",
+        caption=_caption(attr, below, wilson=wilson),
+        alt=_alt(attr, group_rows, groups, shown, line, below),
+        plot=plot,
+        size=(672, max(173, height)),
+    )
+
+
+def _alt(
+    attr: str,
+    group_rows: list[Mapping[str, Any]],
+    groups: list[str],
+    shown: list[tuple[str, str]],
+    line: float | None,
+    below: list[str],
+) -> str:
+    """Every bar's number and interval, and which groups fall below the four-fifths line."""
     parts = []
     for row, group in zip(group_rows, groups):
         vals = []
@@ -118,6 +142,10 @@ def _spec(
         alt += f" Four-fifths line at {fmt_number(line, 3)}" + (
             f"; below it: {', '.join(below)}." if below else "; no group is below it."
         )
+    return alt
+
+
+def _caption(attr: str, below: list[str], *, wilson: bool) -> str:
     caption = (
         f"Outcome rates per group of {attr}, with 95% confidence intervals as whiskers"
         + (" (Wilson score intervals from each group's counts). " if wilson else ". ")
@@ -126,76 +154,92 @@ def _spec(
     )
     if below:
         caption += f" Below the line: {', '.join(below)}."
+    return caption
 
-    with_ci = any(ci(r, k) for r in group_rows for k, _ in shown)
 
-    def plot(fig: Figure) -> None:
-        from matplotlib.lines import Line2D
+def _plot_rates(
+    fig: Figure,
+    attr: str,
+    group_rows: list[Mapping[str, Any]],
+    groups: list[str],
+    shown: list[tuple[str, str]],
+    line: float | None,
+    *,
+    with_ci: bool,
+) -> None:
+    """One panel of horizontal bars per rate, side by side, the legend of the lines under them."""
+    from governance.report.charts._svg import frame, text_px
 
-        from governance.report.charts._svg import frame, text_px
-
-        # One y scale: the panels' bars line up, and only the first names the groups.
-        axes = fig.subplots(1, len(shown), sharey=True, squeeze=False)[0]
-        ypos = list(range(len(groups)))
-        ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
-        for ax, (key, label), color in zip(axes, shown, ("#0072B2", "#E69F00", "#009E73")):
-            values = [num(r, key) for r in group_rows]
-            bars = [v if v is not None else 0.0 for v in values]
-            ax.barh(ypos, bars, color=color, height=0.6)
-            _whiskers(ax, ypos, _errors(group_rows, key, values))
-            for y, v in zip(ypos, values):
-                ax.text(
-                    0.01,
-                    y,
-                    "n/a" if v is None else fmt_number(v, 2),
-                    va="center",
-                    color="#FFFFFF" if v and v > 0.12 else "#333333",
-                )
-            ax.set_xlim(0, 1)
-            ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top, as in the tables
-            # The same five ticks on every panel.
-            ax.set_xticks(ticks, ["0", "0.25", "0.5", "0.75", "1"])
-            ax.set_title(label)
-            ax.grid(axis="x")
-            ax.set_axisbelow(True)
-            if key == "selection_rate" and line is not None:
-                ax.axvline(line, color="#D55E00", linestyle=(0, (5, 3)), linewidth=1.4)
-        if line is not None:
-            # Under the panels, not on them: a legend inside would cover the bars it explains.
-            handles = [
-                Line2D(
-                    [],
-                    [],
-                    color="#D55E00",
-                    linestyle=(0, (5, 3)),
-                    linewidth=1.4,
-                    label=f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}",
-                )
-            ]
-            if with_ci:
-                handles.append(
-                    Line2D([], [], color="#333333", marker="|", markersize=8, label="95% confidence interval")
-                )
-            fig.legend(handles=handles, loc="lower center", ncols=len(handles), bbox_to_anchor=(0.5, 0.0))
-        axes[0].set_yticks(ypos, groups)
-        axes[0].set_ylabel(attr)
-        frame(
-            fig,
-            left=34 + max(text_px(g) for g in groups),
-            top=26,
-            bottom=28 + (24 if line is not None else 0),
-            wspace=22,
-        )
-
-    height = 96 + 31 * len(groups) + (22 if line is not None else 0)
-    return ChartSpec(
-        id=f"group_rates-{attr}",
-        title=f"Selection rate, TPR and FPR by {attr}",
-        caption=caption,
-        alt=alt,
-        plot=plot,
-        size=(672, max(173, height)),
+    # One y scale: the panels' bars line up, and only the first names the groups.
+    axes = fig.subplots(1, len(shown), sharey=True, squeeze=False)[0]
+    ypos = list(range(len(groups)))
+    for ax, (key, label), color in zip(axes, shown, ("#0072B2", "#E69F00", "#009E73")):
+        _panel(ax, group_rows, key, label, color, ypos, line if key == "selection_rate" else None)
+    if line is not None:
+        _legend(fig, line, with_ci=with_ci)
+    axes[0].set_yticks(ypos, groups)
+    axes[0].set_ylabel(attr)
+    frame(
+        fig,
+        left=34 + max(text_px(g) for g in groups),
+        top=26,
+        bottom=28 + (24 if line is not None else 0),
+        wspace=22,
     )
+
+
+def _panel(
+    ax: Axes,
+    group_rows: list[Mapping[str, Any]],
+    key: str,
+    label: str,
+    color: str,
+    ypos: list[int],
+    line: float | None,
+) -> None:
+    """One rate's bars with their values and whiskers (and the four-fifths line, if given)."""
+    values = [num(r, key) for r in group_rows]
+    bars = [v if v is not None else 0.0 for v in values]
+    ax.barh(ypos, bars, color=color, height=0.6)
+    _whiskers(ax, ypos, _errors(group_rows, key, values))
+    for y, v in zip(ypos, values):
+        ax.text(
+            0.01,
+            y,
+            "n/a" if v is None else fmt_number(v, 2),
+            va="center",
+            color="#FFFFFF" if v and v > 0.12 else "#333333",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(len(ypos) - 0.5, -0.5)  # first group on top, as in the tables
+    # The same five ticks on every panel.
+    ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0], ["0", "0.25", "0.5", "0.75", "1"])
+    ax.set_title(label)
+    ax.grid(axis="x")
+    ax.set_axisbelow(True)
+    if line is not None:
+        ax.axvline(line, color="#D55E00", linestyle=(0, (5, 3)), linewidth=1.4)
+
+
+def _legend(fig: Figure, line: float, *, with_ci: bool) -> None:
+    """Under the panels, not on them: a legend inside would cover the bars it explains."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D(
+            [],
+            [],
+            color="#D55E00",
+            linestyle=(0, (5, 3)),
+            linewidth=1.4,
+            label=f"four-fifths line: 0.8 × highest selection rate = {fmt_number(line, 3)}",
+        )
+    ]
+    if with_ci:
+        handles.append(
+            Line2D([], [], color="#333333", marker="|", markersize=8, label="95% confidence interval")
+        )
+    fig.legend(handles=handles, loc="lower center", ncols=len(handles), bbox_to_anchor=(0.5, 0.0))
 
 
 def _whiskers(ax: Axes, ypos: list[int], ends: list[tuple[float, float] | None] | None) -> None:

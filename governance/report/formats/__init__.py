@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,8 @@ class ReportJob:
     results: Results
     check_report: CheckReport | None = None
     template_dir: Path | None = None
+    #: The generation time every format of the job shows (one clock reading, not one per format).
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: Built report contexts by "drawn"/"text", shared by the formats of one write_reports call so
     #: the charts are drawn once for HTML and PDF together.
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -50,7 +53,9 @@ class ReportJob:
         if key not in self.cache:
             from governance.report.context import build_context
 
-            self.cache[key] = build_context(self.results, self.check_report, draw_charts=draw_charts)
+            self.cache[key] = build_context(
+                self.results, self.check_report, draw_charts=draw_charts, now=self.now
+            )
         ctx: ReportContext = self.cache[key]
         return ctx
 

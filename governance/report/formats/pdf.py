@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from markupsafe import Markup
 
 from governance.errors import GovernanceError
+from governance.report.charts import Chart
+from governance.report.context import ReportContext
 from governance.report.formats import ReportJob
-from governance.report.formats.html import render_html_text
+from governance.report.formats._template import render_template
+from governance.report.formats.html import TEMPLATE
 
-__all__ = ["ERR_NO_WEASYPRINT", "render_pdf"]
+__all__ = [
+    "CHART_SCHEME",
+    "ERR_NO_WEASYPRINT",
+    "chart_fetcher",
+    "chart_images",
+    "html_to_pdf",
+    "pdf_context",
+    "pdf_html",
+    "render_pdf",
+]
 
 ERR_NO_WEASYPRINT = (
     "PDF reports need WeasyPrint and the Pango library: pip install 'governance[pdf]' "
     "(Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0); import failed: {error}"
 )
+#: URL scheme of a chart in the PDF's HTML: ``chart:<id>``, served from memory by chart_fetcher.
+CHART_SCHEME = "chart:"
 
 
 class PdfUnavailable(GovernanceError):
@@ -21,6 +40,50 @@ class PdfUnavailable(GovernanceError):
 
 
 def render_pdf(job: ReportJob) -> bytes:
+    html = pdf_html(job, draw_charts=True)
+    return html_to_pdf(html, chart_images(job.context(draw_charts=True)).get)
+
+
+def pdf_html(job: ReportJob, *, draw_charts: bool) -> str:
+    """The HTML WeasyPrint lays out: the report for print, each chart an image (see :func:`pdf_context`).
+
+    The same text whether or not the charts are drawn yet (``draw_charts``), as long as every
+    chart that has something to draw is drawn without error; a process can lay the page out
+    while another draws (:mod:`governance.report.pdf_process`).
+    """
+    ctx = pdf_context(job.context(draw_charts=draw_charts))
+    return render_template("html", TEMPLATE, ctx, job.template_dir)
+
+
+def pdf_context(ctx: ReportContext) -> ReportContext:
+    """``ctx`` laid out for print, each chart with something to draw as ``<img src="chart:ID">``.
+
+    The HTML report inlines its SVG (one file, readable by screen readers). WeasyPrint would
+    compute CSS styles for every element of an inline SVG (a thousand and more in the demo
+    report) as for the page's own, then parse the SVG again to draw it; as an image, it parses
+    it once. The images are served from memory (:func:`chart_images`, :func:`chart_fetcher`).
+    """
+
+    def as_image(chart: Chart) -> Chart:
+        if chart.note is not None:
+            return chart
+        width = Markup(' style="max-width: {}px"').format(round(chart.width)) if chart.width else ""
+        tag = Markup('<img class="chart" src="{}" alt="{}"{}>').format(
+            CHART_SCHEME + chart.id, chart.alt, width
+        )
+        return replace(chart, svg=tag)
+
+    audits = tuple(replace(a, charts=tuple(as_image(c) for c in a.charts)) for a in ctx.audits)
+    return replace(ctx, audits=audits, pdf=True)
+
+
+def chart_images(ctx: ReportContext) -> dict[str, bytes]:
+    """The SVG of each drawn chart of ``ctx``, by the URL :func:`pdf_context` gives its image."""
+    return {CHART_SCHEME + c.id: c.svg.encode("utf-8") for c in ctx.charts if c.svg is not None}
+
+
+def html_to_pdf(html: str, images: Callable[[str], bytes | None]) -> bytes:
+    """Lay out ``html`` with WeasyPrint; ``images`` gives the SVG of a ``chart:ID`` URL (None: refused)."""
     try:
         import weasyprint
     except (ImportError, OSError) as exc:  # OSError: pango missing, raised by cffi at import
@@ -28,13 +91,39 @@ def render_pdf(job: ReportJob) -> bytes:
     # WeasyPrint logs a warning for every SVG or CSS property it does not support; the PDF is
     # right regardless, and a reviewer's terminal should not fill up.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    html = render_html_text(job, pdf=True)
-    # No base_url and a fetcher that refuses everything: the report is self-contained, so any
-    # fetch would be a template bug or an injected URL, and a PDF must not phone home.
-    document = weasyprint.HTML(string=html, url_fetcher=_refuse_fetch)
+    # No base_url, and a fetcher that serves the report's own charts and refuses everything
+    # else: the report is self-contained, so any other fetch would be a template bug or an
+    # injected URL, and a PDF must not phone home.
+    document = weasyprint.HTML(string=html, url_fetcher=chart_fetcher(images))
     pdf: bytes = document.write_pdf()
     return pdf
 
 
-def _refuse_fetch(url: str, *args: object, **kwargs: object) -> dict[str, object]:
-    raise ValueError(f"the PDF report fetches nothing; refused {url!r}")
+def chart_fetcher(images: Callable[[str], bytes | None]) -> Callable[[str], Any]:
+    """A WeasyPrint URL fetcher that serves the SVG ``images`` gives for a URL and refuses every other URL.
+
+    A refused image is left out of the PDF with an error in WeasyPrint's log (its alt text shows).
+    """
+    from weasyprint import urls
+
+    def svg_for(url: str) -> bytes:
+        svg = images(url)
+        if svg is None:
+            raise ValueError(f"the PDF report fetches nothing; refused {url[:200]!r}")
+        return svg
+
+    response = getattr(urls, "URLFetcherResponse", None)
+    if response is None:  # older WeasyPrint: a fetcher is a function that returns a dict
+
+        def fetch_dict(url: str, *args: object, **kwargs: object) -> dict[str, object]:
+            return {"string": svg_for(url), "mime_type": "image/svg+xml", "redirected_url": url}
+
+        return fetch_dict
+
+    served: Callable[..., Any] = response
+
+    class ChartFetcher(urls.URLFetcher):  # type: ignore[misc,name-defined,unused-ignore]
+        def fetch(self, url: str, headers: object = None) -> Any:
+            return served(url, svg_for(url), headers={"Content-Type": "image/svg+xml"})
+
+    return ChartFetcher()  # type: ignore[no-any-return,unused-ignore]
