@@ -2,8 +2,9 @@
 
 Only POSIX ``fork``: the child starts with everything this process has imported and built
 (matplotlib, the chart builders' closures), which is what makes a helper cheap. None wherever a
-helper cannot run or cannot help: one CPU, no ``fork``, or a daemonic process (a report
-worker), which multiprocessing allows no children.
+helper cannot run or cannot help: one CPU, no ``fork``, a daemonic process (a report
+worker), which multiprocessing allows no children, or another Python thread alive (a lock it
+holds at the fork would stay held in the child, which would then hang until the timeout).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def fork(target: Callable[..., None], *args: Any, name: str) -> tuple[BaseProces
     if sys.platform == "win32" or cpus() < 2:
         return None
     import multiprocessing
+    import threading
+
+    if threading.active_count() > 1:
+        return None
     import warnings
 
     if multiprocessing.current_process().daemon:
