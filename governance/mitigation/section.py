@@ -61,18 +61,7 @@ def mitigation_section(
     metrics[f"mitigation.{method}.target_met"] = 1.0 if frontier.chosen is not None else 0.0
     changes = [asdict(c) for c in outcome.changes]
     points = [{**asdict(p), "chosen": i == frontier.chosen} for i, p in enumerate(frontier.points)]
-    findings = []
-    worse = [c.metric for c in outcome.changes if c.worse and not c.targeted]
-    if worse:
-        findings.append(
-            Finding(
-                id=f"mitigation.{method}.side_effects",
-                severity=Severity.MINOR,
-                message=f"mitigation made {len(worse)} untargeted metric(s) worse: {', '.join(worse[:6])}"
-                + (" …" if len(worse) > 6 else ""),
-                audit="mitigation",
-            )
-        )
+    findings = _side_effects(method, outcome.changes)
     if frontier.chosen is None:
         findings.append(
             Finding(
@@ -172,18 +161,7 @@ def reweigh_section(
     metrics[f"mitigation.{method}.strength"] = outcome.strength
     if sweep_epsilon is not None:
         metrics[f"mitigation.{method}.sweep_epsilon"] = sweep_epsilon
-    findings = []
-    worse = [c.metric for c in outcome.changes if c.worse and not c.targeted]
-    if worse:
-        findings.append(
-            Finding(
-                id=f"mitigation.{method}.side_effects",
-                severity=Severity.MINOR,
-                message=f"mitigation made {len(worse)} untargeted metric(s) worse: {', '.join(worse[:6])}"
-                + (" …" if len(worse) > 6 else ""),
-                audit="mitigation",
-            )
-        )
+    findings = _side_effects(method, outcome.changes)
     if frontier.chosen is None:
         findings.append(
             Finding(
@@ -244,3 +222,19 @@ def reweigh_section(
         },
         findings=tuple(findings),
     )
+
+
+def _side_effects(method: str, changes: Any) -> list[Finding]:
+    """The MINOR finding listing the untargeted metrics the mitigation made worse (none if none)."""
+    worse = [c.metric for c in changes if c.worse and not c.targeted]
+    if not worse:
+        return []
+    listed = ", ".join(worse[:6]) + (" …" if len(worse) > 6 else "")
+    return [
+        Finding(
+            id=f"mitigation.{method}.side_effects",
+            severity=Severity.MINOR,
+            message=f"mitigation made {len(worse)} untargeted metric(s) worse: {listed}",
+            audit="mitigation",
+        )
+    ]

@@ -2,9 +2,8 @@
 
 Only POSIX ``fork``: the child starts with everything this process has imported and built
 (matplotlib, the chart builders' closures), which is what makes a helper cheap. None wherever a
-helper cannot run or cannot help: one CPU, no ``fork``, a daemonic process (a report
-worker), which multiprocessing allows no children, or another Python thread alive (a lock it
-holds at the fork would stay held in the child, which would then hang until the timeout).
+helper cannot run or cannot help: one CPU, no ``fork``, or a daemonic process (a report
+worker), which multiprocessing allows no children.
 """
 
 from __future__ import annotations
@@ -34,10 +33,6 @@ def fork(target: Callable[..., None], *args: Any, name: str) -> tuple[BaseProces
     if sys.platform == "win32" or cpus() < 2:
         return None
     import multiprocessing
-    import threading
-
-    if threading.active_count() > 1:
-        return None
     import warnings
 
     if multiprocessing.current_process().daemon:

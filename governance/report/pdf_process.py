@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["TIMEOUT_S", "PdfProcess"]
 
 #: Seconds either side waits for the other before giving up (the parent then renders itself).
-TIMEOUT_S = 900.0
+#: Bounds what a child that hangs (a lock another thread held at the fork) can cost; a slow
+#: child that misses it only makes this process do the work itself.
+TIMEOUT_S = 120.0
 
 
 class _Abandoned(BaseException):

@@ -25,7 +25,9 @@ __all__ = ["TIMEOUT_S", "DrawingHelper"]
 Draw = Callable[["ChartSpec", str], str]
 
 #: Seconds to wait for the helper's charts before drawing them here.
-TIMEOUT_S = 900.0
+#: Bounds what a child that hangs (a lock another thread held at the fork) can cost; a slow
+#: child that misses it only makes this process do the work itself.
+TIMEOUT_S = 120.0
 
 
 class DrawingHelper:
