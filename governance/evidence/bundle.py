@@ -48,6 +48,40 @@ def _b64(text: Any) -> bytes:
         raise BundleError(f"malformed base64 in the bundle: {exc}") from None
 
 
+#: The fields a bundle of ours may hold, per object. model-signing's reader refuses an unknown
+#: field anywhere (an edited field name, e.g. ``tlogEntries`` or a signature's ``keyid``), so an
+#: edit it refuses is refused here too, even where the edited field is not signed.
+_KNOWN_FIELDS: dict[str, frozenset[str]] = {
+    "bundle": frozenset({"mediaType", "verificationMaterial", "dsseEnvelope"}),
+    "verificationMaterial": frozenset({"publicKey", "tlogEntries"}),
+    "publicKey": frozenset({"hint"}),
+    "dsseEnvelope": frozenset({"payload", "payloadType", "signatures"}),
+    "signature": frozenset({"sig", "keyid"}),
+}
+
+
+def _only_known_fields(bundle: dict[str, Any]) -> None:
+    material = bundle.get("verificationMaterial")
+    envelope = bundle.get("dsseEnvelope")
+    objects: list[tuple[str, Any]] = [
+        ("bundle", bundle),
+        ("verificationMaterial", material),
+        ("publicKey", material.get("publicKey") if isinstance(material, dict) else None),
+        ("dsseEnvelope", envelope),
+    ]
+    signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
+    objects += [("signature", s) for s in signatures or () if isinstance(signatures, list)]
+    for name, obj in objects:
+        if not isinstance(obj, dict):
+            continue  # a missing or mistyped object is refused by the checks that read it
+        unknown = sorted(set(obj) - _KNOWN_FIELDS[name])
+        if unknown:
+            raise BundleError(f"unexpected field {unknown[0]!r} in the bundle's {name}")
+    entries = material.get("tlogEntries", []) if isinstance(material, dict) else []
+    if entries != []:
+        raise BundleError("unexpected transparency-log entries in a key-signed bundle")
+
+
 def _statement(bundle_path: Path, public: Any) -> dict[str, Any]:
     """The signed in-toto statement, once the key hint and the signature check out."""
     from cryptography.exceptions import InvalidSignature
@@ -63,6 +97,7 @@ def _statement(bundle_path: Path, public: Any) -> dict[str, Any]:
         raise BundleError(f"not a sigstore bundle: {exc.__class__.__name__}: {exc}") from None
     if media not in _MEDIA_TYPES:
         raise BundleError(f"unexpected bundle media type {media!r}")
+    _only_known_fields(bundle)
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     if hint != hashlib.sha256(pem).hexdigest():
         raise BundleError("key mismatch: the bundle was made with another key")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -191,3 +192,22 @@ def test_check_attestation_is_an_in_toto_statement_signed_with_the_key(
     # Without a key: the bare Statement.
     main(["check", str(results), "--policy", "baseline", "--attestation", str(att)])
     assert json.loads(att.read_text())["_type"] == "https://in-toto.io/Statement/v1"
+
+
+def test_an_edited_field_name_anywhere_in_the_bundle_is_refused_like_model_signing(
+    signed_template: Path, tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    # Found by the oracle test above: renaming `tlogEntries` or a signature's `keyid` left the
+    # signed payload intact, and model-signing refused the bundle while our check accepted it.
+    raw = (signed_template / SIGNATURE_NAME).read_bytes()
+    names = sorted(set(re.findall(rb'"([A-Za-z]+)"\s*:', raw)))
+    assert {b"tlogEntries", b"keyid", b"hint"} <= set(names)
+    for name in names:
+        folder = tmp_path / name.decode()
+        shutil.copytree(signed_template, folder)
+        at = raw.index(b'"' + name + b'"') + 1
+        (folder / SIGNATURE_NAME).write_bytes(raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :])
+        with pytest.raises(SignatureError):
+            verify_signature(folder, keys["pub"])
+        with pytest.raises(SignatureError):
+            verify_with_model_signing(folder, keys["pub"])
