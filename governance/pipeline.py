@@ -875,7 +875,7 @@ def _mitigate_into(
 
     import numpy as np
 
-    from governance.mitigation.run import mitigate_threshold
+    from governance.mitigation.run import mitigate_eval_predictions
     from governance.mitigation.section import mitigation_section
     from governance.models.decision_rule import RULE_FILE
 
@@ -903,18 +903,7 @@ def _mitigate_into(
             raise InputError(source, "y_score", ERR_NO_SCORES.format(what=source, why=why))
         with bar.step("mitigating"):
             try:
-                outcome = mitigate_threshold(
-                    pred.y_true,
-                    pred.y_score,
-                    pred.y_pred,
-                    {a: bundle.eval[a] for a in bundle.sensitive},
-                    classes=(bundle.classes[0], bundle.classes[1]),
-                    attribute=m.attribute,
-                    constraint=m.constraint,
-                    tol=m.tol,
-                    calibration_share=m.calibration_share,
-                    seed=spec.seed,
-                )
+                outcome = mitigate_eval_predictions(m, pred, bundle, seed=spec.seed)
             except ValueError as exc:
                 raise InputError(source, m.attribute, str(exc)) from None
     section = mitigation_section(outcome, method=method)

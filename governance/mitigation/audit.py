@@ -44,7 +44,7 @@ class MitigationAudit(Audit):
             raise InputError(spec.source, "audits.mitigation", "threshold mitigation needs a binary task")
 
     def run(self, context: AuditContext) -> AuditSection:
-        from governance.mitigation.run import mitigate_threshold
+        from governance.mitigation.run import mitigate_eval_predictions
         from governance.mitigation.section import mitigation_section
 
         m = context.spec.mitigation
@@ -54,16 +54,5 @@ class MitigationAudit(Audit):
         if pred.y_score is None:
             raise ValueError("threshold mitigation needs the model's scores; these predictions have none")
         bundle = context.data
-        outcome = mitigate_threshold(
-            pred.y_true,
-            pred.y_score,
-            pred.y_pred,
-            {a: bundle.eval[a] for a in bundle.sensitive},
-            classes=(bundle.classes[0], bundle.classes[1]),
-            attribute=m.attribute,
-            constraint=m.constraint,
-            tol=m.tol,
-            calibration_share=m.calibration_share,
-            seed=context.seed,
-        )
+        outcome = mitigate_eval_predictions(m, pred, bundle, seed=context.seed)
         return mitigation_section(outcome, method="threshold", proposal=True)

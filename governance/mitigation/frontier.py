@@ -84,6 +84,15 @@ class Frontier:
     chosen: int | None
     reason: str
 
+    @classmethod
+    def of(
+        cls, points: Sequence[FrontierPoint], *, constraint: str, disparity_metric: str, target: Target
+    ) -> Frontier:
+        """The frontier of a sweep: dominated points marked, the choice made and explained."""
+        marked = mark_dominated(points)
+        chosen, reason = choose(marked, target)
+        return cls(constraint, disparity_metric, target, tuple(marked), chosen, reason)
+
 
 def mark_dominated(points: Sequence[FrontierPoint]) -> list[FrontierPoint]:
     """Flag every point another point beats on accuracy and disparity (Pareto dominance)."""

@@ -30,8 +30,6 @@ from governance.mitigation.frontier import (
     Frontier,
     FrontierPoint,
     Target,
-    choose,
-    mark_dominated,
 )
 from governance.mitigation.run import MetricChange, metric_changes
 from governance.mitigation.threshold import TARGET_METRIC
@@ -179,16 +177,10 @@ def mitigate_reweigh(
     points += [
         _point("strength", s, y, model, decisions[s], g, constraint, target, classes) for s in strengths
     ]
-    marked = mark_dominated(points)
-    chosen, reason = choose(marked, target)
-    frontier = Frontier(
-        constraint=constraint,
-        disparity_metric=TARGET_METRIC[constraint],
-        target=target,
-        points=tuple(marked),
-        chosen=chosen,
-        reason=reason,
+    frontier = Frontier.of(
+        points, constraint=constraint, disparity_metric=TARGET_METRIC[constraint], target=target
     )
+    chosen = frontier.chosen
     # Infeasible (None): deploy the full weights (s = 1, what reweighing means); the reason says so.
     strength = max(strengths) if chosen is None else [0.0, *strengths][chosen]
     after = model if strength == 0.0 else decisions[strength]

@@ -23,8 +23,6 @@ from governance.mitigation.frontier import (
     Frontier,
     FrontierPoint,
     Target,
-    choose,
-    mark_dominated,
 )
 from governance.mitigation.threshold import TARGET_METRIC, CalibrationSplit, split_coded
 from governance.models.decision_rule import DecisionRule
@@ -177,16 +175,10 @@ def mitigate_threshold(
             rule = fit(t)
             points.append(_point("tol", t, y_held, before, decide(rule), g_held, constraint, target))
             rules.append(rule)
-    marked = mark_dominated(points)
-    chosen, reason = choose(marked, target)
-    frontier = Frontier(
-        constraint=constraint,
-        disparity_metric=TARGET_METRIC[constraint],
-        target=target,
-        points=tuple(marked),
-        chosen=chosen,
-        reason=reason,
+    frontier = Frontier.of(
+        points, constraint=constraint, disparity_metric=TARGET_METRIC[constraint], target=target
     )
+    chosen = frontier.chosen
     if chosen == 0:
         # The model as it is already meets the target: the rule is the model's own decision.
         picked = replace(fit(tol), blend=0.0, uses_sensitive_attribute=False)
@@ -208,6 +200,24 @@ def mitigate_threshold(
         before=labels[before],
         after=labels[after],
         engine=fit.check,
+    )
+
+
+def mitigate_eval_predictions(block: Any, predictions: Any, bundle: Any, *, seed: int) -> MitigationOutcome:
+    """:func:`mitigate_threshold` for the spec's ``mitigation:`` ``block`` on a model's eval
+    ``predictions`` (with scores) and the data ``bundle``: what ``mitigate`` and the mitigation
+    audit both run."""
+    return mitigate_threshold(
+        predictions.y_true,
+        predictions.y_score,
+        predictions.y_pred,
+        {a: bundle.eval[a] for a in bundle.sensitive},
+        classes=(bundle.classes[0], bundle.classes[1]),
+        attribute=block.attribute,
+        constraint=block.constraint,
+        tol=block.tol,
+        calibration_share=block.calibration_share,
+        seed=seed,
     )
 
 
