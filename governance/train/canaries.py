@@ -13,7 +13,9 @@ It goes through the clipping and noise code of whichever engine trains the model
   calls and tokens in which that layer sees a row), zeros on every other layer. The engine's own
   code computes its norm ``‖a‖²‖g‖²``, its clipping factor and its clipped ``g aᵀ``, in the same
   tensors as the real rows, then adds the one noise draw. (The bias of the canary layer gets
-  ``z/A``: ``A`` is large, so the canary is Dirac up to 1/A.)
+  ``z/A``: ``A`` is large, so the canary is Dirac up to 1/A.) The fused MLP step leaves out the
+  zero records (they add nothing to a norm or a sum) and hands over its canary-layer update
+  between the canary rows' clipped sum and the real rows' (:meth:`GradientCanaries.read_update`).
 - Opacus' hooks get it as extra rows of every parameter's ``grad_sample``, the same vectors;
   Opacus' ``clip_and_accumulate`` and ``add_noise`` do the rest.
 - Opacus' ghost clipping gets its norm appended to the per-parameter norms its own
@@ -23,6 +25,7 @@ It goes through the clipping and noise code of whichever engine trains the model
 Score of canary ``i``: built from the canary-aligned component of each noisy update,
 ``x_t = ĝ_t[j_i] − r_t[j_i]``, where ``ĝ_t`` is the privatised gradient the optimizer applies and
 ``r_t`` the real rows' clipped contribution to that coordinate, as the engine computed it (the
+fused MLP step reads the update before adding ``r_t``, the other engines subtract it after) (the
 auditor owns the run and the data, so subtracting it is post-processing: it depends on canary
 ``i`` only through earlier noisy updates). What is left is the noise plus canary ``i``'s clipped
 contribution. Full batch (q = 1): the score is ``Σ_t x_t``, and the scores of an honest run are
@@ -60,7 +63,7 @@ CANARY_ENGINES = ("fused-mlp", "fast", "opacus-hooks", "opacus-ghost")
 #: gradient, so the canary is Dirac to 1/A.
 INPUT_SCALE = 100.0
 #: Steps whose canary sampling is drawn at once.
-SAMPLING_BLOCK = 64
+SAMPLING_BLOCK = 128
 
 
 class CanaryError(ValueError):
@@ -92,6 +95,7 @@ class GradientCanaries:
         self._cols_k: Any = None
         self._flat: Any = None  # l_i * d_in + k_i
         self._active: Any = None  # indices of the canaries in this step's batch
+        self._k = 0  # how many
         #: Σ_t (ĝ_t − r_t) over the canary layer's weight: the scores are read off it at the end
         #: (one in-place add per step instead of a gather).
         self._acc: Any = None
@@ -139,7 +143,10 @@ class GradientCanaries:
         self._rows_l = self._flat // in_f
         self._cols_k = self._flat % in_f
         self._acc = torch.zeros_like(layer.weight, memory_format=torch.contiguous_format)
+        self._update_read = False
+        self._weight = layer.weight
         self._xs = torch.empty((SAMPLING_BLOCK, self.count), dtype=layer.weight.dtype, device=device)
+        self._xs_rows = list(self._xs.unbind(0))
         self._xs_at = 0
         self._scores = torch.zeros(self.count, dtype=torch.float64, device=device)
         self.noise_multiplier = float(noise_multiplier)
@@ -148,9 +155,7 @@ class GradientCanaries:
             self._llr_scale = self.expected_batch_size / self.max_grad_norm / sigma2
             self._llr_shift = math.log(self.sample_rate) - 0.5 / sigma2
             self._log_out = torch.tensor(math.log1p(-self.sample_rate), dtype=self._xs.dtype, device=device)
-        self._included_cpu = torch.as_tensor(np.asarray(self._included))
-        # Per-step sampling: its own generator, seeded from the same OS-entropy source.
-        self._sampler = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
+        self._pool = np.flatnonzero(self._included)  # only included canaries can be drawn
         self._block: list[Any] = []  # the next steps' active canaries, last step first
         self._rows_2d: Any = None
         self._real_2d: Any = None
@@ -164,10 +169,8 @@ class GradientCanaries:
         import torch
 
         if not self._block:
-            uniform = torch.rand((SAMPLING_BLOCK, self.count), generator=self._sampler)
-            drawn = ((uniform < self.sample_rate) & self._included_cpu).nonzero()  # (step, canary), sorted
-            per_step = torch.bincount(drawn[:, 0], minlength=SAMPLING_BLOCK).tolist()
-            active = drawn[:, 1].to(self._flat.device)
+            per_step, drawn = _poisson_block(self._rng, len(self._pool), self.sample_rate, SAMPLING_BLOCK)
+            active = torch.as_tensor(self._pool[drawn]).to(self._flat.device)
             # The canary layer's rows of 2-D records (an MLP's), made for the whole block at once.
             weight = self.layer.weight  # type: ignore[union-attr]
             a_rows = weight.new_zeros((len(active), weight.shape[1]))
@@ -175,16 +178,41 @@ class GradientCanaries:
             g_rows = weight.new_zeros((len(active), weight.shape[0]))
             g_rows.scatter_(1, self._rows_l[active].unsqueeze(1), self.raw_norm / INPUT_SCALE)
             self._block = list(
-                reversed(list(zip(active.split(per_step), a_rows.split(per_step), g_rows.split(per_step))))
+                reversed(
+                    list(
+                        zip(
+                            active.split(per_step),
+                            per_step,
+                            a_rows.split(per_step),
+                            g_rows.split(per_step),
+                        )
+                    )
+                )
             )
-        self._active, *rows = self._block.pop()
+        self._active, self._k, *rows = self._block.pop()
         self._rows_2d = tuple(rows)
         self._ghost_coef = None
-        self.rows_added += int(self._active.numel())
+        self.rows_added += self._k
 
     @property
     def active(self) -> int:
-        return 0 if self._active is None else int(self._active.numel())
+        """How many canaries this step's batch holds."""
+        return self._k
+
+    @property
+    def rows_2d(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's canary rows on the canary layer as 2-D records ``(a, g)``: row ``i`` holds
+        ``a = A·e_k``, ``g = (z/A)·e_l`` (the fused MLP step's records)."""
+        return self._rows_2d
+
+    def read_update(self, weight_update: torch.Tensor) -> None:
+        """The fused MLP step's canary-layer update once it holds this step's noise and the
+        canary rows' clipped sum, before the real rows' clipped sum ``r_t`` is added: ``ĝ_t − r_t``
+        for the score (:meth:`end_step`), taken at the canary coordinates."""
+        import torch
+
+        torch.index_select(weight_update.view(-1), 0, self._flat, out=self._xs_rows[self._xs_at])
+        self._update_read = True
 
     def extend_records(
         self, layers: list[Any], inputs: list[torch.Tensor], grads: list[torch.Tensor], n_real: int
@@ -277,20 +305,21 @@ class GradientCanaries:
         """Add each canary's aligned component of the applied (noisy) gradient to its score."""
         import torch
 
-        assert self.layer is not None
-        grad = self.layer.weight.grad
         self.steps += 1
-        if grad is None:
-            return
-        with torch.no_grad():
+        if self._update_read:  # the fused MLP step read ĝ_t − r_t (read_update)
+            self._update_read = False
+        else:  # the other engines took −r_t off the accumulator (note_clipped, Opacus' paths)
+            grad = self._weight.grad
+            if grad is None:
+                return
+            # x_t: this step's canary-aligned component (units of the gradient; C/B is one
+            # clipped canary): noise, plus C/B when the canary was in the batch.
             self._acc.add_(grad)
-            # x_t: this step's canary-aligned component (units of the gradient; C/B is one clipped
-            # canary): noise, plus C/B when the canary was in the batch. Kept for a block of steps.
-            torch.index_select(self._acc.view(-1), 0, self._flat, out=self._xs[self._xs_at])
+            torch.index_select(self._acc.view(-1), 0, self._flat, out=self._xs_rows[self._xs_at])
             self._acc.zero_()
-            self._xs_at += 1
-            if self._xs_at == len(self._xs):
-                self._score_block()
+        self._xs_at += 1  # kept for a block of steps
+        if self._xs_at == len(self._xs_rows):
+            self._score_block()
 
     def _score_block(self) -> None:
         """Fold the kept steps' x_t into the scores."""
@@ -434,6 +463,34 @@ class GradientCanaries:
             "score": "sum" if self.sample_rate >= 1.0 else "subsampled-gaussian-llr",
             "scores": self.scores(),
         }
+
+
+def _poisson_block(rng: Any, pool: int, rate: float, steps: int) -> tuple[list[int], Any]:
+    """Poisson sampling of ``pool`` canaries over ``steps`` steps, each canary in each step with
+    probability ``rate`` independently: ``(k per step, the drawn positions in the pool)``, step by
+    step, ascending within a step.
+
+    Drawn as the per-step count ``k ~ Binomial(pool, rate)`` and a uniform ``k``-subset, which is
+    the same distribution: ``k`` positions with replacement, uniform over distinct tuples once the
+    steps that drew a position twice (about ``k²/2·pool`` of them) draw again without replacement.
+    A few hundred numbers per block instead of ``steps × pool`` uniforms.
+    """
+    import numpy as np
+
+    if rate >= 1.0:
+        return [pool] * steps, np.tile(np.arange(pool), steps)
+    counts = rng.binomial(pool, rate, size=steps) if pool else np.zeros(steps, dtype=np.int64)
+    picks = rng.integers(pool, size=int(counts.sum())) if pool else np.zeros(0, dtype=np.int64)
+    step_of = np.repeat(np.arange(steps), counts)
+    keys = np.sort(step_of * pool + picks)
+    repeated = np.unique(keys[1:][keys[1:] == keys[:-1]] // max(pool, 1))
+    if len(repeated):
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        for step in repeated:
+            start, k = starts[step], counts[step]
+            picks[start : start + k] = rng.choice(pool, size=k, replace=False)
+        keys = np.sort(step_of * pool + picks)
+    return counts.tolist(), keys % max(pool, 1)
 
 
 def _batch_dim(t: torch.Tensor, rows: int) -> int:

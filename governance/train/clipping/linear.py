@@ -563,30 +563,53 @@ class FusedMLPStep(FusedStep):
                         g = g @ layer.weight
                         grads.append(g)
                 grads.reverse()  # grads[k]: gradient at the output of linears[k]
-                canaries = getattr(self, "canaries", None)  # issue 18: canary rows join the records
-                if canaries is not None:
-                    inputs, grads = canaries.extend_records(linears, inputs, grads, batch)
-                    batch = int(grads[0].shape[0])
+                # Issue 18: the canary rows are records of the canary layer only (on every other
+                # layer theirs would be zeros, adding nothing to a norm or a sum). They share the
+                # norms tensor and the clip_factors call with the real rows: norms[batch:].
+                canaries: Any = getattr(self, "canaries", None)
+                extra = canaries.active if canaries is not None else 0
                 # Σ_l (‖a_i‖² + 1 for the bias) ‖g_i‖². Per-layer vecdots on the contiguous
                 # tensors: one concatenation and a product with a 0/1 segment matrix measured
                 # slower (MKL is slow for a 3-column product; the copies are not free).
-                norms = torch.zeros(batch, dtype=g.dtype, device=g.device)
+                norms = torch.zeros(batch + extra, dtype=g.dtype, device=g.device)
+                if extra:
+                    real = norms[:batch]
+                    canary_a, canary_g = canaries.rows_2d
                 for layer, a, g in zip(linears, inputs, grads):
-                    a_sq = torch.linalg.vecdot(a, a)
-                    if layer.bias is not None:
-                        a_sq += 1.0
-                    norms.addcmul_(a_sq, torch.linalg.vecdot(g, g))
+                    if not extra:
+                        _add_linear_norms(norms, layer, a, g)
+                    elif layer is canaries.layer:  # the real rows, then the canary rows
+                        _add_linear_norms(norms, layer, torch.cat((a, canary_a)), torch.cat((g, canary_g)))
+                    else:
+                        _add_linear_norms(real, layer, a, g)
                 norms.sqrt_()
                 # min(1, C / (‖∇_i‖ + 1e-6)) / B, DPOptimizer's clipping factor with 1/B folded in.
                 coef = clip_factors(norms, self.max_grad_norm, scale)
                 self._apply_weights(coef)
-                if canaries is not None:
-                    canaries.note_clipped(linears, inputs, grads, coef, int(target.shape[0]))
+                real_coef = coef[:batch] if extra else coef
                 for layer, a, g in zip(linears, inputs, grads):
-                    add_linear_clipped(layer, a, g, coef, noisy)
+                    if canaries is not None and layer is canaries.layer:
+                        if extra:
+                            add_linear_clipped(layer, canary_a, canary_g, coef[batch:], noisy)
+                        # Noise plus the canaries' clipped rows, before the real rows' sum r_t goes
+                        # in: what the applied update ĝ_t is minus r_t, read at the canary
+                        # coordinates without a second buffer.
+                        canaries.read_update(noisy[id(layer.weight)])
+                    add_linear_clipped(layer, a, g, real_coef, noisy)
         for p in self.params:
             p.grad = noisy[id(p)]
         self._inputs, self._logits, self._target = [], None, None
+
+
+def _add_linear_norms(norms: torch.Tensor, layer: nn.Linear, a: torch.Tensor, g: torch.Tensor) -> None:
+    """``norms += (‖a_i‖² + 1 for the bias)·‖g_i‖²``: the squared per-sample gradient norms of a
+    Linear on 2-D inputs (its weight gradient ``g_i a_iᵀ`` has norm ``‖g_i‖‖a_i‖``)."""
+    import torch
+
+    a_sq = torch.linalg.vecdot(a, a)
+    if layer.bias is not None:
+        a_sq += 1.0
+    norms.addcmul_(a_sq, torch.linalg.vecdot(g, g))
 
 
 def clip_factors(norms: torch.Tensor, max_grad_norm: float, scale: float) -> torch.Tensor:
