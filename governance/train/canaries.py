@@ -155,7 +155,10 @@ class GradientCanaries:
             self._llr_scale = self.expected_batch_size / self.max_grad_norm / sigma2
             self._llr_shift = math.log(self.sample_rate) - 0.5 / sigma2
             self._log_out = torch.tensor(math.log1p(-self.sample_rate), dtype=self._xs.dtype, device=device)
-        self._pool = np.flatnonzero(self._included)  # only included canaries can be drawn
+        # Only included canaries can be drawn; the draws have their own generator, seeded from
+        # the same OS-entropy source.
+        self._pool = torch.as_tensor(np.flatnonzero(self._included)).to(device)
+        self._sampler = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
         self._block: list[Any] = []  # the next steps' active canaries, last step first
         self._rows_2d: Any = None
         self._real_2d: Any = None
@@ -166,11 +169,10 @@ class GradientCanaries:
     def begin_step(self) -> None:
         """Poisson-sample this step's canaries (only included ones can be drawn). The draws come
         a block of steps at a time: one step's own draw would cost more than a small model's step."""
-        import torch
 
         if not self._block:
-            per_step, drawn = _poisson_block(self._rng, len(self._pool), self.sample_rate, SAMPLING_BLOCK)
-            active = torch.as_tensor(self._pool[drawn]).to(self._flat.device)
+            per_step, drawn = self._draw_block()
+            active = self._pool[drawn]
             # The canary layer's rows of 2-D records (an MLP's), made for the whole block at once.
             weight = self.layer.weight  # type: ignore[union-attr]
             a_rows = weight.new_zeros((len(active), weight.shape[1]))
@@ -193,6 +195,25 @@ class GradientCanaries:
         self._rows_2d = tuple(rows)
         self._ghost_coef = None
         self.rows_added += self._k
+
+    def _draw_block(self) -> tuple[list[int], torch.Tensor]:
+        """Poisson sampling of the included canaries over the next :data:`SAMPLING_BLOCK` steps,
+        as the rows' sampler draws it (:class:`governance.train.sampling.PoissonBatchSampler`):
+        ``k ~ Binomial(pool, q)`` per step and a uniform ``k``-subset. Returns (k per step, the
+        drawn positions in the pool, step by step)."""
+        import torch
+
+        from governance.train.sampling import uniform_subsets
+
+        pool = int(self._pool.numel())
+        if pool == 0:
+            return [0] * SAMPLING_BLOCK, torch.zeros(0, dtype=torch.long)
+        sizes = torch.binomial(
+            torch.full((SAMPLING_BLOCK,), float(pool), dtype=torch.float64),
+            torch.full((SAMPLING_BLOCK,), min(self.sample_rate, 1.0), dtype=torch.float64),
+            generator=self._sampler,
+        ).long()
+        return sizes.tolist(), torch.cat(uniform_subsets(pool, sizes, self._sampler))
 
     @property
     def active(self) -> int:
@@ -463,34 +484,6 @@ class GradientCanaries:
             "score": "sum" if self.sample_rate >= 1.0 else "subsampled-gaussian-llr",
             "scores": self.scores(),
         }
-
-
-def _poisson_block(rng: Any, pool: int, rate: float, steps: int) -> tuple[list[int], Any]:
-    """Poisson sampling of ``pool`` canaries over ``steps`` steps, each canary in each step with
-    probability ``rate`` independently: ``(k per step, the drawn positions in the pool)``, step by
-    step, ascending within a step.
-
-    Drawn as the per-step count ``k ~ Binomial(pool, rate)`` and a uniform ``k``-subset, which is
-    the same distribution: ``k`` positions with replacement, uniform over distinct tuples once the
-    steps that drew a position twice (about ``k²/2·pool`` of them) draw again without replacement.
-    A few hundred numbers per block instead of ``steps × pool`` uniforms.
-    """
-    import numpy as np
-
-    if rate >= 1.0:
-        return [pool] * steps, np.tile(np.arange(pool), steps)
-    counts = rng.binomial(pool, rate, size=steps) if pool else np.zeros(steps, dtype=np.int64)
-    picks = rng.integers(pool, size=int(counts.sum())) if pool else np.zeros(0, dtype=np.int64)
-    step_of = np.repeat(np.arange(steps), counts)
-    keys = np.sort(step_of * pool + picks)
-    repeated = np.unique(keys[1:][keys[1:] == keys[:-1]] // max(pool, 1))
-    if len(repeated):
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        for step in repeated:
-            start, k = starts[step], counts[step]
-            picks[start : start + k] = rng.choice(pool, size=k, replace=False)
-        keys = np.sort(step_of * pool + picks)
-    return counts.tolist(), keys % max(pool, 1)
 
 
 def _batch_dim(t: torch.Tensor, rows: int) -> int:

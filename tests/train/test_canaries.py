@@ -10,12 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from torch import nn
 
 from governance.canary_options import CanaryOptions
-from governance.train.canaries import CANARY_ENGINES, CanaryError, _poisson_block
+from governance.train.canaries import CANARY_ENGINES, CanaryError, GradientCanaries
 from governance.train.trainer import PrivacySettings, Trainer
 from tests.train import canary_harness as h
 
@@ -154,41 +152,34 @@ def test_a_cnn_with_canaries_takes_the_next_proven_engine_and_bad_settings_are_r
         ).fit()
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    pool=st.integers(min_value=0, max_value=60),
-    rate=st.sampled_from([0.0, 0.01, 0.2, 0.5, 0.9, 1.0]),
-    seed=st.integers(min_value=0, max_value=2**32 - 1),
-)
-def test_poisson_block_draws_distinct_ascending_canaries_per_step(pool: int, rate: float, seed: int) -> None:
-    per_step, drawn = _poisson_block(np.random.default_rng(seed), pool, rate, 16)
-    assert len(per_step) == 16 and sum(per_step) == len(drawn)
-    start = 0
-    for k in per_step:
-        step = drawn[start : start + k]
-        assert list(step) == sorted(set(step.tolist())) and all(0 <= v < pool for v in step)
-        start += k
-    if rate == 1.0:
-        assert per_step == [pool] * 16
-
-
-@pytest.mark.parametrize(("pool", "rate"), [(12, 0.3), (400, 0.01)])
-def test_poisson_block_is_bernoulli_per_canary_and_step(pool: int, rate: float) -> None:
-    """Against independent Bernoulli(q) draws: each canary's frequency is q, pairs of canaries and
-    consecutive steps are independent (their joint frequency is q²), per-step counts are Binomial.
-    (12, 0.3): most steps draw a position twice and take the exact subset; (400, 0.01): few do."""
-    rng = np.random.default_rng(0)
-    steps, blocks = 64, 400
-    hits = np.zeros((blocks * steps, pool), dtype=bool)
-    for b in range(blocks):
-        per_step, drawn = _poisson_block(rng, pool, rate, steps)
-        rows = np.repeat(np.arange(steps), per_step) + b * steps
-        hits[rows, drawn] = True
-    total = blocks * steps
-    assert np.abs(hits.mean(axis=0) - rate).max() < 4 * np.sqrt(rate * (1 - rate) / total)
-    pair = (hits[:, 0] & hits[:, 1]).mean()
-    assert abs(pair - rate**2) < 4 * np.sqrt(rate**2 * (1 - rate**2) / total)
-    consecutive = (hits[1:, 0] & hits[:-1, 0]).mean()
-    assert abs(consecutive - rate**2) < 4 * np.sqrt(rate**2 * (1 - rate**2) / total)
-    counts = hits.sum(axis=1)
-    assert counts.var() == pytest.approx(pool * rate * (1 - rate), rel=0.08)
+@pytest.mark.parametrize(("count", "rate"), [(24, 0.3), (1000, 0.01)])
+def test_canaries_are_drawn_bernoulli_per_canary_and_step(count: int, rate: float) -> None:
+    """Only included canaries are drawn, each in each step with probability q independently:
+    frequencies q, joint frequencies q² for pairs of canaries and for consecutive steps, and
+    Binomial per-step counts."""
+    canaries = GradientCanaries(CanaryOptions(count=count), max_grad_norm=1.0)
+    canaries.bind(
+        nn.Sequential(nn.Linear(40, 40)),
+        engine="fused-mlp",
+        sample_rate=rate,
+        expected_batch_size=100,
+        noise_multiplier=1.0,
+    )
+    included = np.asarray(canaries._included)
+    steps = 20_000 if count < 100 else 6_000
+    hits = np.zeros((steps, count), dtype=bool)
+    for t in range(steps):
+        canaries.begin_step()
+        drawn = canaries._active.numpy()
+        assert len(set(drawn.tolist())) == len(drawn) == canaries.active
+        hits[t, drawn] = True
+    assert not hits[:, ~included].any()
+    pool = hits[:, included]
+    tolerance = 4.5 * np.sqrt(rate * (1 - rate) / steps)
+    assert np.abs(pool.mean(axis=0) - rate).max() < tolerance
+    joint = 4.5 * np.sqrt(rate**2 * (1 - rate**2) / steps)
+    assert abs((pool[:, 0] & pool[:, 1]).mean() - rate**2) < joint
+    assert abs((pool[1:, 0] & pool[:-1, 0]).mean() - rate**2) < joint
+    counts = pool.sum(axis=1)
+    assert counts.mean() == pytest.approx(pool.shape[1] * rate, rel=0.03)
+    assert counts.var() == pytest.approx(pool.shape[1] * rate * (1 - rate), rel=0.1)
