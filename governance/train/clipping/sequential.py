@@ -205,9 +205,6 @@ class _ReLUOp(_Op):
         import torch
 
         out, self.out = self.out, None
-        assert out is not None
-        if g.dim() != out.dim():  # a pooling's gradient broadcast over its windows (view of out)
-            return torch.ops.aten.threshold_backward(g, out.view(g.shape), 0).reshape(out.shape)
         return torch.ops.aten.threshold_backward(g, out, 0)  # g ⊙ [out > 0] in one op
 
 
@@ -224,11 +221,6 @@ class _AdaptiveAvgPool2dOp(_Op):
         self.output_size = layer.output_size
         self.x: torch.Tensor | None = None
         self.window: tuple[int, int] | None = None
-        #: Set by the step when a ReLU comes before: the backward then hands it ``g / area`` as a
-        #: ``(n, c, h_out, k_h, w_out, k_w)`` broadcast view (every input of a window gets its
-        #: output's gradient over the area, what ``avg_pool2d_backward`` writes), which the ReLU
-        #: masks in one pass instead of reading a written-out input-sized gradient.
-        self.broadcast_backward = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
@@ -243,9 +235,6 @@ class _AdaptiveAvgPool2dOp(_Op):
         import torch
 
         x, self.x = self.x, None
-        if self.window is not None and self.broadcast_backward:
-            (kh, kw), (n, c, oh, ow) = self.window, g.shape
-            return g.div(kh * kw).view(n, c, oh, 1, ow, 1).expand(n, c, oh, kh, ow, kw)
         if self.window is not None:
             window = list(self.window)
             return torch.ops.aten.avg_pool2d_backward(g, x, window, window, [0, 0], False, True, None)
@@ -378,9 +367,6 @@ class FusedSequentialStep(FusedStep):
             if isinstance(op, _ReLUOp):
                 op.in_place = owned
             owned = owned if op.view else True
-        for before, op in zip(self.ops, self.ops[1:]):
-            if isinstance(op, _AdaptiveAvgPool2dOp):
-                op.broadcast_backward = isinstance(before, _ReLUOp)
         trainable = [k for k, op in enumerate(self.ops) if op.trainable]
         self.first_trainable = trainable[0]
         self.trainable_ops = [self.ops[k] for k in trainable]

@@ -266,35 +266,3 @@ def test_pooling_is_adaptive_pooling(size: tuple[int, int], output_size: Any) ->
     g = torch.randn_like(expected)
     (expected_grad,) = torch.autograd.grad(expected, x, g)
     assert torch.equal(op.backward(g, torch.zeros(5), True), expected_grad)
-
-
-@pytest.mark.parametrize(
-    ("size", "output_size"),
-    [((8, 8), 2), ((8, 8), (4, 1)), ((6, 9), (None, 3)), ((12, 6), (2, 3)), ((5, 8), (2, 4))],
-    ids=["8x8 to 2", "8x8 to 4x1", "6x9 to 6x3", "12x6 to 2x3", "5x8 adaptive"],
-)
-def test_relu_then_pooling_backward_is_autograds_bit_for_bit(size: tuple[int, int], output_size: Any) -> None:
-    """After a ReLU the pooling hands back its gradient as a broadcast over each window, which the
-    ReLU masks: the same input gradient as autograd through ReLU and adaptive pooling, bit for bit,
-    contiguous, in the step's own wiring (FusedSequentialStep sets the pairing)."""
-    from governance.train.clipping.sequential import FusedSequentialStep
-
-    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(output_size), nn.Flatten())
-    step = FusedSequentialStep(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        noise_multiplier=0.0,
-        max_grad_norm=1.0,
-        expected_batch_size=5,
-        generator=None,
-    )
-    relu, pool = step.ops[1], step.ops[2]
-    assert getattr(pool, "broadcast_backward", None) is True
-    torch.manual_seed(0)
-    x = (torch.randn(5, 3, *size) * 3 + 1).requires_grad_()
-    expected = nn.AdaptiveAvgPool2d(output_size)(torch.relu(x))
-    assert torch.equal(pool.forward(relu.forward(x.detach().clone())), expected)
-    g = torch.randn_like(expected)
-    (expected_grad,) = torch.autograd.grad(expected, x, g)
-    got = relu.backward(pool.backward(g, torch.zeros(5), True), torch.zeros(5), True)
-    assert got.is_contiguous() and torch.equal(got, expected_grad)
