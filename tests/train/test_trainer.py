@@ -94,8 +94,8 @@ def test_resume_after_a_crash_matches_the_uninterrupted_run(tmp_path: Path) -> N
     ],
 )
 def test_a_resumed_run_writes_the_uninterrupted_runs_ledger(tmp_path: Path, target_epsilon: float) -> None:
-    """Everything a run reads back from its checkpoint (history, accountant history, σ, the
-    budget stop) carries on: the ledgers differ only in timings and the resume's own record."""
+    """The whole ledger (history, totals, privacy block) is the uninterrupted run's, timings and
+    the resume's own record aside, also when the budget stops the run after or before the crash."""
     privacy = PrivacySettings(
         target_epsilon=target_epsilon, delta=1e-3, noise_multiplier=1.0, reproducible_noise=True
     )
