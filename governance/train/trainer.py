@@ -114,6 +114,69 @@ class TrainingResult:
         return list(self.ledger["history"])
 
 
+@dataclass(frozen=True)
+class _ResumeState:
+    """Where a run starts: the defaults start from scratch; :meth:`read` continues a checkpoint."""
+
+    resumed: bool = False
+    start_epoch: int = 0
+    history: tuple[dict[str, Any], ...] = ()
+    seconds: float = 0.0
+    step_seconds: float = 0.0
+    #: The accountant's (σ, q, steps) entries so far: the resumed run spends on top of them.
+    accountant_history: tuple[tuple[float, float, int], ...] = ()
+    #: The σ the interrupted run calibrated; reused so that the plan never changes.
+    noise_multiplier: float | None = None
+    attempts: int = 1
+    #: The budget stopped the interrupted run: a resumed one takes no further step.
+    stopped_early: bool = False
+
+    @classmethod
+    def read(cls, state: Mapping[str, Any]) -> _ResumeState:
+        """The checkpoint's ``state.json`` (written by :meth:`Trainer._checkpoint_state`)."""
+        return cls(
+            resumed=True,
+            start_epoch=int(state["epoch"]),
+            history=tuple(state["history"]),
+            seconds=float(state["seconds"]),
+            step_seconds=float(state.get("step_seconds", 0.0)),
+            accountant_history=tuple(tuple(h) for h in state.get("accountant_history", [])),
+            noise_multiplier=state.get("noise_multiplier"),
+            attempts=int(state.get("attempts", 1)) + 1,
+            stopped_early=bool(state.get("stopped_early", False)),
+        )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the epochs train with: under DP the engine's wrappers, otherwise the plain objects."""
+
+    #: What a step calls: the engine's wrapped module or fused step under DP, else the model.
+    model: Any
+    optimizer: Any
+    criterion: Any
+    loader: Any
+    sample_rate: float
+    noise_multiplier: float | None = None
+    engine: Any = None  # holds the accountant; None without privacy
+    proof: EngineProof | None = None
+
+    @property
+    def sigma(self) -> float:
+        """σ as a number; 0 (clipping only, an ablation) spends no budget we could state."""
+        return float(self.noise_multiplier or 0.0)
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """The run's totals after its epochs (resumed ones included), for the checkpoint and ledger."""
+
+    history: list[dict[str, Any]]
+    seconds: float
+    step_seconds: float
+    stopped_early: bool
+
+
 def _as_dataset(data: DataLike) -> Dataset:
     import numpy as np
     import torch
@@ -319,17 +382,32 @@ class Trainer:
 
         import torch
 
-        n_rows = len(self.train_set)  # type: ignore[arg-type]
-        if self.privacy is not None and self.privacy.delta >= 1.0 / n_rows:
-            raise ValueError(f"delta {self.privacy.delta} must be below 1/rows = {1.0 / n_rows:.3g}")
+        rows = len(self.train_set)  # type: ignore[arg-type]
+        if self.privacy is not None and self.privacy.delta >= 1.0 / rows:
+            raise ValueError(f"delta {self.privacy.delta} must be below 1/rows = {1.0 / rows:.3g}")
         torch.manual_seed(self.seed)
         sampler_gen = torch.Generator().manual_seed(self.seed)
         reproducible = self.privacy is not None and self.privacy.reproducible_noise
         # The noise never comes from the printed seed unless asked (governance.train.noise).
         noise_gen = noise_generator(self.device, seed=self.seed, reproducible=reproducible)
         if reproducible:
+            # stacklevel 4: the warning points at the caller of fit(), through fit and _fit.
             warnings.warn(WARN_SEEDED_NOISE, UserWarning, stacklevel=4)
 
+        model, fixes = self._prepare_model()
+        optimizer = self._make_optimizer(model)
+        loader = self._make_loader(sampler_gen)
+        criterion: Any = torch.nn.CrossEntropyLoss()
+        start = self._resume(model, optimizer, sampler_gen, noise_gen)
+        run = self._prepare_run(model, optimizer, loader, criterion, noise_gen, start, rows)
+        trained = self._train_epochs(model, run, sampler_gen, noise_gen, start)
+        ledger = self._ledger(run, start, trained, rows, fixes)
+        self._result = TrainingResult(ledger=ledger, model=model)
+        return self._result
+
+    def _prepare_model(self) -> tuple[nn.Module, tuple[str, ...]]:
+        """The model on the device and, under DP, the Opacus-incompatible layers replaced in it
+        (their list goes to the ledger); the trainer keeps the replaced model."""
         model = self.model
         fixes: tuple[str, ...] = ()
         if self.privacy is not None:
@@ -337,135 +415,197 @@ class Trainer:
             fixes = report.problems
             self.model = model
         model.to(self.device)
-        optimizer = self._make_optimizer(model)
-        loader = self._make_loader(sampler_gen)
-        criterion: Any = torch.nn.CrossEntropyLoss()
+        return model, fixes
+
+    def _resume(
+        self, model: nn.Module, optimizer: Any, sampler_gen: torch.Generator, noise_gen: torch.Generator
+    ) -> _ResumeState:
+        """Where this run starts: with a checkpoint, its weights, optimiser state and random
+        states restored in place and its totals carried on; without, from scratch."""
+        import torch
 
         checkpoint = self._load_checkpoint()
-        start_epoch = 0
-        prior_history: list[dict[str, Any]] = []
-        prior_seconds = 0.0
-        accountant_history: list[tuple[float, float, int]] = []
-        noise_multiplier: float | None = None
-        attempts = 1
-        if checkpoint is not None:
-            model.load_state_dict(checkpoint.model)
-            optimizer.load_state_dict(checkpoint.optimizer)
-            torch.set_rng_state(checkpoint.rng["torch"])
-            sampler_gen.set_state(checkpoint.rng["sampler"])
-            if reproducible and "noise" in checkpoint.rng:
-                noise_gen.set_state(checkpoint.rng["noise"].to(noise_gen.get_state().device))
-            start_epoch = int(checkpoint.state["epoch"])
-            prior_history = list(checkpoint.state["history"])
-            prior_seconds = float(checkpoint.state["seconds"])
-            accountant_history = [tuple(h) for h in checkpoint.state.get("accountant_history", [])]
-            noise_multiplier = checkpoint.state.get("noise_multiplier")
-            attempts = int(checkpoint.state.get("attempts", 1)) + 1
+        if checkpoint is None:
+            return _ResumeState()
+        model.load_state_dict(checkpoint.model)
+        optimizer.load_state_dict(checkpoint.optimizer)
+        torch.set_rng_state(checkpoint.rng["torch"])
+        sampler_gen.set_state(checkpoint.rng["sampler"])
+        reproducible = self.privacy is not None and self.privacy.reproducible_noise
+        if reproducible and "noise" in checkpoint.rng:
+            noise_gen.set_state(checkpoint.rng["noise"].to(noise_gen.get_state().device))
+        return _ResumeState.read(checkpoint.state)
 
-        dp_model: Any = model
-        engine: Any = None
-        mode: str | None = None
-        proof: Any = None
-        sample_rate = 1.0 / max(1, len(loader))
-        if self.privacy is not None:
-            dp_model, optimizer, criterion, loader, engine, proof, noise_multiplier = self._make_private(
-                model, optimizer, loader, criterion, noise_gen, noise_multiplier
+    def _prepare_run(
+        self,
+        model: nn.Module,
+        optimizer: Any,
+        loader: DataLoader,
+        criterion: Any,
+        noise_gen: torch.Generator,
+        start: _ResumeState,
+        rows: int,
+    ) -> _Run:
+        """What the epochs train with: the DP engine's wrappers under privacy, the plain objects
+        otherwise, and a criterion that takes each row's weight when the rows carry weights."""
+        if self.privacy is None:
+            run = _Run(
+                model=model,
+                optimizer=optimizer,
+                criterion=criterion,
+                loader=loader,
+                sample_rate=1.0 / max(1, len(loader)),
+                noise_multiplier=start.noise_multiplier,
             )
-            mode = proof.grad_sample_mode
-            sample_rate = 1.0 / len(loader)
-            engine.accountant.history = list(accountant_history)
-            self._canaries = self._bind_canaries(
-                model, dp_model, criterion, proof, sample_rate, n_rows, float(noise_multiplier or 0.0)
-            )
-
-        records: list[dict[str, Any]] = list(prior_history)
-        steps_done = sum(int(r["steps"]) for r in records)
-        if self.privacy is not None and noise_multiplier:
-            planned_epsilons(
-                engine.accountant.history,
-                float(noise_multiplier),
-                sample_rate,
-                len(loader),
-                self.epochs - start_epoch,
-                target_epsilon=self.privacy.target_epsilon,
-                delta=self.privacy.delta,
-                accountant=self.privacy.accountant,
-            )
+        else:
+            run = self._private_run(model, optimizer, loader, criterion, noise_gen, start, rows)
         if self.sample_weights is not None:
             from governance.train.sample_weights import weighted_criterion
 
-            criterion = weighted_criterion(
-                criterion, engine=proof.engine if proof else None, optimizer=optimizer
+            engine = run.proof.engine if run.proof is not None else None
+            run = replace(
+                run, criterion=weighted_criterion(run.criterion, engine=engine, optimizer=run.optimizer)
             )
-        seconds = prior_seconds
-        step_seconds = float(checkpoint.state.get("step_seconds", 0.0)) if checkpoint else 0.0
-        stopped_early = bool(checkpoint.state.get("stopped_early", False)) if checkpoint else False
+        return run
+
+    def _private_run(
+        self,
+        model: nn.Module,
+        optimizer: Any,
+        loader: DataLoader,
+        criterion: Any,
+        noise_gen: torch.Generator,
+        start: _ResumeState,
+        rows: int,
+    ) -> _Run:
+        """The run made private: σ, the proven engine's wrappers, the accountant carrying on the
+        checkpoint's history, and the canaries (if any) bound to that engine."""
+        assert self.privacy is not None
+        privacy = self.privacy
+        dp_model, optimizer, criterion, loader, engine, proof, sigma = self._make_private(
+            model, optimizer, loader, criterion, noise_gen, start.noise_multiplier
+        )
+        sample_rate = 1.0 / len(loader)
+        engine.accountant.history = list(start.accountant_history)
+        self._canaries = self._bind_canaries(
+            model, dp_model, criterion, proof, sample_rate, rows, float(sigma or 0.0)
+        )
+        if sigma:
+            # Fills epsilon_for's memo before the first step, so that the accountant's work arrays
+            # are freed before training allocates its own (a lower peak memory).
+            planned_epsilons(
+                engine.accountant.history,
+                float(sigma),
+                sample_rate,
+                len(loader),
+                self.epochs - start.start_epoch,
+                target_epsilon=privacy.target_epsilon,
+                delta=privacy.delta,
+                accountant=privacy.accountant,
+            )
+        return _Run(
+            model=dp_model,
+            optimizer=optimizer,
+            criterion=criterion,
+            loader=loader,
+            sample_rate=sample_rate,
+            noise_multiplier=sigma,
+            engine=engine,
+            proof=proof,
+        )
+
+    def _train_epochs(
+        self,
+        model: nn.Module,
+        run: _Run,
+        sampler_gen: torch.Generator,
+        noise_gen: torch.Generator,
+        start: _ResumeState,
+    ) -> _Trained:
+        """The epochs after the checkpoint's, each one checkpointed, then reported; under DP the
+        run stops where the next step would spend more than the budget."""
+        records = list(start.history)
+        seconds, step_seconds, stopped_early = start.seconds, start.step_seconds, start.stopped_early
         with (
-            self._progress_bar(start_epoch) as advance,
-            self._engine_removed_after(engine, dp_model, criterion),
+            self._progress_bar(start.start_epoch) as advance,
+            self._engine_removed_after(run.engine, run.model, run.criterion),
         ):
-            for epoch in range(start_epoch + 1, self.epochs + 1):
+            for epoch in range(start.start_epoch + 1, self.epochs + 1):
                 if stopped_early:
                     break
                 t0 = time.perf_counter()
-                limit: int | None = None
-                projected: float | None = None
-                privacy = self.privacy
-                sigma = float(noise_multiplier or 0.0)
-                if privacy is not None and sigma > 0:
-                    limit, projected = self._plan_epoch(
-                        privacy, engine.accountant.history, sigma, sample_rate, len(loader)
-                    )
-                    if limit < len(loader):
-                        stopped_early = True
-                    if limit == 0:
-                        break
-                loss, steps, took = self._run_epoch(dp_model, optimizer, loader, criterion, limit, engine)
+                limit, projected = self._epoch_limit(run)
+                if limit is not None and limit < len(run.loader):
+                    stopped_early = True
+                if limit == 0:
+                    break
+                loss, steps, took = self._run_epoch(
+                    run.model, run.optimizer, run.loader, run.criterion, limit, run.engine
+                )
                 step_seconds += took
                 accuracy, eval_loss = self._evaluate(model)
-                epsilon = None
-                if privacy is not None and sigma > 0:
-                    if projected is not None and steps == limit:
-                        epsilon = projected  # the history now is exactly what was projected
-                    else:
-                        epsilon = epsilon_for(engine.accountant.history, privacy.delta, privacy.accountant)
+                epsilon = self._epoch_epsilon(run, limit, projected, steps)
                 seconds += time.perf_counter() - t0
-                steps_done += steps
                 record = EpochRecord(epoch, steps, loss, accuracy, epsilon, eval_loss)
                 records.append(record.to_dict())
-                self._save_checkpoint(
-                    model,
-                    optimizer,
-                    sampler_gen,
-                    noise_gen,
-                    {
-                        "epoch": epoch,
-                        "history": records,
-                        "seconds": seconds,
-                        "step_seconds": step_seconds,
-                        "accountant_history": [
-                            list(h) for h in (engine.accountant.history if engine else [])
-                        ],
-                        "noise_multiplier": noise_multiplier,
-                        "attempts": attempts,
-                        "stopped_early": stopped_early,
-                        "fingerprint": self._fingerprint(),
-                    },
-                )
+                so_far = _Trained(records, seconds, step_seconds, stopped_early)
+                state = self._checkpoint_state(epoch, so_far, run, start.attempts)
+                self._save_checkpoint(model, run.optimizer, sampler_gen, noise_gen, state)
                 advance(record)
                 for callback in self.callbacks:
                     callback(record)
+        return _Trained(records, seconds, step_seconds, stopped_early)
 
+    def _epoch_limit(self, run: _Run) -> tuple[int | None, float | None]:
+        """The next epoch's step limit and the ε projected after all of its planned steps
+        (:meth:`_plan_epoch`); (None, None) when no budget is spent."""
+        if self.privacy is None or run.sigma <= 0:
+            return None, None
+        history = run.engine.accountant.history
+        return self._plan_epoch(self.privacy, history, run.sigma, run.sample_rate, len(run.loader))
+
+    def _epoch_epsilon(
+        self, run: _Run, limit: int | None, projected: float | None, steps: int
+    ) -> float | None:
+        """The ε spent after an epoch (None when no budget is spent)."""
+        if self.privacy is None or run.sigma <= 0:
+            return None
+        if projected is not None and steps == limit:
+            return projected  # the history now is exactly what was projected
+        return epsilon_for(run.engine.accountant.history, self.privacy.delta, self.privacy.accountant)
+
+    def _checkpoint_state(self, epoch: int, trained: _Trained, run: _Run, attempts: int) -> dict[str, Any]:
+        """What a resumed run reads back (:meth:`_ResumeState.read`), and the fingerprint that
+        refuses a different configuration."""
+        return {
+            "epoch": epoch,
+            "history": trained.history,
+            "seconds": trained.seconds,
+            "step_seconds": trained.step_seconds,
+            "accountant_history": [list(h) for h in (run.engine.accountant.history if run.engine else [])],
+            "noise_multiplier": run.noise_multiplier,
+            "attempts": attempts,
+            "stopped_early": trained.stopped_early,
+            "fingerprint": self._fingerprint(),
+        }
+
+    def _ledger(
+        self, run: _Run, start: _ResumeState, trained: _Trained, rows: int, fixes: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """The ledger (``training.json``): the run's settings, totals and history; the privacy
+        block under DP; the weights' summary when the rows carry weights."""
+        records = trained.history
+        last = records[-1] if records else None
         ledger: dict[str, Any] = {
             "ledger_version": LEDGER_VERSION,
-            "seconds": seconds,
-            "step_seconds": step_seconds,
+            "seconds": trained.seconds,
+            "step_seconds": trained.step_seconds,
             "epochs": len(records),
             "planned_epochs": self.epochs,
-            "steps": steps_done,
+            "steps": sum(int(r["steps"]) for r in records),
             "batch_size": self.batch_size,
             "max_physical_batch_size": self.max_physical_batch_size,
-            "rows": n_rows,
+            "rows": rows,
             "optimizer": self.optimizer_name,
             "lr": self.lr,
             "momentum": self.momentum,
@@ -473,50 +613,56 @@ class Trainer:
             "seed": self.seed,
             "device": self.device,
             "history": records,
-            "train_loss": records[-1]["train_loss"] if records else None,
-            "eval_loss": records[-1].get("eval_loss") if records else None,
-            "eval_accuracy": records[-1]["eval_accuracy"] if records else None,
-            "resumed": checkpoint is not None,
-            "attempts": attempts,
+            "train_loss": last["train_loss"] if last is not None else None,
+            "eval_loss": last.get("eval_loss") if last is not None else None,
+            "eval_accuracy": last["eval_accuracy"] if last is not None else None,
+            "resumed": start.resumed,
+            "attempts": start.attempts,
             "world_size": 1 if self.world is None else self.world.size,
         }
         if self.privacy is not None:
-            spent = [tuple(h) for h in engine.accountant.history]
-            ledger["privacy"] = {
-                "accountant": self.privacy.accountant,
-                "noise_multiplier": noise_multiplier,
-                "sample_rate": sample_rate,
-                "steps": sum(int(h[2]) for h in spent),
-                "max_grad_norm": self.privacy.max_grad_norm,
-                "delta": self.privacy.delta,
-                # σ = 0 (clipping only, an ablation) gives no privacy: ε is infinite, written null.
-                "epsilon": epsilon_for(spent, self.privacy.delta, self.privacy.accountant)
-                if noise_multiplier
-                else None,
-                "target_epsilon": self.privacy.target_epsilon,
-                "grad_sample_mode": mode,
-                "engine": proof.engine if proof is not None else None,
-                "engine_proof": proof.to_dict() if proof is not None else None,
-                "poisson_sampling": self.privacy.poisson_sampling,
-                "noise_source": noise_source(self.privacy.reproducible_noise),
-                # What the guarantee covers; train.api adds what the run publishes outside it.
-                "scope": privacy_scope(noise_source=noise_source(self.privacy.reproducible_noise)),
-                "stopped_early": stopped_early,
-                "module_fixes": list(fixes),
-                "accountant_history": [list(h) for h in spent],
-            }
-            if self._canaries is not None:
-                ledger["privacy"]["canaries"] = self._canaries.ledger(
-                    noise_multiplier=float(noise_multiplier or 0.0), steps=ledger["privacy"]["steps"]
-                )
+            ledger["privacy"] = self._privacy_ledger(run, trained.stopped_early, fixes)
         if self.sample_weights is not None:
             from governance.train.sample_weights import SCOPE_NOTE, weights_ledger
 
             ledger["sample_weights"] = weights_ledger(self.sample_weights, private=self.privacy is not None)
             if self.privacy is not None:
                 ledger["privacy"]["scope"] = {**ledger["privacy"]["scope"], "sample_weights": SCOPE_NOTE}
-        self._result = TrainingResult(ledger=ledger, model=model)
-        return self._result
+        return ledger
+
+    def _privacy_ledger(self, run: _Run, stopped_early: bool, fixes: tuple[str, ...]) -> dict[str, Any]:
+        """The ledger's ``privacy`` block: the guarantee (ε, δ, σ, q, steps), how it was kept
+        (engine and its proof, accountant history) and what it covers."""
+        assert self.privacy is not None and run.proof is not None
+        privacy, proof = self.privacy, run.proof
+        spent = [tuple(h) for h in run.engine.accountant.history]
+        source = noise_source(privacy.reproducible_noise)
+        block: dict[str, Any] = {
+            "accountant": privacy.accountant,
+            "noise_multiplier": run.noise_multiplier,
+            "sample_rate": run.sample_rate,
+            "steps": sum(int(h[2]) for h in spent),
+            "max_grad_norm": privacy.max_grad_norm,
+            "delta": privacy.delta,
+            # σ = 0 (clipping only, an ablation) gives no privacy: ε is infinite, written null.
+            "epsilon": epsilon_for(spent, privacy.delta, privacy.accountant)
+            if run.noise_multiplier
+            else None,
+            "target_epsilon": privacy.target_epsilon,
+            "grad_sample_mode": proof.grad_sample_mode,
+            "engine": proof.engine,
+            "engine_proof": proof.to_dict(),
+            "poisson_sampling": privacy.poisson_sampling,
+            "noise_source": source,
+            # What the guarantee covers; train.api adds what the run publishes outside it.
+            "scope": privacy_scope(noise_source=source),
+            "stopped_early": stopped_early,
+            "module_fixes": list(fixes),
+            "accountant_history": [list(h) for h in spent],
+        }
+        if self._canaries is not None:
+            block["canaries"] = self._canaries.ledger(noise_multiplier=run.sigma, steps=block["steps"])
+        return block
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -641,42 +787,69 @@ class Trainer:
     ) -> tuple[Any, Any, Any, Any, Any, EngineProof, float]:
         """Calibrate σ, prove which clipping engine may train ``model`` (:mod:`governance.train.
         clipping.proof`), and wrap model, optimizer, loader and criterion with it."""
-        import warnings
-
-        from opacus import PrivacyEngine
-
         assert self.privacy is not None
-        privacy = self.privacy
-        sample_rate = 1.0 / len(loader)
-        if noise_multiplier is None:
-            noise_multiplier = privacy.noise_multiplier
-        if noise_multiplier is None:
-            # Calibrate once, on the exact number of steps the run plans; a resumed run reuses
-            # the stored σ so the plan never changes.
-            noise_multiplier = calibrate_noise(
-                target_epsilon=privacy.target_epsilon,
-                delta=privacy.delta,
-                sample_rate=sample_rate,
-                steps=len(loader) * self.epochs,
-                accountant=privacy.accountant,
-            )
+        noise_multiplier = self._noise_multiplier(noise_multiplier, len(loader))
         # Opacus' hooks touch torch.distributed.tensor on the first backward pass, a lazy import of
         # about a second: do it here so that the ledger's step time measures steps, not imports.
         import torch.distributed.tensor  # noqa: F401
 
-        if privacy.poisson_sampling:
+        if self.privacy.poisson_sampling:
             loader = self._make_poisson_loader(loader)
         proof = self._prove_engine(model, criterion)
         if proof.engine in (FUSED_MLP, FUSED_SEQUENTIAL, FAST):
             return self._make_fast_private(
                 model, optimizer, loader, criterion, noise_gen, noise_multiplier, proof
             )
+        self._freeze_unused(model, proof)
+        return self._make_opacus_private(
+            model, optimizer, loader, criterion, noise_gen, noise_multiplier, proof
+        )
+
+    def _noise_multiplier(self, stored: float | None, steps_per_epoch: int) -> float:
+        """σ: a resumed run's stored one, else the configured one, else calibrated once on the exact
+        number of steps the run plans; a resumed run reuses it, so the plan never changes."""
+        assert self.privacy is not None
+        privacy = self.privacy
+        if stored is not None:
+            return stored
+        if privacy.noise_multiplier is not None:
+            return privacy.noise_multiplier
+        return calibrate_noise(
+            target_epsilon=privacy.target_epsilon,
+            delta=privacy.delta,
+            sample_rate=1.0 / steps_per_epoch,
+            steps=steps_per_epoch * self.epochs,
+            accountant=privacy.accountant,
+        )
+
+    def _freeze_unused(self, model: nn.Module, proof: EngineProof) -> None:
+        """Freeze, for the run, the modules the forward pass never calls (:attr:`EngineProof.
+        unused`): Opacus has no per-sample gradient for them and refuses to step."""
         modules = dict(model.named_modules())
         self._frozen_for_run = [
             p for name in proof.unused for p in modules[name].parameters(recurse=False) if p.requires_grad
         ]
         for p in self._frozen_for_run:
             p.requires_grad_(False)
+
+    def _make_opacus_private(
+        self,
+        model: nn.Module,
+        optimizer: Any,
+        loader: DataLoader,
+        criterion: Any,
+        noise_gen: torch.Generator,
+        noise_multiplier: float,
+        proof: EngineProof,
+    ) -> tuple[Any, Any, Any, Any, Any, EngineProof, float]:
+        """Opacus' engine in the proven mode; under ``auto``, hooks when Opacus refuses the
+        proven ghost clipping for this model (the proof then names the engine that trains)."""
+        import warnings
+
+        from opacus import PrivacyEngine
+
+        assert self.privacy is not None
+        privacy = self.privacy
         mode = proof.grad_sample_mode
         attempts = [mode, "hooks"] if privacy.grad_sample_mode == "auto" and mode == "ghost" else [mode]
         last_error: Exception | None = None
@@ -701,23 +874,29 @@ class Trainer:
             except (NotImplementedError, ValueError) as exc:
                 last_error = exc
                 continue
-            if len(wrapped) == 4:
-                dp_model, dp_opt, dp_criterion, dp_loader = wrapped
-            else:
-                dp_model, dp_opt, dp_loader = wrapped
-                dp_criterion = criterion
-            if self.world is not None:
-                from governance.train.distributed import coalesce_reduction
-
-                coalesce_reduction(dp_opt)
-            if privacy.poisson_sampling:
-                # What make_private(poisson_sampling=True) would do: with Poisson batches a step
-                # must never accumulate gradients of two batches.
-                dp_model.forbid_grad_accumulation()
+            dp_model, dp_opt, dp_criterion, dp_loader = self._finish_opacus(wrapped, criterion)
             if candidate != mode:
                 proof = replace(proof, engine=f"opacus-{candidate}")
             return dp_model, dp_opt, dp_criterion, dp_loader, engine, proof, noise_multiplier
         raise ValueError(f"Opacus cannot make this model private: {last_error}")
+
+    def _finish_opacus(self, wrapped: tuple[Any, ...], criterion: Any) -> tuple[Any, Any, Any, Any]:
+        """(model, optimizer, criterion, loader) from ``make_private``, which hands back a
+        criterion only for ghost clipping; made ready for Poisson batches and processes."""
+        if len(wrapped) == 4:
+            dp_model, dp_opt, dp_criterion, dp_loader = wrapped
+        else:
+            dp_model, dp_opt, dp_loader = wrapped
+            dp_criterion = criterion
+        if self.world is not None:
+            from governance.train.distributed import coalesce_reduction
+
+            coalesce_reduction(dp_opt)
+        if self.privacy is not None and self.privacy.poisson_sampling:
+            # What make_private(poisson_sampling=True) would do: with Poisson batches a step
+            # must never accumulate gradients of two batches.
+            dp_model.forbid_grad_accumulation()
+        return dp_model, dp_opt, dp_criterion, dp_loader
 
     def _bind_canaries(
         self,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,6 +83,40 @@ def test_resume_after_a_crash_matches_the_uninterrupted_run(tmp_path: Path) -> N
     ]
     for p, q in zip(_weights(resumed.model), _weights(uninterrupted.model)):
         torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize(
+    "target_epsilon",
+    [
+        4.0,  # the budget holds all four epochs
+        2.3,  # the budget stops the resumed run during epoch 3
+        2.0,  # the budget stopped epoch 2 before the crash: the resumed run takes no step
+    ],
+)
+def test_a_resumed_run_writes_the_uninterrupted_runs_ledger(tmp_path: Path, target_epsilon: float) -> None:
+    """The whole ledger (history, totals, privacy block) is the uninterrupted run's, timings and
+    the resume's own record aside, also when the budget stops the run after or before the crash."""
+    privacy = PrivacySettings(
+        target_epsilon=target_epsilon, delta=1e-3, noise_multiplier=1.0, reproducible_noise=True
+    )
+    uninterrupted = _trainer(privacy=privacy).fit()
+
+    def stop_after_two(record: EpochRecord) -> None:
+        if record.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(tmp_path / "ckpt", privacy=privacy, callbacks=[stop_after_two]).fit()
+    resumed = _trainer(tmp_path / "ckpt", privacy=privacy, resume=True).fit()
+    assert (resumed.ledger["resumed"], resumed.ledger["attempts"]) == (True, 2)
+    own = {"seconds", "step_seconds", "resumed", "attempts"}
+
+    def drop(ledger: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in ledger.items() if key not in own}
+
+    assert drop(resumed.ledger) == drop(uninterrupted.ledger)
+    expected_stop = target_epsilon < 4.0
+    assert resumed.ledger["privacy"]["stopped_early"] is expected_stop
 
 
 def test_resume_refuses_a_different_configuration(tmp_path: Path) -> None:
