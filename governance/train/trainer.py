@@ -463,9 +463,9 @@ class Trainer:
             from governance.train.sample_weights import weighted_criterion
 
             engine = run.proof.engine if run.proof is not None else None
-            run = replace(
-                run, criterion=weighted_criterion(run.criterion, engine=engine, optimizer=run.optimizer)
-            )
+            with self._engine_removed_on_error(run.engine, run.model, run.criterion):
+                weighted = weighted_criterion(run.criterion, engine=engine, optimizer=run.optimizer)
+            run = replace(run, criterion=weighted)
         return run
 
     def _private_run(
@@ -487,22 +487,25 @@ class Trainer:
         )
         sample_rate = 1.0 / len(loader)
         engine.accountant.history = list(start.accountant_history)
-        self._canaries = self._bind_canaries(
-            model, dp_model, criterion, proof, sample_rate, rows, float(sigma or 0.0)
-        )
-        if sigma:
-            # Fills epsilon_for's memo before the first step, so that the accountant's work arrays
-            # are freed before training allocates its own (a lower peak memory).
-            planned_epsilons(
-                engine.accountant.history,
-                float(sigma),
-                sample_rate,
-                len(loader),
-                self.epochs - start.start_epoch,
-                target_epsilon=privacy.target_epsilon,
-                delta=privacy.delta,
-                accountant=privacy.accountant,
+        # The engine is on the user's model from here: a refusal below (canaries, the budget)
+        # must take it off again, as a failed step does (_engine_removed_after).
+        with self._engine_removed_on_error(engine, dp_model, criterion):
+            self._canaries = self._bind_canaries(
+                model, dp_model, criterion, proof, sample_rate, rows, float(sigma or 0.0)
             )
+            if sigma:
+                # Fills epsilon_for's memo before the first step, so that the accountant's work
+                # arrays are freed before training allocates its own (a lower peak memory).
+                planned_epsilons(
+                    engine.accountant.history,
+                    float(sigma),
+                    sample_rate,
+                    len(loader),
+                    self.epochs - start.start_epoch,
+                    target_epsilon=privacy.target_epsilon,
+                    delta=privacy.delta,
+                    accountant=privacy.accountant,
+                )
         return _Run(
             model=dp_model,
             optimizer=optimizer,
@@ -995,6 +998,16 @@ class Trainer:
         finally:
             if engine is not None:
                 self._release_engine(dp_model, criterion)
+
+    @contextlib.contextmanager
+    def _engine_removed_on_error(self, engine: Any, dp_model: Any, criterion: Any) -> Iterator[None]:
+        """Remove the DP engine if the set-up after attaching it raises."""
+        try:
+            yield
+        except BaseException:
+            if engine is not None:
+                self._release_engine(dp_model, criterion)
+            raise
 
     def _release_engine(self, dp_model: Any, criterion: Any) -> None:
         """Opacus' hooks on ``dp_model``, ours on the criterion; parameters frozen for the run

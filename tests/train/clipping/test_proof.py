@@ -261,3 +261,31 @@ def test_a_sequential_mlp_on_sequences_takes_the_fast_path_not_the_fused_step() 
     seq = torch.randn(8, 4, 5)
     proof = prove(mlp, nn.CrossEntropyLoss(), (seq, seq[:7]))
     assert proof.engine == "fast" and "not 2-D" in proof.refused["fused"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "hooks", "ghost"])
+def test_hooks_are_removed_when_the_run_is_refused_after_the_engine_is_attached(mode: str) -> None:
+    """The engine is attached before the canaries are bound and the budget is planned; a refusal
+    there (here: 1000 canaries need 1000 weights in one Linear) must not leave it on the model."""
+    from governance.canary_options import CanaryOptions
+    from governance.train.canaries import CanaryError
+
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2))
+    x, y = _data(64, 4, classes=2)
+    privacy = PrivacySettings(target_epsilon=5.0, delta=1e-3, noise_multiplier=1.0, grad_sample_mode=mode)
+    trainer = Trainer(
+        model=model,
+        train_data=(x.float(), y),
+        privacy=privacy,
+        epochs=1,
+        batch_size=16,
+        canaries=CanaryOptions(count=1000),
+    )
+    with pytest.raises(CanaryError, match="1000 canaries need as many weights"):
+        trainer.fit()
+    for module in model.modules():
+        assert not module._forward_hooks and not module._backward_hooks
+        assert not module._forward_pre_hooks and not getattr(module, "_full_backward_hooks", None)
+        for p in module.parameters():
+            assert getattr(p, "grad_sample", None) is None
+            assert p.requires_grad
