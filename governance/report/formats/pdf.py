@@ -13,6 +13,7 @@ from governance.errors import GovernanceError
 from governance.report.charts import Chart
 from governance.report.context import ReportContext
 from governance.report.formats import ReportJob
+from governance.report.formats._css import inline_root_properties
 from governance.report.formats._template import render_template
 from governance.report.formats.html import TEMPLATE
 
@@ -52,7 +53,7 @@ def pdf_html(job: ReportJob, *, draw_charts: bool) -> str:
     while another draws (:mod:`governance.report.pdf_process`).
     """
     ctx = pdf_context(job.context(draw_charts=draw_charts))
-    return render_template("html", TEMPLATE, ctx, job.template_dir)
+    return inline_root_properties(render_template("html", TEMPLATE, ctx, job.template_dir))
 
 
 def pdf_context(ctx: ReportContext) -> ReportContext:
@@ -91,6 +92,9 @@ def html_to_pdf(html: str, images: Callable[[str], bytes | None]) -> bytes:
     # WeasyPrint logs a warning for every SVG or CSS property it does not support; the PDF is
     # right regardless, and a reviewer's terminal should not fill up.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    from governance.report.formats._svg_text import install
+
+    install()
     # No base_url, and a fetcher that serves the report's own charts and refuses everything
     # else: the report is self-contained, so any other fetch would be a template bug or an
     # injected URL, and a PDF must not phone home.
