@@ -31,7 +31,8 @@ __all__ = [
 
 ERR_NO_WEASYPRINT = (
     "PDF reports need WeasyPrint and the Pango library: pip install 'governance[pdf]' "
-    "(Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0); import failed: {error}"
+    "(Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0); "
+    "import failed: {error}"
 )
 #: URL scheme of a chart in the PDF's HTML: ``chart:<id>``, served from memory by chart_fetcher.
 CHART_SCHEME = "chart:"
