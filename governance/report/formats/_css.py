@@ -1,8 +1,8 @@
 """The report's stylesheet made cheaper for WeasyPrint: custom properties replaced by their values.
 
 WeasyPrint resolves every ``var()`` again for each element it styles (a few thousand table
-cells in a long report), where a browser resolves them once; with the values written in place
-the PDF's styles are computed about a tenth faster and every colour is the same.
+cells in a long report); with the values written in place every colour is the same and the
+styles cost less (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations

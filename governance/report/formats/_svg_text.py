@@ -4,8 +4,8 @@ WeasyPrint lays out every letter of an SVG ``<text>`` as a text of its own (a Pa
 drawing call per letter), because ``x``, ``dx`` or ``rotate`` may position each one. matplotlib's
 labels position none: one ``x`` and one ``y`` per label. For such a label, :func:`install` makes
 WeasyPrint lay out the whole string once and draw it as one line, which is what a browser does
-with the same SVG (so the label is kerned as on screen, where letter by letter it is not). It
-was a third of the time WeasyPrint spent drawing the charts (see docs/PERFORMANCE.md).
+with the same SVG (so the label is kerned as on screen, where letter by letter it is not), and
+its text extracts as words (docs/PERFORMANCE.md).
 
 Anything else (``tspan``, ``textPath``, letter positions, ``letter-spacing``, ``textLength``,
 child elements) goes to WeasyPrint's own code. The drawing calls are WeasyPrint's, and only the
