@@ -2,14 +2,17 @@
 
 Only POSIX ``fork``: the child starts with everything this process has imported and built
 (matplotlib, the chart builders' closures), which is what makes a helper cheap. None wherever a
-helper cannot run or cannot help: one CPU, no ``fork``, or a daemonic process (a report
-worker), which multiprocessing allows no children.
+helper cannot run or cannot help: no CPU for it (this process keeps one, and each helper still
+running keeps one), no ``fork``, or a daemonic process (a report worker), which multiprocessing
+allows no children. A helper beyond the CPUs would only take turns with the others: on two
+CPUs the PDF's layout, the longest part, keeps the second one to itself.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +21,9 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
 __all__ = ["cpus", "fork", "ignore_interrupts", "stop"]
+
+#: The helpers this process forked (a finished one no longer counts).
+_HELPERS: weakref.WeakSet[BaseProcess] = weakref.WeakSet()
 
 
 def cpus() -> int:
@@ -30,12 +36,12 @@ def cpus() -> int:
 
 def fork(target: Callable[..., None], *args: Any, name: str) -> tuple[BaseProcess, Connection] | None:
     """Start ``target(conn, *args)`` in a forked child; this side's end of the pipe, or None."""
-    if sys.platform == "win32" or cpus() < 2:
+    if sys.platform == "win32":
         return None
     import multiprocessing
     import warnings
 
-    if multiprocessing.current_process().daemon:
+    if multiprocessing.current_process().daemon or cpus() < 2 + _running():
         return None
     try:
         ctx = multiprocessing.get_context("fork")
@@ -54,7 +60,13 @@ def fork(target: Callable[..., None], *args: Any, name: str) -> tuple[BaseProces
         child.close()
         return None
     child.close()
+    _HELPERS.add(process)
     return process, parent
+
+
+def _running() -> int:
+    """Helpers of this process still running."""
+    return sum(1 for process in list(_HELPERS) if process.is_alive())
 
 
 def stop(process: BaseProcess, conn: Connection) -> None:

@@ -2,26 +2,28 @@
 
 The PDF is the slow part of a report set: WeasyPrint's import, then its CSS styles, boxes,
 layout and drawing. Only the drawing of the charts needs the charts, and the PDF's HTML names
-each chart before it is drawn (``<img src="chart:ID">``, :func:`~governance.report.formats.pdf.pdf_html`).
-So a forked child renders that HTML from the text-only report context and lays it out, while
-this process draws the charts (matplotlib) and renders the other formats; the child's URL
-fetcher waits for the charts when WeasyPrint first asks for one.
+each chart, with its size, before it is drawn (``<img src="chart:ID">``,
+:func:`~governance.report.formats.pdf.pdf_html`, :func:`~governance.report.formats.pdf.chart_sizes`).
+So a forked child imports WeasyPrint while this process renders that HTML from the text-only
+report context and hands it over; the child lays it out with a blank of each chart's size
+while this process draws the charts (matplotlib) and renders the other formats, and waits for
+the charts only when WeasyPrint draws the first one.
 
-The child's PDF is used only when it is the PDF this process would have made: the parent
-compares the child's HTML with its own (a SHA-256 of each). A chart that failed to draw (its
-figure then says so instead), a child that died, timed out or raised: the parent renders the
-PDF itself, so the bytes and the errors a caller sees are those of the one-process path.
+The child's PDF is used only when it is the PDF this process would have made: the HTML it was
+given must be the one the drawn charts give (a chart that failed to draw shows a note
+instead), and every chart must be the size it was laid out with. A child that died, timed out
+or raised: the parent renders the PDF itself, so the bytes and the errors a caller sees are
+those of the one-process path.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 from typing import TYPE_CHECKING, Any
 
 from governance.report._fork import fork, ignore_interrupts, stop
-from governance.report.formats.pdf import CHART_SCHEME, chart_images, html_to_pdf, pdf_html
+from governance.report.formats.pdf import CHART_SCHEME, chart_images, chart_sizes, html_to_pdf, pdf_html
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -48,32 +50,36 @@ class _Abandoned(BaseException):
 class PdfProcess:
     """A forked child laying out one job's PDF; :meth:`start`, :meth:`send_charts`, :meth:`pdf`, :meth:`close`."""
 
-    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+    def __init__(self, process: BaseProcess, conn: Connection, html: str) -> None:
         self._process: BaseProcess | None = process
         self._conn = conn
+        #: The page the child lays out (rendered before any chart is drawn).
+        self._html = html
         self._sender: threading.Thread | None = None
         self._usable = True
 
     @classmethod
     def start(cls, job: ReportJob) -> PdfProcess | None:
-        """Fork the child for ``job``; None where it cannot help or cannot start (see :mod:`._fork`)."""
-        started = fork(_lay_out, job, name="governance-pdf")
-        return None if started is None else cls(*started)
+        """Fork the child for ``job`` and hand it its page; None where it cannot help or cannot start (see :mod:`._fork`)."""
+        started = fork(_lay_out, name="governance-pdf")
+        if started is None:
+            return None
+        # The child imports WeasyPrint while this process renders its page.
+        html = pdf_html(job, draw_charts=False)
+        beside = cls(*started, html)
+        beside._send_later((html, chart_sizes(job.context(draw_charts=False))))
+        return beside
 
     def send_charts(self, job: ReportJob) -> None:
         """Draw the charts (here, if not yet drawn), hand them to the child, and check its page is ours.
 
-        The charts go from a thread: the child reads them only when WeasyPrint first asks for
-        one, and meanwhile this process renders the other formats. They go before the check,
-        which costs a template rendering; a child whose page differs is stopped by :meth:`pdf`.
+        The charts go from a thread: the child reads them only when WeasyPrint first draws one,
+        and meanwhile this process renders the other formats. A page that differs from the one
+        the drawn charts give (a chart that failed to draw) makes :meth:`pdf` stop the child.
         """
         images = chart_images(job.context(draw_charts=True))
-        self._sender = threading.Thread(
-            target=self._send, args=(images,), name="governance-pdf-charts", daemon=True
-        )
-        self._sender.start()
-        digest = _digest(pdf_html(job, draw_charts=True))
-        if self._receive() != ("html", digest):
+        self._send_later(images)
+        if pdf_html(job, draw_charts=True) != self._html:
             self._usable = False
 
     def pdf(self) -> bytes | None:
@@ -104,11 +110,21 @@ class PdfProcess:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, message: Any) -> None:
-        # The child may be done without reading them (a template without charts), or gone: its
-        # reply, or the lack of one, decides what pdf() returns.
-        with contextlib.suppress(OSError, ValueError):
-            self._conn.send(message)
+    def _send_later(self, message: Any) -> None:
+        """Send ``message`` from a thread, after the one before it: a pipe holds less than a page or
+        the charts, and the child reads each only when it needs it."""
+        before = self._sender
+
+        def send() -> None:
+            if before is not None:
+                before.join()
+            # The child may be done without reading it (a template without charts), or gone:
+            # its reply, or the lack of one, decides what pdf() returns.
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(message)
+
+        self._sender = threading.Thread(target=send, name="governance-pdf-send", daemon=True)
+        self._sender.start()
 
     def _receive(self) -> Any:
         try:
@@ -120,13 +136,17 @@ class PdfProcess:
         return None
 
 
-def _lay_out(conn: Connection, job: ReportJob) -> None:
-    """The child: the PDF's HTML from the text-only context, then WeasyPrint, charts on demand."""
+def _lay_out(conn: Connection) -> None:
+    """The child: WeasyPrint imported while the parent renders the page, then the layout, charts on demand."""
     ignore_interrupts()
     try:
-        html = pdf_html(job, draw_charts=False)
-        conn.send(("html", _digest(html)))
-        reply: tuple[str, Any] = ("pdf", html_to_pdf(html, _ChartsFromParent(conn)))
+        with contextlib.suppress(ImportError, OSError):  # html_to_pdf raises the real error
+            import weasyprint  # noqa: F401
+        page = conn.recv() if conn.poll(TIMEOUT_S) else None
+        if not isinstance(page, tuple) or len(page) != 2:
+            raise _Abandoned("the page did not come")
+        html, sizes = page
+        reply: tuple[str, Any] = ("pdf", html_to_pdf(html, _ChartsFromParent(conn), sizes=sizes))
     except BaseException as exc:  # the parent renders the PDF itself and raises the real error
         reply = ("error", f"{exc.__class__.__name__}: {exc}")
     with contextlib.suppress(OSError, ValueError):
@@ -134,7 +154,7 @@ def _lay_out(conn: Connection, job: ReportJob) -> None:
 
 
 class _ChartsFromParent:
-    """The child's image source: waits for the parent's charts when the first one is asked for."""
+    """The child's image source: waits for the parent's charts when the first one is drawn."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -152,7 +172,3 @@ class _ChartsFromParent:
                 raise _Abandoned("the charts did not come")
             self._images = images
         return self._images.get(url)
-
-
-def _digest(html: str) -> str:
-    return hashlib.sha256(html.encode("utf-8")).hexdigest()

@@ -109,9 +109,9 @@ def write_reports(
 def _render_all(job: ReportJob, chosen: Sequence[Format]) -> dict[str, bytes]:
     """Every chosen format's bytes; the PDF laid out by a second process where there is a second CPU.
 
-    That child (:mod:`governance.report.pdf_process`) starts WeasyPrint while this process
-    draws the charts, then gets them; its PDF is the one this process would render, or this
-    process renders it.
+    That child (:mod:`governance.report.pdf_process`) lays the page out while this process
+    draws the charts, and gets them when it draws its pages; its PDF is the one this process
+    would render, or this process renders it.
     """
     names = [f.name for f in chosen]
     beside = None

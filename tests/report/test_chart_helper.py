@@ -77,3 +77,37 @@ def test_a_helper_that_dies_leaves_every_chart_to_this_process(
     both = build_charts(results)
     assert helper_replies == [{}]
     assert both == _one_process(results, monkeypatch)
+
+
+def _wait_for_close(conn: Any) -> None:
+    conn.poll(30)  # until the test says so
+
+
+def _done(helper: Any) -> None:
+    from governance.report import _fork
+
+    helper[1].send(None)
+    _fork.stop(*helper)
+
+
+def test_a_helper_is_forked_only_while_it_has_a_cpu_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    from governance.report import _fork
+
+    if cpus() < 2:
+        pytest.skip("one CPU: nothing is forked")
+    monkeypatch.setattr(_fork, "cpus", lambda: 2)
+    first = _fork.fork(_wait_for_close, name="test-first")
+    assert first is not None
+    try:
+        # This process keeps one CPU and the first helper the other: a second would take turns.
+        assert _fork.fork(_wait_for_close, name="test-second") is None
+        monkeypatch.setattr(_fork, "cpus", lambda: 3)
+        third = _fork.fork(_wait_for_close, name="test-third")
+        assert third is not None
+        _done(third)
+    finally:
+        _done(first)
+    monkeypatch.setattr(_fork, "cpus", lambda: 2)
+    again = _fork.fork(_wait_for_close, name="test-again")  # the first is done: its CPU is free
+    assert again is not None
+    _done(again)

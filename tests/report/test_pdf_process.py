@@ -105,3 +105,38 @@ def test_the_child_refuses_other_urls_without_waiting_for_the_charts() -> None:
     source = pdf_process._ChartsFromParent(NoPipe())  # type: ignore[arg-type]
     assert source("file:///etc/hostname") is None
     assert source("http://example.org/x.svg") is None
+
+
+def test_a_chart_of_another_size_than_laid_out_makes_this_process_render_the_pdf(
+    results: Results, child_pdfs: list[bytes | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = pdf_process.chart_sizes
+
+    def taller(ctx: Any) -> dict[str, tuple[float, float]]:
+        return {url: (width, height * 2) for url, (width, height) in real(ctx).items()}
+
+    # The child lays the page out with blanks twice as tall as the charts the parent draws.
+    monkeypatch.setattr(pdf_process, "chart_sizes", taller)
+    both = _render_all(ReportJob(results=results, now=NOW), [get_format("pdf")])
+    assert child_pdfs == [None]
+    assert both == {"pdf": _one_process(results)["pdf"]}
+
+
+def test_the_child_lays_out_before_the_charts_come(results: Results) -> None:
+    """Blanks of the charts' sizes during layout; each chart swapped in when its page is drawn."""
+    from governance.report.formats.pdf import chart_images, chart_sizes, html_to_pdf, pdf_html
+
+    job = ReportJob(results=results, now=NOW)
+    html = pdf_html(job, draw_charts=False)
+    sizes = chart_sizes(job.context(draw_charts=False))
+    drawn = chart_images(job.context(draw_charts=True))
+    assert sizes and set(sizes) == set(drawn)
+    asked: list[str] = []
+
+    def late(url: str) -> bytes | None:
+        asked.append(url)
+        return drawn.get(url)
+
+    pdf = html_to_pdf(html, late, sizes=sizes)
+    assert sorted(asked) == sorted(drawn)  # each once, when drawn
+    assert pdf == html_to_pdf(html, drawn.get)

@@ -169,6 +169,7 @@ def _plan_one(
                 caption=spec.caption,
                 alt=spec.alt,
                 width=spec.size[0],
+                height=spec.size[1],
             ),
             spec,
         )

@@ -34,8 +34,8 @@ class Chart:
     """A chart as the templates see it.
 
     ``svg`` is the inline SVG (None for text formats or when omitted); ``note`` says why a
-    chart is missing, and a chart with a note has no picture. ``width`` is the drawing's width
-    in px (None when the builder had nothing to draw): known before the chart is drawn.
+    chart is missing, and a chart with a note has no picture. ``width`` and ``height`` are the
+    drawing's size in px (None when the builder had nothing to draw): known before it is drawn.
     """
 
     id: str
@@ -46,6 +46,7 @@ class Chart:
     svg: str | None = None
     note: str | None = None
     width: float | None = None
+    height: float | None = None
 
     @property
     def omitted(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -13,6 +13,7 @@ from governance.errors import GovernanceError
 from governance.report.charts import Chart
 from governance.report.context import ReportContext
 from governance.report.formats import ReportJob
+from governance.report.formats._css import inline_root_properties
 from governance.report.formats._template import render_template
 from governance.report.formats.html import TEMPLATE
 
@@ -21,6 +22,7 @@ __all__ = [
     "ERR_NO_WEASYPRINT",
     "chart_fetcher",
     "chart_images",
+    "chart_sizes",
     "html_to_pdf",
     "pdf_context",
     "pdf_html",
@@ -29,7 +31,8 @@ __all__ = [
 
 ERR_NO_WEASYPRINT = (
     "PDF reports need WeasyPrint and the Pango library: pip install 'governance[pdf]' "
-    "(Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0); import failed: {error}"
+    "(Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0); "
+    "import failed: {error}"
 )
 #: URL scheme of a chart in the PDF's HTML: ``chart:<id>``, served from memory by chart_fetcher.
 CHART_SCHEME = "chart:"
@@ -52,7 +55,7 @@ def pdf_html(job: ReportJob, *, draw_charts: bool) -> str:
     while another draws (:mod:`governance.report.pdf_process`).
     """
     ctx = pdf_context(job.context(draw_charts=draw_charts))
-    return render_template("html", TEMPLATE, ctx, job.template_dir)
+    return inline_root_properties(render_template("html", TEMPLATE, ctx, job.template_dir))
 
 
 def pdf_context(ctx: ReportContext) -> ReportContext:
@@ -82,8 +85,19 @@ def chart_images(ctx: ReportContext) -> dict[str, bytes]:
     return {CHART_SCHEME + c.id: c.svg.encode("utf-8") for c in ctx.charts if c.svg is not None}
 
 
-def html_to_pdf(html: str, images: Callable[[str], bytes | None]) -> bytes:
-    """Lay out ``html`` with WeasyPrint; ``images`` gives the SVG of a ``chart:ID`` URL (None: refused)."""
+def html_to_pdf(
+    html: str,
+    images: Callable[[str], bytes | None],
+    *,
+    sizes: Mapping[str, tuple[float, float]] | None = None,
+) -> bytes:
+    """Lay out ``html`` with WeasyPrint; ``images`` gives the SVG of a ``chart:ID`` URL (None: refused).
+
+    ``sizes`` (URL → width and height in px, :func:`chart_sizes`) lets the layout go on before
+    those charts exist: ``images`` is asked for one only when its page is drawn (see
+    :mod:`._late_images`), and a chart of another size raises
+    :class:`~governance.report.formats._late_images.LateImageMismatch`.
+    """
     try:
         import weasyprint
     except (ImportError, OSError) as exc:  # OSError: pango missing, raised by cffi at import
@@ -91,12 +105,29 @@ def html_to_pdf(html: str, images: Callable[[str], bytes | None]) -> bytes:
     # WeasyPrint logs a warning for every SVG or CSS property it does not support; the PDF is
     # right regardless, and a reviewer's terminal should not fill up.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    from governance.report.formats._late_images import late_images
+    from governance.report.formats._svg_text import install
+
+    install()
     # No base_url, and a fetcher that serves the report's own charts and refuses everything
     # else: the report is self-contained, so any other fetch would be a template bug or an
     # injected URL, and a PDF must not phone home.
-    document = weasyprint.HTML(string=html, url_fetcher=chart_fetcher(images))
-    pdf: bytes = document.write_pdf()
-    return pdf
+    if not sizes:
+        pdf: bytes = weasyprint.HTML(string=html, url_fetcher=chart_fetcher(images)).write_pdf()
+        return pdf
+    with late_images(sizes, images) as layout_source:
+        fetcher = chart_fetcher(layout_source or images)
+        late: bytes = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
+    return late
+
+
+def chart_sizes(ctx: ReportContext) -> dict[str, tuple[float, float]]:
+    """The size in px of each chart of ``ctx`` with something to draw, by its image's URL; known before drawing."""
+    return {
+        CHART_SCHEME + c.id: (c.width, c.height)
+        for c in ctx.charts
+        if c.note is None and c.width is not None and c.height is not None
+    }
 
 
 def chart_fetcher(images: Callable[[str], bytes | None]) -> Callable[[str], Any]:
