@@ -144,6 +144,7 @@ class GradientCanaries:
         self._cols_k = self._flat % in_f
         self._acc = torch.zeros_like(layer.weight, memory_format=torch.contiguous_format)
         self._update_read = False
+        self._update_flat: Any = None
         self._weight = layer.weight
         self._xs = torch.empty((SAMPLING_BLOCK, self.count), dtype=layer.weight.dtype, device=device)
         self._xs_rows = list(self._xs.unbind(0))
@@ -232,7 +233,10 @@ class GradientCanaries:
         for the score (:meth:`end_step`), taken at the canary coordinates."""
         import torch
 
-        torch.index_select(weight_update.view(-1), 0, self._flat, out=self._xs_rows[self._xs_at])
+        held = self._update_flat
+        if held is None or held[0] is not weight_update:  # the step reuses its noise buffer
+            held = self._update_flat = (weight_update, weight_update.view(-1))
+        torch.index_select(held[1], 0, self._flat, out=self._xs_rows[self._xs_at])
         self._update_read = True
 
     def extend_records(

@@ -586,11 +586,11 @@ class FusedMLPStep(FusedStep):
                 # min(1, C / (‖∇_i‖ + 1e-6)) / B, DPOptimizer's clipping factor with 1/B folded in.
                 coef = clip_factors(norms, self.max_grad_norm, scale)
                 self._apply_weights(coef)
-                real_coef = coef[:batch] if extra else coef
+                real_coef, canary_coef = coef.split((batch, extra)) if extra else (coef, coef)
                 for layer, a, g in zip(linears, inputs, grads):
                     if canaries is not None and layer is canaries.layer:
                         if extra:
-                            add_linear_clipped(layer, canary_a, canary_g, coef[batch:], noisy)
+                            add_linear_clipped(layer, canary_a, canary_g, canary_coef, noisy)
                         # Noise plus the canaries' clipped rows, before the real rows' sum r_t goes
                         # in: what the applied update ĝ_t is minus r_t, read at the canary
                         # coordinates without a second buffer.
