@@ -219,11 +219,17 @@ def test_hooks_are_removed_when_training_raises(mode: str) -> None:
     trainer = Trainer(model=model, train_data=(x.float(), y), privacy=privacy, epochs=1, batch_size=16)
     with pytest.raises(Boom):
         trainer.fit()
+    _assert_no_engine_left(model)
+
+
+def _assert_no_engine_left(model: nn.Module) -> None:
+    """No hook (ours or Opacus'), no per-sample gradient, no parameter left frozen for the run."""
     for module in model.modules():
         assert not module._forward_hooks and not module._backward_hooks
         assert not module._forward_pre_hooks and not getattr(module, "_full_backward_hooks", None)
         for p in module.parameters():
             assert getattr(p, "grad_sample", None) is None
+            assert p.requires_grad
 
 
 def test_ledger_records_the_engine_and_its_proof() -> None:
@@ -283,9 +289,4 @@ def test_hooks_are_removed_when_the_run_is_refused_after_the_engine_is_attached(
     )
     with pytest.raises(CanaryError, match="1000 canaries need as many weights"):
         trainer.fit()
-    for module in model.modules():
-        assert not module._forward_hooks and not module._backward_hooks
-        assert not module._forward_pre_hooks and not getattr(module, "_full_backward_hooks", None)
-        for p in module.parameters():
-            assert getattr(p, "grad_sample", None) is None
-            assert p.requires_grad
+    _assert_no_engine_left(model)
