@@ -49,10 +49,20 @@ def run(smoke: bool = False) -> dict[str, Any]:
             "model: {predictions: log.parquet}\naudits: {}\n"
             "mitigation: {constraint: demographic_parity, attribute: sex}\n"
         )
-        cmd = [sys.executable, "-m", "governance", "mitigate", str(folder / "spec.yaml"), "--method", "threshold"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "governance",
+            "mitigate",
+            str(folder / "spec.yaml"),
+            "--method",
+            "threshold",
+        ]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        proc = subprocess.run([*cmd, "--out", str(folder / "out"), "--no-progress"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [*cmd, "--out", str(folder / "out"), "--no-progress"], capture_output=True, text=True
+        )
         seconds = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

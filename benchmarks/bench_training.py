@@ -366,9 +366,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
         drop = figures["accuracy.synthetic.non_private"] - figures["accuracy.synthetic.eps_3"]
         figures["accuracy.synthetic.drop_at_eps_3"] = round(drop, 4)
         figures["met"] = bool(
-            figures["time.mlp.auto_ratio"] <= 1.25
-            and figures["time.cnn.auto_ratio"] <= 1.25
-            and drop <= 0.02
+            figures["time.mlp.auto_ratio"] <= 1.25 and figures["time.cnn.auto_ratio"] <= 1.25 and drop <= 0.02
         )
     else:
         figures.update(_accuracy_synthetic(smoke, (3.0,)))

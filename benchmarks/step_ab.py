@@ -89,7 +89,7 @@ def canary() -> dict[str, float]:
             canaries.bind(
                 model, engine="fused-mlp", sample_rate=rate, expected_batch_size=256, noise_multiplier=0.6
             )
-            step.canaries = canaries  # type: ignore[attr-defined]
+            step.canaries = canaries
 
         def run(xb: Any, yb: Any) -> None:
             optimizer.zero_grad(set_to_none=True)

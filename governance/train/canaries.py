@@ -14,8 +14,11 @@ It goes through the clipping and noise code of whichever engine trains the model
   code computes its norm ``‖a‖²‖g‖²``, its clipping factor and its clipped ``g aᵀ``, in the same
   tensors as the real rows, then adds the one noise draw. (The bias of the canary layer gets
   ``z/A``: ``A`` is large, so the canary is Dirac up to 1/A.) The fused MLP step leaves out the
-  zero records (they add nothing to a norm or a sum) and hands over its canary-layer update
-  between the canary rows' clipped sum and the real rows' (:meth:`GradientCanaries.read_update`).
+  zero records (they add nothing to a norm or a sum); its own norm and factor code computes the
+  canary rows' clipping factors once per block of steps (:attr:`GradientCanaries.row_factors`: a
+  canary's norm does not change between steps), its :func:`add_linear_clipped` adds their clipped
+  sum into the noise buffer, and it hands over its canary-layer update between the canary rows'
+  clipped sum and the real rows' (:meth:`GradientCanaries.read_update`).
 - Opacus' hooks get it as extra rows of every parameter's ``grad_sample``, the same vectors;
   Opacus' ``clip_and_accumulate`` and ``add_noise`` do the rest.
 - Opacus' ghost clipping gets its norm appended to the per-parameter norms its own
@@ -52,6 +55,8 @@ from typing import TYPE_CHECKING, Any
 from governance.canary_options import CanaryOptions
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
     from torch import nn
 
@@ -100,6 +105,10 @@ class GradientCanaries:
         #: (one in-place add per step instead of a gather).
         self._acc: Any = None
         self._ghost_coef: Any = None
+        #: The engine's clipping factors for canary rows given as 2-D records ``(a, g)`` (set by
+        #: the fused MLP step: its own norm and factor code, run once per block of steps; a
+        #: canary's norm is the same at every step).
+        self.row_factors: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -162,6 +171,7 @@ class GradientCanaries:
         self._sampler = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
         self._block: list[Any] = []  # the next steps' active canaries, last step first
         self._rows_2d: Any = None
+        self._fused_rows: Any = None
         self._real_2d: Any = None
         self._zero_rows: dict[Any, Any] = {}
 
@@ -172,30 +182,32 @@ class GradientCanaries:
         a block of steps at a time: one step's own draw would cost more than a small model's step."""
 
         if not self._block:
-            per_step, drawn = self._draw_block()
-            active = self._pool[drawn]
-            # The canary layer's rows of 2-D records (an MLP's), made for the whole block at once.
-            weight = self.layer.weight  # type: ignore[union-attr]
-            a_rows = weight.new_zeros((len(active), weight.shape[1]))
-            a_rows.scatter_(1, self._cols_k[active].unsqueeze(1), INPUT_SCALE)
-            g_rows = weight.new_zeros((len(active), weight.shape[0]))
-            g_rows.scatter_(1, self._rows_l[active].unsqueeze(1), self.raw_norm / INPUT_SCALE)
-            self._block = list(
-                reversed(
-                    list(
-                        zip(
-                            active.split(per_step),
-                            per_step,
-                            a_rows.split(per_step),
-                            g_rows.split(per_step),
-                        )
-                    )
-                )
-            )
-        self._active, self._k, *rows = self._block.pop()
-        self._rows_2d = tuple(rows)
+            self._block = self._next_block()
+        self._active, self._k, self._rows_2d, self._fused_rows = self._block.pop()
         self._ghost_coef = None
         self.rows_added += self._k
+
+    def _next_block(self) -> list[Any]:
+        """The next :data:`SAMPLING_BLOCK` steps' canaries, last step first: for each, the active
+        canaries, how many, their canary-layer rows as 2-D records ``(a, g)`` and, where the engine
+        set :attr:`row_factors`, ``(a, g, c)`` with the engine's clipping factors ``c``."""
+        per_step, drawn = self._draw_block()
+        active = self._pool[drawn]
+        # The canary layer's rows of 2-D records (an MLP's), made for the whole block at once.
+        weight = self.layer.weight  # type: ignore[union-attr]
+        a_rows = weight.new_zeros((len(active), weight.shape[1]))
+        a_rows.scatter_(1, self._cols_k[active].unsqueeze(1), INPUT_SCALE)
+        g_rows = weight.new_zeros((len(active), weight.shape[0]))
+        g_rows.scatter_(1, self._rows_l[active].unsqueeze(1), self.raw_norm / INPUT_SCALE)
+        a_steps, g_steps = a_rows.split(per_step), g_rows.split(per_step)
+        if self.row_factors is not None:
+            factors = self.row_factors(a_rows, g_rows).split(per_step)
+            fused: list[Any] = [(a, g, c) if len(c) else None for a, g, c in zip(a_steps, g_steps, factors)]
+        else:
+            fused = [None] * len(per_step)
+        block = list(zip(active.split(per_step), per_step, zip(a_steps, g_steps), fused))
+        block.reverse()
+        return block
 
     def _draw_block(self) -> tuple[list[int], torch.Tensor]:
         """Poisson sampling of the included canaries over the next :data:`SAMPLING_BLOCK` steps,
@@ -220,6 +232,12 @@ class GradientCanaries:
     def active(self) -> int:
         """How many canaries this step's batch holds."""
         return self._k
+
+    @property
+    def fused_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """This step's canary rows with the engine's clipping factors, ``(a, g, c)`` (None when
+        the step has none or the engine set no :attr:`row_factors`)."""
+        return self._fused_rows
 
     @property
     def rows_2d(self) -> tuple[torch.Tensor, torch.Tensor]:

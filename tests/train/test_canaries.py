@@ -183,3 +183,59 @@ def test_canaries_are_drawn_bernoulli_per_canary_and_step(count: int, rate: floa
     counts = pool.sum(axis=1)
     assert counts.mean() == pytest.approx(pool.shape[1] * rate, rel=0.03)
     assert counts.var() == pytest.approx(pool.shape[1] * rate * (1 - rate), rel=0.1)
+
+
+def _fused_step_with_canaries(rate: float) -> tuple[object, GradientCanaries, nn.Sequential]:
+    from governance.train.clipping.linear import FusedMLPStep
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 200), nn.ReLU(), nn.Linear(200, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = FusedMLPStep(
+        model, optimizer, noise_multiplier=0.0, max_grad_norm=1.0, expected_batch_size=16, generator=None
+    )
+    canaries = GradientCanaries(CanaryOptions(count=1000), max_grad_norm=1.0)
+    canaries.bind(model, engine="fused-mlp", sample_rate=rate, expected_batch_size=16, noise_multiplier=1.0)
+    step.canaries = canaries
+    return step, canaries, model
+
+
+def test_the_fused_step_clips_its_canaries_with_its_own_factors_even_without_real_rows() -> None:
+    """Setting ``step.canaries`` hands the canaries the step's norm and factor code (so no canary
+    can ride along unclipped or be left out), and a step whose Poisson batch drew no real row
+    still adds and reads its canaries: C/B at each drawn canary's coordinate, nothing else."""
+    step, canaries, model = _fused_step_with_canaries(rate=0.05)
+    assert canaries.row_factors is not None
+    drawn = 0
+    for _ in range(40):
+        canaries.begin_step()
+        out = step(torch.zeros((0, 8)))
+        step.criterion(out, torch.zeros(0, dtype=torch.long)).backward()
+        grad = model[0].weight.grad.reshape(-1)
+        expected = torch.zeros_like(grad)
+        if canaries.active:
+            expected[canaries._flat[canaries._active]] = 1.0 / 16  # clipped to C, scaled by 1/B
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-9)  # the bias takes 1/A²
+        torch.testing.assert_close(
+            canaries._xs_rows[canaries._xs_at], expected[canaries._flat], rtol=1e-4, atol=1e-9
+        )
+        drawn += canaries.active
+        canaries.end_step()
+    assert drawn > 0  # ~0.05 × 500 included canaries per step
+
+
+def test_a_broken_factor_code_reaches_the_canaries_of_the_fused_step() -> None:
+    """The canaries' factors are the step's own: with clip_factors broken (nothing clipped), a
+    canary row reaches its coordinate with its raw norm, not C."""
+    from tests.train.canary_harness import clipping_off
+
+    with clipping_off():
+        step, canaries, model = _fused_step_with_canaries(rate=0.05)
+        for _ in range(10):
+            canaries.begin_step()
+            if canaries.active:
+                break
+        step.criterion(step(torch.zeros((0, 8))), torch.zeros(0, dtype=torch.long)).backward()
+    grad = model[0].weight.grad.reshape(-1)[canaries._flat[canaries._active]]
+    assert canaries.active
+    torch.testing.assert_close(grad, torch.full_like(grad, canaries.raw_norm / 16), rtol=1e-5, atol=0)

@@ -511,6 +511,44 @@ class FusedMLPStep(FusedStep):
             for m in self.model.children()  # None: a ReLU
         ]
         self._inputs: list[torch.Tensor] = []
+        self._canaries: Any = None
+
+    @property
+    def canaries(self) -> Any:
+        """Issue 18: the :class:`governance.train.canaries.GradientCanaries` this step's batches
+        carry as extra rows of their canary layer (None: none). Setting them hands the canaries
+        this step's own norm and factor code for their clipping factors (:meth:`_canary_factors`);
+        their clipped sum goes through :func:`add_linear_clipped` into the same noise buffer as
+        the real rows'."""
+        return self._canaries
+
+    @canaries.setter
+    def canaries(self, canaries: Any) -> None:
+        if canaries is not None:
+            canaries.row_factors = self._canary_factors
+        self._canaries = canaries
+
+    def _canary_factors(self, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """The clipping factors of canary rows, 2-D records ``(a, g)`` of the canary layer (zero on
+        every other layer, where they add nothing to a norm): what :meth:`backward` computes for a
+        real row."""
+        import torch
+
+        with torch.no_grad():
+            norms = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
+            _add_linear_norms(norms, self.canaries.layer, a, g)
+            return clip_factors(norms.sqrt_(), self.max_grad_norm, 1.0 / self.expected_batch_size)
+
+    def _add_canaries(self, layer: nn.Linear, noisy: dict[int, torch.Tensor]) -> None:
+        """This step's canary rows' clipped sum into the canary layer's noise buffers, then the
+        update read for the scores: noise plus the canaries' clipped rows, before the real rows'
+        sum ``r_t`` goes in (what the applied update ``ĝ_t`` is minus ``r_t``, read at the canary
+        coordinates without a second buffer)."""
+        rows = self.canaries.fused_rows
+        if rows is not None:
+            a, g, coef = rows
+            add_linear_clipped(layer, a, g, coef, noisy)
+        self.canaries.read_update(noisy[id(layer.weight)])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         import torch
@@ -543,6 +581,7 @@ class FusedMLPStep(FusedStep):
         scale = 1.0 / self.expected_batch_size
         noisy = self._noise()
         linears = [layer for layer in self.layers if layer is not None]
+        canary_layer: nn.Linear | None = self.canaries.layer if self.canaries is not None else None
         if batch:
             with torch.no_grad():
                 # d(Σ losses)/d logits = softmax − onehot.
@@ -552,50 +591,34 @@ class FusedMLPStep(FusedStep):
                 grads: list[torch.Tensor] = [g]
                 # Walk back through the layers: g is the gradient at the current Linear's output.
                 k = len(inputs)
-                for layer in reversed(self.layers):
-                    if layer is None:
+                for module in reversed(self.layers):
+                    if module is None:
                         # ReLU: inputs[k] is the ReLU's output; one fused op for g ⊙ [out > 0].
                         g = torch.ops.aten.threshold_backward(g, inputs[k], 0)
                         grads[-1] = g
                         continue
                     k -= 1
                     if k > 0:
-                        g = g @ layer.weight
+                        g = g @ module.weight
                         grads.append(g)
                 grads.reverse()  # grads[k]: gradient at the output of linears[k]
-                # Issue 18: the canary rows are records of the canary layer only (on every other
-                # layer theirs would be zeros, adding nothing to a norm or a sum). They share the
-                # norms tensor and the clip_factors call with the real rows: norms[batch:].
-                canaries: Any = getattr(self, "canaries", None)
-                extra = canaries.active if canaries is not None else 0
                 # Σ_l (‖a_i‖² + 1 for the bias) ‖g_i‖². Per-layer vecdots on the contiguous
                 # tensors: one concatenation and a product with a 0/1 segment matrix measured
                 # slower (MKL is slow for a 3-column product; the copies are not free).
-                norms = torch.zeros(batch + extra, dtype=g.dtype, device=g.device)
-                if extra:
-                    real = norms[:batch]
-                    canary_a, canary_g = canaries.rows_2d
+                norms = torch.zeros(batch, dtype=g.dtype, device=g.device)
                 for layer, a, g in zip(linears, inputs, grads):
-                    if not extra:
-                        _add_linear_norms(norms, layer, a, g)
-                    elif layer is canaries.layer:  # the real rows, then the canary rows
-                        _add_linear_norms(norms, layer, torch.cat((a, canary_a)), torch.cat((g, canary_g)))
-                    else:
-                        _add_linear_norms(real, layer, a, g)
+                    _add_linear_norms(norms, layer, a, g)
                 norms.sqrt_()
                 # min(1, C / (‖∇_i‖ + 1e-6)) / B, DPOptimizer's clipping factor with 1/B folded in.
                 coef = clip_factors(norms, self.max_grad_norm, scale)
                 self._apply_weights(coef)
-                real_coef, canary_coef = coef.split((batch, extra)) if extra else (coef, coef)
                 for layer, a, g in zip(linears, inputs, grads):
-                    if canaries is not None and layer is canaries.layer:
-                        if extra:
-                            add_linear_clipped(layer, canary_a, canary_g, canary_coef, noisy)
-                        # Noise plus the canaries' clipped rows, before the real rows' sum r_t goes
-                        # in: what the applied update ĝ_t is minus r_t, read at the canary
-                        # coordinates without a second buffer.
-                        canaries.read_update(noisy[id(layer.weight)])
-                    add_linear_clipped(layer, a, g, real_coef, noisy)
+                    if layer is canary_layer:
+                        self._add_canaries(layer, noisy)
+                    add_linear_clipped(layer, a, g, coef, noisy)
+        elif canary_layer is not None:  # no real row was sampled; the canaries still were
+            with torch.no_grad():
+                self._add_canaries(canary_layer, noisy)
         for p in self.params:
             p.grad = noisy[id(p)]
         self._inputs, self._logits, self._target = [], None, None
