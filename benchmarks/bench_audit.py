@@ -10,7 +10,10 @@ epochs of training and 200 robustness/privacy rows (reported, not judged).
 Report rendering has its own budget (issue 13): the full report set of that audit (HTML,
 Markdown, PDF, JSON) rendered from its results.json in ≤ 3 s, in a process of its own (imports
 included: matplotlib for the charts, WeasyPrint for the PDF; interpreter start excluded). Best
-of two runs, the median beside it.
+of three runs, the median beside it. The audits run against a history store of their own
+(``benchmarks.run.own_history_store``), so the judged report is the first audit of the spec, as
+in a fresh checkout's demo; the second audit's report, which adds the changes since the first,
+is timed beside it (``reports_with_history_s``, not judged).
 """
 
 from __future__ import annotations
@@ -96,8 +99,15 @@ def run(smoke: bool = False) -> dict[str, Any]:
         ]
         results = json.loads((folder / "out0" / "results.json").read_text())
         report_times = [
-            time_reports(folder / "out0" / "results.json", folder / f"reports{i}") for i in range(2)
+            time_reports(folder / "out0" / "results.json", folder / f"reports{i}") for i in range(3)
         ]
+        # The second audit of the same model: its report adds "since the last audit" (the changes
+        # against the first) to the same pages. Reported, not judged.
+        history_times = (
+            []
+            if smoke
+            else [time_reports(folder / "out1" / "results.json", folder / f"history{i}") for i in range(2)]
+        )
     report_best = min(report_times)
     sections = results.get("sections", {})
     best = min(times)
@@ -111,6 +121,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
         "all_ok": all(s.get("status") == "ok" for s in sections.values()),
         "reports_s": round(report_best, 2),
         "reports_median_s": round(statistics.median(report_times), 2),
+        "reports_with_history_s": round(min(history_times), 2) if history_times else None,
         "reports_formats": list(REPORT_FORMATS),
         "reports_target_s": REPORT_TARGET_S,
         "met": None
@@ -124,4 +135,7 @@ def run(smoke: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(smoke="--smoke" in sys.argv), indent=2))
+    from benchmarks.run import own_history_store
+
+    with own_history_store():
+        print(json.dumps(run(smoke="--smoke" in sys.argv), indent=2))

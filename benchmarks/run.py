@@ -9,12 +9,16 @@ the exit code is 1 if any benchmark failed or missed its target (``met`` false),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
 import platform
 import sys
+import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,12 +36,47 @@ def run_one(name: str, smoke: bool) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         module = importlib.import_module(f"benchmarks.{name}")
-        figures = dict(module.run(smoke=smoke))
+        with own_history_store():
+            figures = dict(module.run(smoke=smoke))
         status = "missed" if figures.get("met") is False else "ok"
     except Exception as exc:
         figures = {"error": f"{exc.__class__.__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
         status = "failed"
     return {"status": status, "seconds": round(time.perf_counter() - start, 2), "figures": figures}
+
+
+@contextlib.contextmanager
+def own_history_store() -> Iterator[None]:
+    """A fresh, temporary history store for one benchmark (``$GOVERNANCE_STORE``, which the
+    commands it runs inherit). Every audit records itself in the history store, and a DP run's ε
+    joins its dataset's privacy budget: a benchmark must neither add to the user's store nor
+    measure reports that carry whatever audits ran in this folder before."""
+    saved = os.environ.get("GOVERNANCE_STORE")
+    with tempfile.TemporaryDirectory(prefix="governance-bench-store-") as folder:
+        os.environ["GOVERNANCE_STORE"] = str(Path(folder) / "history.sqlite")
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("GOVERNANCE_STORE", None)
+            else:
+                os.environ["GOVERNANCE_STORE"] = saved
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on (they move with the CPU: docs/PERFORMANCE.md)."""
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": cpu,
+        "cpus": os.cpu_count(),
+    }
 
 
 def _format(value: Any) -> str:
@@ -79,11 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "smoke": args.smoke,
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-        },
+        "machine": machine(),
         "benchmarks": report,
     }
     output.write_text(json.dumps(doc, indent=2) + "\n")

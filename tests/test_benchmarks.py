@@ -56,3 +56,29 @@ def test_fairness_smoke_agrees_with_fairlearn():
     assert "error" not in figures, figures
     assert figures["agrees_with_fairlearn"] is True
     assert figures["max_abs_diff_vs_fairlearn"] <= 1e-9
+
+
+def test_each_benchmark_records_into_a_fresh_store_of_its_own(monkeypatch, tmp_path):
+    """A benchmark's audits must not join the user's history store (nor its privacy budget), and
+    must not see the audits that ran before it: each gets a fresh temporary store, and the
+    user's setting comes back afterwards."""
+    import os
+
+    user_store = tmp_path / "user.sqlite"
+    monkeypatch.setenv("GOVERNANCE_STORE", str(user_store))
+    seen: list[str] = []
+
+    def record(smoke: bool) -> dict[str, bool]:
+        store = os.environ["GOVERNANCE_STORE"]
+        seen.append(store)
+        assert not os.path.exists(store)
+        open(store, "w").close()  # what an audit's record would create
+        return {"met": True}
+
+    module = importlib.import_module("benchmarks.bench_check")
+    monkeypatch.setattr(module, "run", record)
+    assert harness.run_one("bench_check", smoke=True)["status"] == "ok"
+    assert harness.run_one("bench_check", smoke=True)["status"] == "ok"
+    assert len(set(seen)) == 2 and str(user_store) not in seen
+    assert not any(os.path.exists(store) for store in seen)  # removed with its folder
+    assert os.environ["GOVERNANCE_STORE"] == str(user_store) and not user_store.exists()
