@@ -367,3 +367,29 @@ def test_prv_epsilon_through_numpy_fft_equals_opacus_own() -> None:
         np.testing.assert_allclose(scipy.fft.irfft(scipy.fft.rfft(x), 1000), x, atol=1e-12)
         spectrum = scipy.fft.rfft(x, 1000, -1, None, False)  # a 5th positional: scipy's own
     np.testing.assert_allclose(spectrum, np.fft.rfft(x), atol=1e-9)
+
+
+@pytest.mark.parametrize("layer_norm", [True, False], ids=["layernorm", "linear-only"])
+def test_fast_path_step_on_an_empty_poisson_batch_is_its_noise_alone(layer_norm: bool) -> None:
+    """Poisson sampling can draw no row at all; the step then applies DPOptimizer's noise alone
+    (the same draws, in parameter order), where a LayerNorm's per-sample gradients used to raise."""
+    from governance.train.clipping.linear import FastLinearClipping
+
+    torch.manual_seed(0)
+    middle = [nn.LayerNorm(8)] if layer_norm else []
+    model = nn.Sequential(nn.Linear(4, 8), *middle, nn.ReLU(), nn.Linear(8, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    clipping = FastLinearClipping(
+        model,
+        optimizer,
+        nn.CrossEntropyLoss(),
+        noise_multiplier=1.3,
+        max_grad_norm=0.7,
+        expected_batch_size=5,
+        generator=torch.Generator().manual_seed(11),
+    )
+    clipping(model(torch.randn(0, 4)), torch.zeros(0, dtype=torch.long)).backward()
+    replay = torch.Generator().manual_seed(11)
+    for p in model.parameters():
+        expected = torch.empty_like(p).normal_(0, 1.3 * 0.7 / 5, generator=replay)
+        torch.testing.assert_close(p.grad, expected, rtol=0, atol=0)

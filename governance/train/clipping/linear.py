@@ -198,6 +198,9 @@ class FastLinearClipping:
             xs, grads = canaries.extend_records(layers, [x for _, x, _ in records], list(grads), batch)
             records = [(layer, x, out) for (layer, _, out), x in zip(records, xs)]
             batch += canaries.active
+        if batch == 0:  # an empty Poisson batch: the step is its noise alone, as DPOptimizer's is
+            self._write_noise({})
+            return
         norms_sq = torch.zeros(batch, device=losses.device, dtype=losses.dtype)
         sequence: dict[int, Any] = {}
         for k, ((layer, a, _), g) in enumerate(zip(records, grads)):
@@ -238,10 +241,7 @@ class FastLinearClipping:
         # which dominate a small model's step on CPU (docs/PERFORMANCE.md). The noise is
         # drawn per parameter in parameter order with normal_, the draws DPOptimizer makes
         # (torch.normal(0, σC, shape)), only scaled by 1/B first; the Opacus-oracle test holds.
-        std = self.noise_multiplier * self.max_grad_norm * scale
-        noisy: dict[int, torch.Tensor] = {}
-        for p in self.params:
-            noisy[id(p)] = torch.empty_like(p).normal_(0, std, generator=self.generator)
+        noisy = self._draw_noise()
         summed: dict[int, torch.Tensor] = {}
         for k, ((layer, a, _), g) in enumerate(zip(records, grads)):
             if type(layer) in (nn.Conv2d, nn.GroupNorm):
@@ -263,6 +263,21 @@ class FastLinearClipping:
                 weight.addmm_(g.t(), a)
             if layer.bias is not None:
                 summed[id(layer.bias)] = g.sum(dim=0)
+        self._write_noise(summed, noisy)
+
+    def _draw_noise(self) -> dict[int, torch.Tensor]:
+        """This step's noise per parameter, ``N(0, σC/B)``, drawn in parameter order."""
+        import torch
+
+        std = self.noise_multiplier * self.max_grad_norm / self.expected_batch_size
+        return {id(p): torch.empty_like(p).normal_(0, std, generator=self.generator) for p in self.params}
+
+    def _write_noise(
+        self, summed: dict[int, torch.Tensor], noisy: dict[int, torch.Tensor] | None = None
+    ) -> None:
+        """``p.grad`` = the noise (drawn here unless given) plus the clipped sums not yet in it."""
+        if noisy is None:
+            noisy = self._draw_noise()
         for p in self.params:
             grad = noisy[id(p)]
             clipped = summed.get(id(p))
