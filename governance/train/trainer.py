@@ -804,9 +804,13 @@ class Trainer:
                 model, optimizer, loader, criterion, noise_gen, noise_multiplier, proof
             )
         self._freeze_unused(model, proof)
-        return self._make_opacus_private(
-            model, optimizer, loader, criterion, noise_gen, noise_multiplier, proof
-        )
+        try:
+            return self._make_opacus_private(
+                model, optimizer, loader, criterion, noise_gen, noise_multiplier, proof
+            )
+        except BaseException:  # Opacus refused: the user's model keeps its trainable parameters
+            self._thaw_frozen()
+            raise
 
     def _noise_multiplier(self, stored: float | None, steps_per_epoch: int) -> float:
         """σ: a resumed run's stored one, else the configured one, else calibrated once on the exact
@@ -1019,9 +1023,13 @@ class Trainer:
             if hasattr(criterion, "close"):
                 criterion.close()
         finally:
-            for p in self._frozen_for_run:
-                p.requires_grad_(True)
-            self._frozen_for_run = []
+            self._thaw_frozen()
+
+    def _thaw_frozen(self) -> None:
+        """The parameters :meth:`_freeze_unused` froze for the run, trainable again."""
+        for p in self._frozen_for_run:
+            p.requires_grad_(True)
+        self._frozen_for_run = []
 
     def _make_fast_private(
         self,

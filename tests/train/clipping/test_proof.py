@@ -290,3 +290,36 @@ def test_hooks_are_removed_when_the_run_is_refused_after_the_engine_is_attached(
     with pytest.raises(CanaryError, match="1000 canaries need as many weights"):
         trainer.fit()
     _assert_no_engine_left(model)
+
+
+def test_parameters_frozen_for_opacus_are_trainable_again_when_opacus_refuses(monkeypatch) -> None:
+    """A module the forward pass never calls is frozen for an Opacus run (Opacus has no
+    per-sample gradient for it); when Opacus then refuses the model, the user's model must get
+    its trainable parameters back."""
+    import opacus
+
+    class WithUnused(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2))
+            self.spare = nn.Linear(4, 2)  # never called
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    def refuse(self: object, **kwargs: object) -> None:
+        raise ValueError("refused for the test")
+
+    monkeypatch.setattr(opacus.PrivacyEngine, "make_private", refuse)
+    model = WithUnused()
+    x, y = _data(64, 4, classes=2)
+    trainer = Trainer(
+        model=model,
+        train_data=(x.float(), y),
+        privacy=PrivacySettings(target_epsilon=5.0, delta=1e-3, noise_multiplier=1.0),
+        epochs=1,
+        batch_size=16,
+    )
+    with pytest.raises(ValueError, match="Opacus cannot make this model private"):
+        trainer.fit()
+    assert all(p.requires_grad for p in model.parameters())
