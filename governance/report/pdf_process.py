@@ -67,7 +67,7 @@ class PdfProcess:
         # The child imports WeasyPrint while this process renders its page.
         html = pdf_html(job, draw_charts=False)
         beside = cls(*started, html)
-        beside._send_later((html, chart_sizes(job.context(draw_charts=False))))
+        beside._send_later((html, chart_sizes(job.context(draw_charts=False)), job.now))
         return beside
 
     def send_charts(self, job: ReportJob) -> None:
@@ -143,10 +143,13 @@ def _lay_out(conn: Connection) -> None:
         with contextlib.suppress(ImportError, OSError):  # html_to_pdf raises the real error
             import weasyprint  # noqa: F401
         page = conn.recv() if conn.poll(TIMEOUT_S) else None
-        if not isinstance(page, tuple) or len(page) != 2:
+        if not isinstance(page, tuple) or len(page) != 3:
             raise _Abandoned("the page did not come")
-        html, sizes = page
-        reply: tuple[str, Any] = ("pdf", html_to_pdf(html, _ChartsFromParent(conn), sizes=sizes))
+        html, sizes, created = page
+        reply: tuple[str, Any] = (
+            "pdf",
+            html_to_pdf(html, _ChartsFromParent(conn), sizes=sizes, created=created),
+        )
     except BaseException as exc:  # the parent renders the PDF itself and raises the real error
         reply = ("error", f"{exc.__class__.__name__}: {exc}")
     with contextlib.suppress(OSError, ValueError):

@@ -134,3 +134,47 @@ def test_pdf_context_keeps_ids_breakable_with_zero_width_spaces(results: Results
     html = render_template("html", TEMPLATE, ctx, None)
     assert "<wbr>" not in html
     assert "performance.\u200baccuracy" in html
+
+
+def test_the_pdf_does_not_depend_on_the_second_it_is_written(
+    results: Results, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without libharfbuzz-subset WeasyPrint subsets the fonts with fontTools, which dates each
+    embedded font with the clock; the PDF must be the same bytes an hour later (a second process
+    laying it out, a re-render to check a signed folder), dated by the report's own time."""
+    import datetime as dt
+    import time
+
+    import weasyprint.pdf.fonts as weasyprint_fonts
+    from fontTools.misc import timeTools
+
+    from governance.report.formats import get_format
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.setattr(weasyprint_fonts, "harfbuzz_subset", None)  # the fontTools path
+    subset = weasyprint_fonts.Font._fonttools_subset
+    calls: list[int] = []
+
+    def counted(self: Any, *args: Any) -> None:
+        calls.append(1)
+        subset(self, *args)
+
+    monkeypatch.setattr(weasyprint_fonts.Font, "_fonttools_subset", counted)
+
+    class Clock:  # the time module, an hour later at every call
+        def __init__(self) -> None:
+            self.now = time.time()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def time(self) -> float:
+            self.now += 3600
+            return self.now
+
+    monkeypatch.setattr(timeTools, "time", Clock())
+    job = ReportJob(results=results, now=dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC))
+    first = get_format("pdf").render(job)
+    assert calls, "the fonts went through fontTools"
+    assert get_format("pdf").render(job) == first
+    assert "SOURCE_DATE_EPOCH" not in __import__("os").environ  # put back

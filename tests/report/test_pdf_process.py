@@ -137,6 +137,6 @@ def test_the_child_lays_out_before_the_charts_come(results: Results) -> None:
         asked.append(url)
         return drawn.get(url)
 
-    pdf = html_to_pdf(html, late, sizes=sizes)
+    pdf = html_to_pdf(html, late, sizes=sizes, created=NOW)
     assert sorted(asked) == sorted(drawn)  # each once, when drawn
-    assert pdf == html_to_pdf(html, drawn.get)
+    assert pdf == html_to_pdf(html, drawn.get, created=NOW)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
@@ -44,7 +45,7 @@ class PdfUnavailable(GovernanceError):
 
 def render_pdf(job: ReportJob) -> bytes:
     html = pdf_html(job, draw_charts=True)
-    return html_to_pdf(html, chart_images(job.context(draw_charts=True)).get)
+    return html_to_pdf(html, chart_images(job.context(draw_charts=True)).get, created=job.now)
 
 
 def pdf_html(job: ReportJob, *, draw_charts: bool) -> str:
@@ -90,6 +91,7 @@ def html_to_pdf(
     images: Callable[[str], bytes | None],
     *,
     sizes: Mapping[str, tuple[float, float]] | None = None,
+    created: datetime | None = None,
 ) -> bytes:
     """Lay out ``html`` with WeasyPrint; ``images`` gives the SVG of a ``chart:ID`` URL (None: refused).
 
@@ -97,6 +99,8 @@ def html_to_pdf(
     those charts exist: ``images`` is asked for one only when its page is drawn (see
     :mod:`._late_images`), and a chart of another size raises
     :class:`~governance.report.formats._late_images.LateImageMismatch`.
+    ``created`` (the report's generation time) dates the embedded fonts, so that the bytes do
+    not depend on the second they are written (:mod:`._font_dates`).
     """
     try:
         import weasyprint
@@ -105,6 +109,7 @@ def html_to_pdf(
     # WeasyPrint logs a warning for every SVG or CSS property it does not support; the PDF is
     # right regardless, and a reviewer's terminal should not fill up.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    from governance.report.formats._font_dates import fixed_font_dates
     from governance.report.formats._late_images import late_images
     from governance.report.formats._svg_text import install
 
@@ -113,9 +118,10 @@ def html_to_pdf(
     # else: the report is self-contained, so any other fetch would be a template bug or an
     # injected URL, and a PDF must not phone home.
     if not sizes:
-        pdf: bytes = weasyprint.HTML(string=html, url_fetcher=chart_fetcher(images)).write_pdf()
+        with fixed_font_dates(created):
+            pdf: bytes = weasyprint.HTML(string=html, url_fetcher=chart_fetcher(images)).write_pdf()
         return pdf
-    with late_images(sizes, images) as layout_source:
+    with fixed_font_dates(created), late_images(sizes, images) as layout_source:
         fetcher = chart_fetcher(layout_source or images)
         late: bytes = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
     return late
