@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from governance.train.clipping.linear import supports_fused_mlp
@@ -393,3 +395,51 @@ def test_fast_path_step_on_an_empty_poisson_batch_is_its_noise_alone(layer_norm:
     for p in model.parameters():
         expected = torch.empty_like(p).normal_(0, 1.3 * 0.7 / 5, generator=replay)
         torch.testing.assert_close(p.grad, expected, rtol=0, atol=0)
+
+
+def test_rdp_epsilon_is_opacus_own_bit_for_bit() -> None:
+    """epsilon_for's RDP (each (σ, q)'s one-step RDP, kept, times the steps) is the number Opacus'
+    RDPAccountant gives for the same history, to the last bit."""
+    from opacus.accountants import RDPAccountant
+
+    from governance.train.dp import RDP_ORDERS, _rdp_epsilon
+
+    assert RDP_ORDERS == RDPAccountant.DEFAULT_ALPHAS
+    histories = [
+        ((1.0, 0.01, 1),),
+        ((0.7, 1 / 6, 360),),
+        ((1.3, 256 / 40_000, 469),),
+        ((0.5, 0.5, 10_000),),
+        ((4.0, 1.0, 3),),
+        ((1.1, 0.02, 100), (0.9, 0.02, 50), (1.1, 0.05, 7)),
+    ]
+    for merged in histories:
+        accountant = RDPAccountant()
+        accountant.history = list(merged)
+        for delta in (1e-5, 1e-3):
+            assert _rdp_epsilon(merged, delta) == accountant.get_epsilon(delta=delta), merged
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    segments=st.lists(
+        st.tuples(
+            st.floats(min_value=0.3, max_value=20.0),
+            st.floats(min_value=1e-4, max_value=1.0),
+            st.integers(min_value=1, max_value=20_000),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    delta=st.sampled_from([1e-7, 1e-5, 1e-3]),
+)
+def test_rdp_epsilon_equals_opacus_for_any_history(
+    segments: list[tuple[float, float, int]], delta: float
+) -> None:
+    from opacus.accountants import RDPAccountant
+
+    from governance.train.dp import _rdp_epsilon
+
+    accountant = RDPAccountant()
+    accountant.history = list(segments)
+    assert _rdp_epsilon(tuple(segments), delta) == accountant.get_epsilon(delta=delta)
