@@ -148,6 +148,17 @@ class _ResumeState:
 
 
 @dataclass(frozen=True)
+class _Plain:
+    """The run's own objects before privacy wraps them, and the generator its noise comes from."""
+
+    model: nn.Module
+    optimizer: Any
+    loader: Any
+    criterion: Any
+    noise_gen: torch.Generator
+
+
+@dataclass(frozen=True)
 class _Run:
     """What the epochs train with: under DP the engine's wrappers, otherwise the plain objects."""
 
@@ -399,7 +410,10 @@ class Trainer:
         loader = self._make_loader(sampler_gen)
         criterion: Any = torch.nn.CrossEntropyLoss()
         start = self._resume(model, optimizer, sampler_gen, noise_gen)
-        run = self._prepare_run(model, optimizer, loader, criterion, noise_gen, start, rows)
+        plain = _Plain(
+            model=model, optimizer=optimizer, loader=loader, criterion=criterion, noise_gen=noise_gen
+        )
+        run = self._prepare_run(plain, start, rows)
         trained = self._train_epochs(model, run, sampler_gen, noise_gen, start)
         ledger = self._ledger(run, start, trained, rows, fixes)
         self._result = TrainingResult(ledger=ledger, model=model)
@@ -436,29 +450,20 @@ class Trainer:
             noise_gen.set_state(checkpoint.rng["noise"].to(noise_gen.get_state().device))
         return _ResumeState.read(checkpoint.state)
 
-    def _prepare_run(
-        self,
-        model: nn.Module,
-        optimizer: Any,
-        loader: DataLoader,
-        criterion: Any,
-        noise_gen: torch.Generator,
-        start: _ResumeState,
-        rows: int,
-    ) -> _Run:
+    def _prepare_run(self, plain: _Plain, start: _ResumeState, rows: int) -> _Run:
         """What the epochs train with: the DP engine's wrappers under privacy, the plain objects
         otherwise, and a criterion that takes each row's weight when the rows carry weights."""
         if self.privacy is None:
             run = _Run(
-                model=model,
-                optimizer=optimizer,
-                criterion=criterion,
-                loader=loader,
-                sample_rate=1.0 / max(1, len(loader)),
+                model=plain.model,
+                optimizer=plain.optimizer,
+                criterion=plain.criterion,
+                loader=plain.loader,
+                sample_rate=1.0 / max(1, len(plain.loader)),
                 noise_multiplier=start.noise_multiplier,
             )
         else:
-            run = self._private_run(model, optimizer, loader, criterion, noise_gen, start, rows)
+            run = self._private_run(plain, start, rows)
         if self.sample_weights is not None:
             from governance.train.sample_weights import weighted_criterion
 
@@ -468,54 +473,34 @@ class Trainer:
             run = replace(run, criterion=weighted)
         return run
 
-    def _private_run(
-        self,
-        model: nn.Module,
-        optimizer: Any,
-        loader: DataLoader,
-        criterion: Any,
-        noise_gen: torch.Generator,
-        start: _ResumeState,
-        rows: int,
-    ) -> _Run:
+    def _private_run(self, plain: _Plain, start: _ResumeState, rows: int) -> _Run:
         """The run made private: σ, the proven engine's wrappers, the accountant carrying on the
         checkpoint's history, and the canaries (if any) bound to that engine."""
         assert self.privacy is not None
         privacy = self.privacy
-        dp_model, optimizer, criterion, loader, engine, proof, sigma = self._make_private(
-            model, optimizer, loader, criterion, noise_gen, start.noise_multiplier
-        )
-        sample_rate = 1.0 / len(loader)
-        engine.accountant.history = list(start.accountant_history)
+        run = self._make_private(plain, start.noise_multiplier)
+        run.engine.accountant.history = list(start.accountant_history)
         # The engine is on the user's model from here: a refusal below (canaries, the budget)
         # must take it off again, as a failed step does (_engine_removed_after).
-        with self._engine_removed_on_error(engine, dp_model, criterion):
+        with self._engine_removed_on_error(run.engine, run.model, run.criterion):
+            assert run.proof is not None
             self._canaries = self._bind_canaries(
-                model, dp_model, criterion, proof, sample_rate, rows, float(sigma or 0.0)
+                plain.model, run.model, run.criterion, run.proof, run.sample_rate, rows, run.sigma
             )
-            if sigma:
+            if run.sigma:
                 # Fills epsilon_for's memo before the first step, so that the accountant's work
                 # arrays are freed before training allocates its own (a lower peak memory).
                 planned_epsilons(
-                    engine.accountant.history,
-                    float(sigma),
-                    sample_rate,
-                    len(loader),
+                    run.engine.accountant.history,
+                    run.sigma,
+                    run.sample_rate,
+                    len(run.loader),
                     self.epochs - start.start_epoch,
                     target_epsilon=privacy.target_epsilon,
                     delta=privacy.delta,
                     accountant=privacy.accountant,
                 )
-        return _Run(
-            model=dp_model,
-            optimizer=optimizer,
-            criterion=criterion,
-            loader=loader,
-            sample_rate=sample_rate,
-            noise_multiplier=sigma,
-            engine=engine,
-            proof=proof,
-        )
+        return run
 
     def _train_epochs(
         self,
@@ -779,35 +764,23 @@ class Trainer:
             )
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
 
-    def _make_private(
-        self,
-        model: nn.Module,
-        optimizer: Any,
-        loader: DataLoader,
-        criterion: Any,
-        noise_gen: torch.Generator,
-        noise_multiplier: float | None,
-    ) -> tuple[Any, Any, Any, Any, Any, EngineProof, float]:
+    def _make_private(self, plain: _Plain, noise_multiplier: float | None) -> _Run:
         """Calibrate σ, prove which clipping engine may train ``model`` (:mod:`governance.train.
         clipping.proof`), and wrap model, optimizer, loader and criterion with it."""
         assert self.privacy is not None
-        noise_multiplier = self._noise_multiplier(noise_multiplier, len(loader))
+        sigma = self._noise_multiplier(noise_multiplier, len(plain.loader))
         # Opacus' hooks touch torch.distributed.tensor on the first backward pass, a lazy import of
         # about a second: do it here so that the ledger's step time measures steps, not imports.
         import torch.distributed.tensor  # noqa: F401
 
         if self.privacy.poisson_sampling:
-            loader = self._make_poisson_loader(loader)
-        proof = self._prove_engine(model, criterion)
+            plain = replace(plain, loader=self._make_poisson_loader(plain.loader))
+        proof = self._prove_engine(plain.model, plain.criterion)
         if proof.engine in (FUSED_MLP, FUSED_SEQUENTIAL, FAST):
-            return self._make_fast_private(
-                model, optimizer, loader, criterion, noise_gen, noise_multiplier, proof
-            )
-        self._freeze_unused(model, proof)
+            return self._make_fast_private(plain, sigma, proof)
+        self._freeze_unused(plain.model, proof)
         try:
-            return self._make_opacus_private(
-                model, optimizer, loader, criterion, noise_gen, noise_multiplier, proof
-            )
+            return self._make_opacus_private(plain, sigma, proof)
         except BaseException:  # Opacus refused: the user's model keeps its trainable parameters
             self._thaw_frozen()
             raise
@@ -839,16 +812,7 @@ class Trainer:
         for p in self._frozen_for_run:
             p.requires_grad_(False)
 
-    def _make_opacus_private(
-        self,
-        model: nn.Module,
-        optimizer: Any,
-        loader: DataLoader,
-        criterion: Any,
-        noise_gen: torch.Generator,
-        noise_multiplier: float,
-        proof: EngineProof,
-    ) -> tuple[Any, Any, Any, Any, Any, EngineProof, float]:
+    def _make_opacus_private(self, plain: _Plain, noise_multiplier: float, proof: EngineProof) -> _Run:
         """Opacus' engine in the proven mode; under ``auto``, hooks when Opacus refuses the
         proven ghost clipping for this model (the proof then names the engine that trains)."""
         import warnings
@@ -866,25 +830,34 @@ class Trainer:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     wrapped = engine.make_private(
-                        module=model if self.world is None else _distributed(model),
-                        optimizer=optimizer,
-                        data_loader=loader,
-                        criterion=criterion,
+                        module=plain.model if self.world is None else _distributed(plain.model),
+                        optimizer=plain.optimizer,
+                        data_loader=plain.loader,
+                        criterion=plain.criterion,
                         noise_multiplier=noise_multiplier,
                         max_grad_norm=privacy.max_grad_norm,
                         # The loader already samples Poisson batches (_make_poisson_loader).
                         poisson_sampling=False,
-                        noise_generator=noise_gen,
+                        noise_generator=plain.noise_gen,
                         grad_sample_mode=candidate,
                         batch_first=proof.batch_first,
                     )
             except (NotImplementedError, ValueError) as exc:
                 last_error = exc
                 continue
-            dp_model, dp_opt, dp_criterion, dp_loader = self._finish_opacus(wrapped, criterion)
+            dp_model, dp_opt, dp_criterion, dp_loader = self._finish_opacus(wrapped, plain.criterion)
             if candidate != mode:
                 proof = replace(proof, engine=f"opacus-{candidate}")
-            return dp_model, dp_opt, dp_criterion, dp_loader, engine, proof, noise_multiplier
+            return _Run(
+                model=dp_model,
+                optimizer=dp_opt,
+                criterion=dp_criterion,
+                loader=dp_loader,
+                sample_rate=1.0 / len(dp_loader),
+                noise_multiplier=noise_multiplier,
+                engine=engine,
+                proof=proof,
+            )
         raise ValueError(f"Opacus cannot make this model private: {last_error}")
 
     def _finish_opacus(self, wrapped: tuple[Any, ...], criterion: Any) -> tuple[Any, Any, Any, Any]:
@@ -1031,16 +1004,7 @@ class Trainer:
             p.requires_grad_(True)
         self._frozen_for_run = []
 
-    def _make_fast_private(
-        self,
-        model: nn.Module,
-        optimizer: Any,
-        loader: DataLoader,
-        criterion: Any,
-        noise_gen: torch.Generator,
-        noise_multiplier: float,
-        proof: EngineProof,
-    ) -> tuple[Any, Any, Any, Any, Any, EngineProof, float]:
+    def _make_fast_private(self, plain: _Plain, noise_multiplier: float, proof: EngineProof) -> _Run:
         """The fast path (see governance.train.clipping): Opacus' Poisson
         loader and accountant, our single-pass clipping; ``fused``: the hand-written step for
         Sequential Linear/ReLU MLPs with cross-entropy (FusedMLPStep), model and criterion in one."""
@@ -1053,12 +1017,12 @@ class Trainer:
 
         assert self.privacy is not None
         # The loader arrives Poisson already when poisson_sampling is on (_make_private).
-        dp_loader = loader
-        sample_rate = 1.0 / len(dp_loader)
-        expected_batch_size = int(len(loader.dataset) * sample_rate)  # type: ignore[arg-type]
+        model, loader = plain.model, plain.loader
+        sample_rate = 1.0 / len(loader)
+        expected_batch_size = int(len(loader.dataset) * sample_rate)
         accountant = create_accountant(mechanism=self.privacy.accountant)
         fast_optimizer = FastOptimizer(
-            optimizer, accountant, noise_multiplier=noise_multiplier, sample_rate=sample_rate
+            plain.optimizer, accountant, noise_multiplier=noise_multiplier, sample_rate=sample_rate
         )
         engine = SimpleNamespace(accountant=accountant)
         # Across processes: rank 0 alone draws the noise; the step all-reduces the gradients.
@@ -1068,27 +1032,30 @@ class Trainer:
 
             broadcast_from_main(model)
             fast_optimizer = SummedAcrossRanks(fast_optimizer)  # type: ignore[assignment]
+        settings: dict[str, Any] = {
+            "noise_multiplier": step_sigma,
+            "max_grad_norm": self.privacy.max_grad_norm,
+            "expected_batch_size": expected_batch_size,
+            "generator": plain.noise_gen,
+        }
+        trains: Any = model
+        criterion: Any
         if proof.engine in (FUSED_MLP, FUSED_SEQUENTIAL):
             fused_step = FusedMLPStep if proof.engine == FUSED_MLP else FusedSequentialStep
-            step = fused_step(
-                model,
-                optimizer,
-                noise_multiplier=step_sigma,
-                max_grad_norm=self.privacy.max_grad_norm,
-                expected_batch_size=expected_batch_size,
-                generator=noise_gen,
-            )
-            return step, fast_optimizer, step.criterion, dp_loader, engine, proof, noise_multiplier
-        clipping = FastLinearClipping(
-            model,
-            optimizer,
-            criterion,
-            noise_multiplier=step_sigma,
-            max_grad_norm=self.privacy.max_grad_norm,
-            expected_batch_size=expected_batch_size,
-            generator=noise_gen,
+            trains = fused_step(model, plain.optimizer, **settings)
+            criterion = trains.criterion
+        else:
+            criterion = FastLinearClipping(model, plain.optimizer, plain.criterion, **settings)
+        return _Run(
+            model=trains,
+            optimizer=fast_optimizer,
+            criterion=criterion,
+            loader=loader,
+            sample_rate=sample_rate,
+            noise_multiplier=noise_multiplier,
+            engine=engine,
+            proof=proof,
         )
-        return model, fast_optimizer, clipping, dp_loader, engine, proof, noise_multiplier
 
     def _batches(self, loader: Any, optimizer: Any) -> contextlib.AbstractContextManager[Any]:
         if self.privacy is not None and self.max_physical_batch_size:

@@ -15,11 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from governance.train.dp import PrivacySettings, fix_module
+from governance.train.dp import PrivacySettings
 from governance.train.sample_weights import prepare_weights, weighted_criterion
-from governance.train.sampling import TensorRows
 from governance.train.trainer import Trainer
-from tests.train.clipping._engine import reference_contributions
+from tests.train.clipping._engine import private_run, reference_contributions
 from tests.train.clipping.test_generated_models import Recipe, build, recipes
 
 
@@ -28,27 +27,8 @@ def _weighted_contributions(
 ) -> tuple[torch.Tensor, str]:
     """Each row's contribution to the weighted clipped sum of the engine the Trainer picks."""
     n = int(x.shape[0])
-    privacy = PrivacySettings(target_epsilon=10.0, delta=1e-5, max_grad_norm=clip, grad_sample_mode=mode)
-    trainer = Trainer(
-        model=model,
-        train_data=TensorRows(x, y),
-        privacy=privacy,
-        epochs=1,
-        batch_size=n,
-        lr=1.0,
-        seed=0,
-        num_threads=None,
-        sample_weights=w.numpy(),
-    )
-    model, _ = fix_module(model)
-    trainer.model = model
-    optimizer = trainer._make_optimizer(model)
-    loader = trainer._make_loader(torch.Generator().manual_seed(0))
-    params = [p for p in model.parameters() if p.requires_grad]
-    made = trainer._make_private(
-        model, optimizer, loader, nn.CrossEntropyLoss(), torch.Generator().manual_seed(1), 0.0
-    )
-    dp_model, dp_opt, dp_criterion, proof = made[0], made[1], made[2], made[5]
+    trainer, model, run, params = private_run(model, x, y, clip=clip, mode=mode, sample_weights=w.numpy())
+    dp_model, dp_opt, dp_criterion, proof = run.model, run.optimizer, run.criterion, run.proof
     loss_fn = weighted_criterion(dp_criterion, engine=proof.engine, optimizer=dp_opt)
     weights = trainer.sample_weights
 

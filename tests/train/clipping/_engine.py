@@ -57,13 +57,18 @@ class Engine:
                 self.criterion.close()
 
 
-def make_engine(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, clip: float, mode: str = "auto"
-) -> Engine:
-    """The engine the Trainer would train ``model`` with on ``(x, y)`` (one batch of all rows)."""
+def private_run(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, clip: float, mode: str = "auto", **trainer: Any
+) -> tuple[Trainer, nn.Module, Any, list[torch.Tensor]]:
+    """The Trainer on ``(x, y)`` (one batch of all rows, σ = 0, SGD at lr 1; ``trainer``: more of its
+    settings) and the run its engine construction makes: (trainer, the fixed module, the run, the
+    parameters trainable before the engine was made)."""
+    from governance.train.dp import fix_module
+    from governance.train.trainer import _Plain
+
     n = int(x.shape[0])
     privacy = PrivacySettings(target_epsilon=10.0, delta=1e-5, max_grad_norm=clip, grad_sample_mode=mode)
-    trainer = Trainer(
+    made = Trainer(
         model=model,
         train_data=TensorRows(x, y),
         privacy=privacy,
@@ -72,19 +77,27 @@ def make_engine(
         lr=1.0,
         seed=0,
         num_threads=None,
+        **trainer,
     )
-    from governance.train.dp import fix_module
-
     model, _ = fix_module(model)
-    optimizer = trainer._make_optimizer(model)
-    loader = trainer._make_loader(torch.Generator().manual_seed(0))
-    trainer.model = model
-    params = [p for p in model.parameters() if p.requires_grad]
-    made = trainer._make_private(
-        model, optimizer, loader, nn.CrossEntropyLoss(), torch.Generator().manual_seed(1), 0.0
+    made.model = model
+    plain = _Plain(
+        model=model,
+        optimizer=made._make_optimizer(model),
+        loader=made._make_loader(torch.Generator().manual_seed(0)),
+        criterion=nn.CrossEntropyLoss(),
+        noise_gen=torch.Generator().manual_seed(1),
     )
-    dp_model, dp_opt, dp_criterion = made[0], made[1], made[2]
-    return Engine(trainer, model, dp_model, dp_opt, dp_criterion, made[5], n, params)
+    params: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
+    return made, model, made._make_private(plain, 0.0), params
+
+
+def make_engine(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, clip: float, mode: str = "auto"
+) -> Engine:
+    """The engine the Trainer would train ``model`` with on ``(x, y)`` (one batch of all rows)."""
+    trainer, model, run, params = private_run(model, x, y, clip=clip, mode=mode)
+    return Engine(trainer, model, run.model, run.optimizer, run.criterion, run.proof, int(x.shape[0]), params)
 
 
 def reference_contributions(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clip: float) -> torch.Tensor:
