@@ -833,11 +833,11 @@ def run_mitigation(
         # Like an audit folder: staged beside --out, swapped in whole, under the lock on --out.
         into = _reweigh_into if method == "reweigh" else _mitigate_into
         with output_folder(out, marks=AUDIT_MARKS, ours=ours) as staging:
-            outcome_paths = into(
-                spec,
-                staging,
-                started,
-                hashes,
+            job = _MitigationJob(
+                spec=spec,
+                out=staging,
+                started=started,
+                hashes=hashes,
                 method=method,
                 model_dir=model_dir,
                 device=device,
@@ -847,6 +847,7 @@ def run_mitigation(
                 factory=factory,
                 worker=worker,
             )
+            outcome_paths = into(job)
     finally:
         if worker is not None:
             worker.close()
@@ -855,22 +856,60 @@ def run_mitigation(
     return RunOutcome(results=results, check_report=None, paths=shown)
 
 
-def _mitigate_into(
-    spec: Spec,
-    out: Path,
-    started: str,
-    hashes: _HashCache,
-    *,
-    method: str,
-    model_dir: str | PathLike[str] | None,
-    device: str,
-    force: bool,
-    progress: bool,
-    report_formats: tuple[str, ...],
-    factory: str | None,
-    worker: Any = None,
-) -> tuple[Results, dict[str, Path]]:
-    """Everything ``run_mitigation`` writes, into the staging folder ``out``."""
+@dataclass(frozen=True)
+class _MitigationJob:
+    """One ``governance mitigate`` run, as each method's writer gets it: the spec, the staging
+    folder ``out``, and the command's settings."""
+
+    spec: Spec
+    out: Path
+    started: str
+    hashes: _HashCache
+    method: str
+    model_dir: str | PathLike[str] | None
+    device: str
+    force: bool
+    progress: bool
+    report_formats: tuple[str, ...]
+    factory: str | None
+    worker: Any = None
+
+    @property
+    def quiet(self) -> Spec:
+        """The spec without its audits: mitigation measures its own section only."""
+        return self.spec.model_copy(update={"audits": {}})
+
+    def prepare(self, model_dir: str | PathLike[str] | None) -> _Subject:
+        """The subject (data, model, predictions) as an audit of :attr:`quiet` prepares it."""
+        return _prepare(
+            self.quiet,
+            self.out,
+            model_dir=model_dir,
+            device=self.device,
+            force=self.force,
+            progress=self.progress,
+            factory=self.factory,
+        )
+
+    def results(self, subject: _Subject, section: Any) -> Results:
+        """The run's results: the one ``section``, about ``subject``."""
+        info = _run_info(self.spec, subject, self.started, command=f"mitigate --method {self.method}")
+        return Results.from_sections(info, [section], subject=_subject_info(self.spec, subject, self.hashes))
+
+    def finish(
+        self, results: Results, subject: _Subject, paths: dict[str, Path]
+    ) -> tuple[Results, dict[str, Path]]:
+        """results.json, the reports and the manifest (of ``subject``'s files too), beside ``paths``."""
+        paths["results"] = self.out / "results.json"
+        save_results(results, paths["results"])
+        paths.update(_write_reports(results, self.out, None, self.report_formats, self.worker))
+        paths["manifest"] = self.out / "manifest.json"
+        _write_manifest(paths["manifest"], self.spec, subject, paths, self.hashes, policy=None, waivers=None)
+        return results, paths
+
+
+def _mitigate_into(job: _MitigationJob) -> tuple[Results, dict[str, Path]]:
+    """Everything ``run_mitigation`` writes with the threshold method, into the staging folder."""
     import shutil
 
     import numpy as np
@@ -879,20 +918,12 @@ def _mitigate_into(
     from governance.mitigation.section import mitigation_section
     from governance.models.decision_rule import RULE_FILE
 
+    spec, out = job.spec, job.out
     m = spec.mitigation
     assert m is not None
-    quiet = spec.model_copy(update={"audits": {}})
-    with _progress(progress) as bar:
+    with _progress(job.progress) as bar:
         with bar.step("loading data"):
-            subject = _prepare(
-                quiet,
-                out,
-                model_dir=model_dir,
-                device=device,
-                force=force,
-                progress=progress,
-                factory=factory,
-            )
+            subject = job.prepare(job.model_dir)
         bundle = subject.bundle
         source = bundle.paths.get("eval") or spec.model.predictions or spec.source
         if m.attribute not in bundle.eval.columns:
@@ -906,9 +937,7 @@ def _mitigate_into(
                 outcome = mitigate_eval_predictions(m, pred, bundle, seed=spec.seed)
             except ValueError as exc:
                 raise InputError(source, m.attribute, str(exc)) from None
-    section = mitigation_section(outcome, method=method)
-    run = _run_info(spec, subject, started, command=f"mitigate --method {method}")
-    results = Results.from_sections(run, [section], subject=_subject_info(spec, subject, hashes))
+    results = job.results(subject, mitigation_section(outcome, method=job.method))
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     part = np.full(len(pred.y_true), ",held_out", dtype=object)
@@ -928,12 +957,7 @@ def _mitigate_into(
     else:
         paths["decision_rule"] = out / RULE_FILE
         atomic_write_text(paths["decision_rule"], rule_json)
-    paths["results"] = out / "results.json"
-    save_results(results, paths["results"])
-    paths.update(_write_reports(results, out, None, tuple(report_formats), worker))
-    paths["manifest"] = out / "manifest.json"
-    _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=None, waivers=None)
-    return results, paths
+    return job.finish(results, subject, paths)
 
 
 # -- reweighing (issue 16) ------------------------------------------------------------------------
@@ -966,21 +990,7 @@ def _check_reweighable(spec: Spec) -> None:
         raise InputError(spec.source, "task", ERR_REWEIGH_BINARY)
 
 
-def _reweigh_into(
-    spec: Spec,
-    out: Path,
-    started: str,
-    hashes: _HashCache,
-    *,
-    method: str,
-    model_dir: str | PathLike[str] | None,
-    device: str,
-    force: bool,
-    progress: bool,
-    report_formats: tuple[str, ...],
-    factory: str | None,
-    worker: Any = None,
-) -> tuple[Results, dict[str, Path]]:
+def _reweigh_into(job: _MitigationJob) -> tuple[Results, dict[str, Path]]:
     """Kamiran-Calders reweighing into the staging folder ``out``: the unweighted model (``s = 0``,
     or ``--model``), one retrained model per strength, the frontier, the chosen model as
     ``out/model``."""
@@ -992,12 +1002,14 @@ def _reweigh_into(
     from governance.models.artifacts import read_ledger
     from governance.models.handle import load_handle
 
+    spec, out, device, force, factory = job.spec, job.out, job.device, job.force, job.factory
     m = spec.mitigation
     assert m is not None
-    quiet = spec.model_copy(update={"audits": {}})
+    quiet = job.quiet
     target = out / "model"
     runs: list[dict[str, Any]] = []
-    with _progress(progress) as bar:
+    model_dir = job.model_dir
+    with _progress(job.progress) as bar:
         with bar.step("loading data"):
             bundle = load_bundle(quiet)
             if bundle.train is None:
@@ -1017,9 +1029,7 @@ def _reweigh_into(
             with bar.step("training the unweighted model"):
                 runs.append(_train_weighted(quiet, target, bundle, weights, 0.0, device, force, factory))
             model_dir = target
-        subject = _prepare(
-            quiet, out, model_dir=model_dir, device=device, force=force, progress=progress, factory=factory
-        )
+        subject = job.prepare(model_dir)
         if not runs:  # --model: the unweighted point is the given model
             runs.append({"strength": 0.0, "seconds": None, "train_seconds": None, "ledger": subject.ledger})
         candidates: dict[float, Any] = {}
@@ -1061,14 +1071,7 @@ def _reweigh_into(
         sweep_epsilon=sweep_epsilon,
         delta=delta,
     )
-    info = _run_info(spec, subject, started, command=f"mitigate --method {method}")
-    results = Results.from_sections(info, [section], subject=_subject_info(spec, subject, hashes))
-    paths: dict[str, Path] = {"model": target, "results": out / "results.json"}
-    save_results(results, paths["results"])
-    paths.update(_write_reports(results, out, None, tuple(report_formats), worker))
-    paths["manifest"] = out / "manifest.json"
-    _write_manifest(paths["manifest"], spec, subject, paths, hashes, policy=None, waivers=None)
-    return results, paths
+    return job.finish(job.results(subject, section), subject, {"model": target})
 
 
 def _strength_dir(strength: float) -> str:
