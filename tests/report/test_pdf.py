@@ -148,10 +148,14 @@ def test_the_pdf_does_not_depend_on_the_second_it_is_written(
     import weasyprint.pdf.fonts as weasyprint_fonts
     from fontTools.misc import timeTools
 
-    from governance.report.formats import get_format
+    from governance.report.formats import _font_subset, get_format
 
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    monkeypatch.setattr(weasyprint_fonts, "harfbuzz_subset", None)  # the fontTools path
+    # WeasyPrint's own fontTools path, as where neither uharfbuzz nor the system library is installed.
+    monkeypatch.setattr(_font_subset, "install", lambda: False)
+    own = getattr(weasyprint_fonts.Font.subset, "__wrapped__", weasyprint_fonts.Font.subset)
+    monkeypatch.setattr(weasyprint_fonts.Font, "subset", own)
+    monkeypatch.setattr(weasyprint_fonts, "harfbuzz_subset", None)
     subset = weasyprint_fonts.Font._fonttools_subset
     calls: list[int] = []
 

@@ -109,11 +109,12 @@ def html_to_pdf(
     # WeasyPrint logs a warning for every SVG or CSS property it does not support; the PDF is
     # right regardless, and a reviewer's terminal should not fill up.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    from governance.report.formats import _font_subset, _svg_text
     from governance.report.formats._font_dates import fixed_font_dates
     from governance.report.formats._late_images import late_images
-    from governance.report.formats._svg_text import install
 
-    install()
+    _svg_text.install()
+    _font_subset.install()
     # No base_url, and a fetcher that serves the report's own charts and refuses everything
     # else: the report is self-contained, so any other fetch would be a template bug or an
     # injected URL, and a PDF must not phone home.
