@@ -23,7 +23,15 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from governance.report._fork import fork, ignore_interrupts, stop
-from governance.report.formats.pdf import CHART_SCHEME, chart_images, chart_sizes, html_to_pdf, pdf_html
+from governance.report.formats.pdf import (
+    CHART_SCHEME,
+    PdfUnavailable,
+    chart_images,
+    chart_sizes,
+    html_to_pdf,
+    load_weasyprint,
+    pdf_html,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -140,8 +148,8 @@ def _lay_out(conn: Connection) -> None:
     """The child: WeasyPrint imported while the parent renders the page, then the layout, charts on demand."""
     ignore_interrupts()
     try:
-        with contextlib.suppress(ImportError, OSError):  # html_to_pdf raises the real error
-            import weasyprint  # noqa: F401
+        with contextlib.suppress(PdfUnavailable):  # html_to_pdf raises the real error
+            load_weasyprint()
         page = conn.recv() if conn.poll(TIMEOUT_S) else None
         if not isinstance(page, tuple) or len(page) != 3:
             raise _Abandoned("the page did not come")

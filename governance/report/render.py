@@ -288,6 +288,11 @@ def warm_up(formats: Sequence[str], template_dir: Path | None = None) -> None:
 
         with contextlib.suppress(Exception):
             warm_charts()
+    if "pdf" in formats:
+        from governance.report.formats.pdf import load_weasyprint
+
+        with contextlib.suppress(Exception):
+            load_weasyprint()
 
 
 def _serve(conn: Connection, formats: tuple[str, ...], template_dir: Path | None) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "chart_images",
     "chart_sizes",
     "html_to_pdf",
+    "load_weasyprint",
     "pdf_context",
     "pdf_html",
     "render_pdf",
@@ -102,10 +103,7 @@ def html_to_pdf(
     ``created`` (the report's generation time) dates the embedded fonts, so that the bytes do
     not depend on the second they are written (:mod:`._font_dates`).
     """
-    try:
-        import weasyprint
-    except (ImportError, OSError) as exc:  # OSError: pango missing, raised by cffi at import
-        raise PdfUnavailable(ERR_NO_WEASYPRINT.format(error=exc)) from exc
+    weasyprint = load_weasyprint()
     # WeasyPrint logs a warning for every SVG or CSS property it does not support; the PDF is
     # right regardless, and a reviewer's terminal should not fill up.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
@@ -126,6 +124,24 @@ def html_to_pdf(
         fetcher = chart_fetcher(layout_source or images)
         late: bytes = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
     return late
+
+
+def load_weasyprint() -> Any:
+    """The ``weasyprint`` module, imported with its C libraries found from one ``ldconfig``
+    listing (:mod:`._libraries`). Raises :class:`PdfUnavailable` where it cannot be loaded."""
+    import sys
+
+    loaded = sys.modules.get("weasyprint")
+    if loaded is not None:
+        return loaded
+    from governance.report.formats._libraries import one_library_listing
+
+    try:
+        with one_library_listing():
+            import weasyprint
+    except (ImportError, OSError) as exc:  # OSError: pango missing, raised by cffi at import
+        raise PdfUnavailable(ERR_NO_WEASYPRINT.format(error=exc)) from exc
+    return weasyprint
 
 
 def chart_sizes(ctx: ReportContext) -> dict[str, tuple[float, float]]:
